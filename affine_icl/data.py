@@ -1,0 +1,218 @@
+"""Affine-recurrence data (paper section 3.1), vectorised over the batch, on any device.
+
+A sequence of length ``L`` has terms ``a_0 .. a_L`` with ``a_n = c a_{n-1} + d``; the model reads
+``a_0 .. a_{L-1}`` and must output ``a_1 .. a_L``. ``a_0`` and ``d`` are vectors with entries
+uniform in ``init_range``; ``c`` is one scalar per sequence, uniform in ``c_range``. All terms and
+``d`` are then divided by ``m / U(norm_range)`` where ``m`` is the largest norm among the *inputs*
+``a_0 .. a_{L-1}``, so the largest input norm lies in ``norm_range`` and the recurrence still holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .config import DataConfig
+
+
+@dataclass
+class Batch:
+    """A batch of normalised sequences that all have the same length ``L``.
+
+    ``terms`` is ``[B, L+1, D]``; ``c`` is ``[B]``; ``d`` is ``[B, D]`` (normalised);
+    ``scale`` is the divisor applied to the raw sequence, ``[B]``.
+    """
+
+    terms: torch.Tensor
+    c: torch.Tensor
+    d: torch.Tensor
+    scale: torch.Tensor
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.terms[:, :-1]
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.terms[:, 1:]
+
+    @property
+    def length(self) -> int:
+        return self.terms.shape[1] - 1
+
+    def __len__(self) -> int:
+        return self.terms.shape[0]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.terms, self.c, self.d, self.scale)))
+
+
+def _uniform(shape, bounds, generator: torch.Generator, device) -> torch.Tensor:
+    lo, hi = bounds
+    return torch.rand(shape, generator=generator, device=device) * (hi - lo) + lo
+
+
+def sample_batch(
+    cfg: DataConfig,
+    batch_size: int,
+    length: int,
+    generator: torch.Generator,
+    *,
+    c: torch.Tensor | None = None,
+) -> Batch:
+    """Draw ``batch_size`` normalised sequences of ``length`` inputs on ``generator``'s device.
+
+    ``c`` may be given (shape ``[batch_size]``) to fix the linear coefficient, as the
+    example-sequence figure does; otherwise it is drawn from ``cfg.c_range``.
+    """
+    device = generator.device
+    dim = cfg.vector_dim
+    a0 = _uniform((batch_size, dim), cfg.init_range, generator, device)
+    d = _uniform((batch_size, dim), cfg.init_range, generator, device)
+    if c is None:
+        c = _uniform((batch_size,), cfg.c_range, generator, device)
+    c = c.to(device=device, dtype=a0.dtype)
+    terms = [a0]
+    for _ in range(length):
+        terms.append(c[:, None] * terms[-1] + d)
+    raw = torch.stack(terms, dim=1)  # [B, L+1, D]
+    max_norm = raw[:, :length].norm(dim=-1).amax(dim=1)  # over the inputs a_0..a_{L-1}
+    target_norm = _uniform((batch_size,), cfg.norm_range, generator, device)
+    scale = max_norm / target_norm
+    return Batch(terms=raw / scale[:, None, None], c=c, d=d / scale[:, None], scale=scale)
+
+
+def sample_length(cfg: DataConfig, generator: torch.Generator) -> int:
+    """One sequence length, uniform over ``cfg.length_range`` (inclusive).
+
+    ``generator`` must be a CPU generator: the length picks tensor shapes, so drawing it on the
+    host avoids a device synchronisation per step.
+    """
+    lo, hi = cfg.length_range
+    return int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
+
+
+def lengths(cfg: DataConfig) -> range:
+    lo, hi = cfg.length_range
+    return range(lo, hi + 1)
+
+
+# --------------------------------------------------------------------------- evaluation population
+
+VECTOR = pa.float32()
+
+
+def _vector_type(dim: int) -> pa.DataType:
+    return pa.list_(VECTOR, dim)
+
+
+def population_table(cfg: DataConfig, per_length: int | None = None) -> pa.Table:
+    """The fixed evaluation population: ``per_length`` sequences of every length, seeded.
+
+    One row per sequence: ``sample`` (global id), ``length``, ``c``, ``scale``, ``d`` (a fixed
+    size float32 list) and ``terms`` (a list of ``length + 1`` vectors ``a_0 .. a_L``).
+    """
+    per_length = per_length or cfg.eval_per_length
+    generator = torch.Generator().manual_seed(cfg.eval_seed)
+    vec = _vector_type(cfg.vector_dim)
+    columns: dict[str, list] = {k: [] for k in ("length", "c", "scale", "d", "terms")}
+    for length in lengths(cfg):
+        batch = sample_batch(cfg, per_length, length, generator)
+        columns["length"].append(pa.array(np.full(per_length, length, np.int32)))
+        columns["c"].append(pa.array(batch.c.numpy().astype(np.float32)))
+        columns["scale"].append(pa.array(batch.scale.numpy().astype(np.float32)))
+        columns["d"].append(_fixed_lists(batch.d.numpy(), vec))
+        terms = batch.terms.numpy().astype(np.float32)  # [n, L+1, D]
+        inner = _fixed_lists(terms.reshape(-1, cfg.vector_dim), vec)
+        offsets = pa.array(np.arange(per_length + 1, dtype=np.int32) * (length + 1))
+        columns["terms"].append(pa.ListArray.from_arrays(offsets, inner))
+    arrays = {k: pa.concat_arrays(v) for k, v in columns.items()}
+    n = len(arrays["length"])
+    return pa.table({"sample": pa.array(np.arange(n, dtype=np.int64)), **arrays})
+
+
+def _fixed_lists(matrix: np.ndarray, vec_type: pa.DataType) -> pa.FixedSizeListArray:
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, type=vec_type)
+
+
+def batches_from_table(table: pa.Table, per_length: int | None = None) -> dict[int, Batch]:
+    """Group a population table back into one :class:`Batch` per length (CPU, float32).
+
+    ``per_length`` keeps only the first that many sequences of each length.
+    """
+    out: dict[int, Batch] = {}
+    length_col = table.column("length").to_numpy()
+    for length in np.unique(length_col):
+        rows = np.flatnonzero(length_col == length)
+        if per_length is not None:
+            rows = rows[:per_length]
+        sub = table.take(pa.array(rows))
+        dim = sub.schema.field("d").type.list_size
+        terms = sub.column("terms").combine_chunks().flatten().flatten().to_numpy()
+        d = sub.column("d").combine_chunks().flatten().to_numpy()
+        out[int(length)] = Batch(
+            terms=torch.from_numpy(terms.reshape(len(rows), int(length) + 1, dim).copy()),
+            c=torch.from_numpy(sub.column("c").to_numpy().copy()),
+            d=torch.from_numpy(d.reshape(len(rows), dim).copy()),
+            scale=torch.from_numpy(sub.column("scale").to_numpy().copy()),
+        )
+    return out
+
+
+def write_parquet(table: pa.Table, path: Path | str, metadata: dict[str, str] | None = None):
+    """Write ``table`` with zstd compression, adding ``metadata`` to the schema metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+        table = table.replace_schema_metadata(merged)
+    pq.write_table(table, path, compression="zstd")
+
+
+def read_population(path: Path | str, per_length: int | None = None) -> dict[int, Batch]:
+    return batches_from_table(pq.read_table(path), per_length)
+
+
+# --------------------------------------------------------------------------- example sequences
+
+#: The three regimes of Figure 1, as (name, c interval).
+SEQUENCE_TYPES: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("oscillating (c < 0)", (-2.0, 0.0)),
+    ("decaying (0 < c < 1)", (0.0, 1.0)),
+    ("growing (c > 1)", (1.0, 2.0)),
+)
+
+
+def example_sequences(cfg: DataConfig, length: int | None = None) -> pa.Table:
+    """One example sequence per regime of Figure 1, in long form.
+
+    Each c is drawn uniformly from the regime's interval intersected with ``cfg.c_range``;
+    a regime the configured range excludes is skipped. Columns: ``sequence_type``, ``c``,
+    ``n`` (term index), ``dim`` and ``value``.
+    """
+    length = length or cfg.length_range[1]
+    generator = torch.Generator().manual_seed(cfg.eval_seed + 1)
+    frames = []
+    for name, (lo, hi) in SEQUENCE_TYPES:
+        lo, hi = max(lo, cfg.c_range[0]), min(hi, cfg.c_range[1])
+        if lo >= hi:
+            continue
+        c = torch.rand(1, generator=generator) * (hi - lo) + lo
+        terms = sample_batch(cfg, 1, length, generator, c=c).terms[0].numpy()  # [L+1, D]
+        n, dim = np.meshgrid(np.arange(terms.shape[0]), np.arange(terms.shape[1]), indexing="ij")
+        frames.append(
+            {
+                "sequence_type": np.full(terms.size, name),
+                "c": np.full(terms.size, float(c), np.float32),
+                "n": n.ravel().astype(np.int32),
+                "dim": dim.ravel().astype(np.int32),
+                "value": terms.ravel().astype(np.float32),
+            }
+        )
+    return pa.table({k: np.concatenate([f[k] for f in frames]) for k in frames[0]})
+

@@ -1,0 +1,320 @@
+"""The vector-input GPT of appendix A.1, built on TransformerLens 4's hooking machinery.
+
+The authors' TransformerLens 2.x fork changed only the embedding (``vecs @ W_E``, no bias) and
+kept learned absolute positions, pre-LayerNorm blocks, a ReLU MLP and a linear unembed with bias.
+TransformerLens 4 removed ``HookedTransformer``; this module rebuilds that network as a
+``HookedRootModule`` whose parameter names, shapes and hook names are TransformerLens' own, so
+``run_with_cache``, ``run_with_hooks``, ``ActivationCache``, ``FactoredMatrix`` and
+``ProcessWeights`` work on it unchanged.
+
+Shapes follow TransformerLens: ``W_Q/W_K/W_V`` ``[n_heads, d_model, d_head]``, ``W_O``
+``[n_heads, d_head, d_model]``, ``W_E`` ``[d_vocab, d_model]``, ``W_U`` ``[d_model, d_vocab]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.weight_processing import ProcessWeights
+
+from .config import ModelConfig
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+class LayerNorm(nn.Module):
+    """TransformerLens ``LayerNorm`` (``normalization_type="LN"``) or ``LNPre`` (no w, b)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        self.has_params = cfg.normalization_type == "LN"
+        if self.has_params:
+            self.w = nn.Parameter(torch.ones(cfg.d_model))
+            self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        x = x / scale
+        if self.has_params:
+            x = x * self.w + self.b
+        return self.hook_normalized(x)
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with TransformerLens weights and hooks.
+
+    With ``fused=True`` the scores, softmax and mixing run as one
+    ``scaled_dot_product_attention`` call (same maths); ``hook_attn_scores``, ``hook_pattern``
+    and ``hook_result`` then do not fire. The hooked path is the reference for every analysis.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        h, m, d = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.W_Q = nn.Parameter(torch.empty(h, m, d))
+        self.W_K = nn.Parameter(torch.empty(h, m, d))
+        self.W_V = nn.Parameter(torch.empty(h, m, d))
+        self.W_O = nn.Parameter(torch.empty(h, d, m))
+        self.b_Q = nn.Parameter(torch.zeros(h, d))
+        self.b_K = nn.Parameter(torch.zeros(h, d))
+        self.b_V = nn.Parameter(torch.zeros(h, d))
+        self.b_O = nn.Parameter(torch.zeros(m))
+        self.attn_scale = math.sqrt(d)
+        self.register_buffer(
+            "mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), persistent=False
+        )
+        self.fused = False
+        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = HookPoint()
+        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_result = HookPoint()  # [batch, pos, head, d_model]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.hook_q(torch.einsum("bpm,hmd->bphd", x, self.W_Q) + self.b_Q)
+        k = self.hook_k(torch.einsum("bpm,hmd->bphd", x, self.W_K) + self.b_K)
+        v = self.hook_v(torch.einsum("bpm,hmd->bphd", x, self.W_V) + self.b_V)
+        if self.fused:
+            z = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+            ).transpose(1, 2)
+            z = self.hook_z(z)
+            return torch.einsum("bphd,hdm->bpm", z, self.W_O) + self.b_O
+        n = x.shape[1]
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / self.attn_scale
+        scores = scores.masked_fill(~self.mask[:n, :n], float("-inf"))
+        pattern = self.hook_pattern(torch.softmax(self.hook_attn_scores(scores), dim=-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        result = self.hook_result(torch.einsum("bphd,hdm->bphm", z, self.W_O))
+        return result.sum(dim=-2) + self.b_O
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.act = ACTIVATIONS[cfg.act_fn]
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        return self.hook_post(self.act(pre)) @ self.W_out + self.b_out
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid))))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+
+
+class Embed(nn.Module):
+    """The fork's embedding: ``vecs @ W_E`` with no bias."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
+
+    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+        return vecs @ self.W_E
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
+
+    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+        return self.W_pos[: vecs.shape[1]].expand(vecs.shape[0], -1, -1)
+
+
+class Unembed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
+        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.W_U + self.b_U
+
+
+class VectorTransformer(HookedRootModule):
+    """GPT-style transformer mapping ``[batch, pos, d_vocab]`` vectors to the same shape."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()
+        self.pos_embed = PosEmbed(cfg)
+        self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.ln_final = LayerNorm(cfg)
+        self.unembed = Unembed(cfg)
+        self.setup()
+
+    def init_weights(self, generator: torch.Generator) -> "VectorTransformer":
+        """TransformerLens' GPT-2 initialisation: N(0, 0.8/sqrt(d_model)) weights, zero biases."""
+        std = 0.8 / math.sqrt(self.cfg.d_model)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if re.search(r"(^|\.)W_", name):
+                    param.copy_(torch.randn(param.shape, generator=generator) * std)
+                elif name.endswith(".w"):
+                    param.fill_(1.0)
+                else:
+                    param.zero_()
+        return self
+
+    def set_fused_attention(self, fused: bool) -> "VectorTransformer":
+        for block in self.blocks:
+            block.attn.fused = fused
+        return self
+
+    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+        if vecs.ndim != 3 or vecs.shape[-1] != self.cfg.d_vocab:
+            raise ValueError(
+                f"expected input of shape [batch, pos, {self.cfg.d_vocab}], got {tuple(vecs.shape)}"
+            )
+        if vecs.shape[1] > self.cfg.n_ctx:
+            raise ValueError(
+                f"sequence of {vecs.shape[1]} positions exceeds the context window n_ctx={self.cfg.n_ctx}"
+            )
+        resid = self.hook_embed(self.embed(vecs)) + self.hook_pos_embed(self.pos_embed(vecs))
+        for block in self.blocks:
+            resid = block(resid)
+        return self.unembed(self.ln_final(resid))
+
+    # TransformerLens-style accessors used by ActivationCache and circuit analyses.
+    @property
+    def W_U(self) -> torch.Tensor:
+        return self.unembed.W_U
+
+    @property
+    def b_U(self) -> torch.Tensor:
+        return self.unembed.b_U
+
+    @property
+    def W_E(self) -> torch.Tensor:
+        return self.embed.W_E
+
+    @property
+    def W_pos(self) -> torch.Tensor:
+        return self.pos_embed.W_pos
+
+    def _stack(self, name: str) -> torch.Tensor:
+        return torch.stack([getattr(b.attn, name) for b in self.blocks])
+
+    @property
+    def W_Q(self) -> torch.Tensor:
+        return self._stack("W_Q")
+
+    @property
+    def W_K(self) -> torch.Tensor:
+        return self._stack("W_K")
+
+    @property
+    def W_V(self) -> torch.Tensor:
+        return self._stack("W_V")
+
+    @property
+    def W_O(self) -> torch.Tensor:
+        return self._stack("W_O")
+
+    @property
+    def device(self) -> torch.device:
+        return self.unembed.W_U.device
+
+
+def fold_weights(model: VectorTransformer) -> VectorTransformer:
+    """A copy of ``model`` with LayerNorm weights and value biases folded in.
+
+    Uses TransformerLens' ``ProcessWeights.process_weights`` (``fold_ln``, centred writing
+    weights, ``fold_value_biases``; never ``center_unembed``, which assumes a softmax output).
+    The copy has parameter-free LayerNorms (``LNPre``), so the trained LN weights are applied
+    exactly once. Outputs agree with ``model`` to float precision.
+    """
+    if model.cfg.normalization_type != "LN":
+        raise ValueError("fold_weights expects an unfolded model (normalization_type='LN')")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    processed = ProcessWeights.process_weights(
+        state,
+        model.cfg,
+        fold_ln=True,
+        center_writing_weights=True,
+        center_unembed=False,
+        fold_value_biases=True,
+    )
+    processed = {k: v for k, v in processed.items() if not re.search(r"ln(1|2|_final)\.(w|b)$", k)}
+    folded = VectorTransformer(replace(model.cfg, normalization_type="LNPre")).to(model.device)
+    folded.load_state_dict(processed, strict=True)
+    return folded.eval()
+
+
+# --------------------------------------------------------------------------- weights on disk
+
+def save_weights(model: VectorTransformer, path: Path | str, extra: dict[str, str] | None = None):
+    """Write the weights as safetensors with the model config (JSON) in the metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"model_config": json.dumps(asdict(model.cfg)), **(extra or {})}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTransformer:
+    """Load weights written by :func:`save_weights` (safetensors only, never pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist; run the train rule first")
+    try:
+        meta = read_metadata(path)
+        cfg = ModelConfig(**{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in json.loads(meta["model_config"]).items()
+        })
+        state = load_file(str(path), device=str(device))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+        raise ValueError(f"cannot read weights file {path}: {exc}") from exc
+    model = VectorTransformer(cfg).to(device)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

@@ -1,0 +1,11 @@
+"""Rule fig01_sequence_types: Figure 1 and the table behind it."""
+import pandas as pd
+
+from affine_icl.figures import plot_sequence_types, save_figure, sequence_types_table
+from affine_icl.rules import rule_log
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_log(sm.log[0]):
+    table = sequence_types_table(pd.read_parquet(sm.input.examples), sm.params.dims_shown)
+    table.to_csv(sm.output.table, index=False)
+    save_figure(plot_sequence_types(table), sm.output.png)

@@ -1,0 +1,11 @@
+"""Rule fig02_loss_curve: Figure 2 and the table behind it."""
+import pandas as pd
+
+from affine_icl.figures import loss_curve_table, plot_loss_curve, save_figure
+from affine_icl.rules import rule_log
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_log(sm.log[0]):
+    table = loss_curve_table(pd.read_parquet(sm.input.log))
+    table.to_csv(sm.output.table, index=False)
+    save_figure(plot_loss_curve(table, sm.params.paper_mse), sm.output.png)
