@@ -195,13 +195,13 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
     Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow.
     """
     import jsonschema
-    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
         validate(config, str(schema_path))
-    except WorkflowError as exc:
-        causes = [a for a in exc.args if isinstance(a, jsonschema.ValidationError)]
+    except Exception as exc:  # snakemake wraps the jsonschema error in a WorkflowError
+        chain = [*exc.args, exc.__cause__, exc.__context__]
+        causes = [a for a in chain if isinstance(a, jsonschema.ValidationError)]
         if not causes:
             raise
         best = jsonschema.exceptions.best_match([causes[0], *causes[0].context])

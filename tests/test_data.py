@@ -1,0 +1,100 @@
+"""The affine-recurrence sampler of section 3.1 and the Parquet population built from it."""
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from affine_icl.config import DataConfig
+from affine_icl.data import (
+    SEQUENCE_TYPES,
+    example_sequences,
+    population_table,
+    read_population,
+    sample_batch,
+    sample_length,
+    write_parquet,
+)
+
+CFG = DataConfig()
+
+
+@pytest.fixture(scope="module")
+def batches():
+    gen = torch.Generator().manual_seed(0)
+    return [sample_batch(CFG, 2000, length, gen) for length in (3, 8, 14)]
+
+
+def test_shapes_and_inputs_targets(batches):
+    for batch in batches:
+        L = batch.length
+        assert batch.terms.shape == (2000, L + 1, 40)
+        assert batch.inputs.shape == batch.targets.shape == (2000, L, 40)
+        assert torch.equal(batch.inputs[:, 1:], batch.targets[:, :-1])
+
+
+def test_max_input_norm_lies_in_norm_range(batches):
+    for batch in batches:
+        max_norm = batch.inputs.norm(dim=-1).amax(dim=1)
+        assert max_norm.min() >= 1.0 - 1e-5 and max_norm.max() <= 2.0 + 1e-5
+        # spread over the whole range, not a constant
+        assert max_norm.min() < 1.05 and max_norm.max() > 1.95
+
+
+def test_raw_draws_lie_in_paper_ranges(batches):
+    for batch in batches:
+        raw_a0 = batch.terms[:, 0] * batch.scale[:, None]
+        raw_d = batch.d * batch.scale[:, None]
+        for raw in (raw_a0, raw_d):
+            assert raw.min() >= -2 - 1e-4 and raw.max() <= 2 + 1e-4
+            assert raw.min() < -1.9 and raw.max() > 1.9
+        assert batch.c.min() >= -2 and batch.c.max() <= 2
+        assert batch.c.min() < -1.9 and batch.c.max() > 1.9
+
+
+def test_recurrence_holds_after_normalisation(batches):
+    for batch in batches:
+        predicted = batch.c[:, None, None] * batch.terms[:, :-1] + batch.d[:, None]
+        scale = batch.terms[:, 1:].abs().amax() + 1
+        assert torch.allclose(predicted, batch.terms[:, 1:], atol=1e-5 * scale, rtol=1e-5)
+
+
+def test_lengths_uniform_over_range():
+    gen = torch.Generator().manual_seed(1)
+    drawn = np.array([sample_length(CFG, gen) for _ in range(6000)])
+    values, counts = np.unique(drawn, return_counts=True)
+    assert list(values) == list(range(3, 15))
+    assert counts.min() > 6000 / 12 * 0.8
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a = sample_batch(CFG, 4, 5, torch.Generator().manual_seed(9)).terms
+    b = sample_batch(CFG, 4, 5, torch.Generator().manual_seed(9)).terms
+    c = sample_batch(CFG, 4, 5, torch.Generator().manual_seed(10)).terms
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_population_round_trips_through_parquet(tmp_path):
+    cfg = DataConfig(vector_dim=5, length_range=(3, 6), eval_per_length=7)
+    table = population_table(cfg)
+    assert table.num_rows == 4 * 7
+    assert table.schema.field("d").type.list_size == 5
+    path = tmp_path / "pop.parquet"
+    write_parquet(table, path, {"note": "x"})
+    assert pq.read_schema(path).metadata[b"note"] == b"x"
+    batches = read_population(path)
+    assert sorted(batches) == [3, 4, 5, 6]
+    for length, batch in batches.items():
+        assert batch.terms.shape == (7, length + 1, 5)
+        predicted = batch.c[:, None, None] * batch.terms[:, :-1] + batch.d[:, None]
+        assert torch.allclose(predicted, batch.terms[:, 1:], atol=1e-4)
+    assert population_table(cfg).equals(table)  # seeded: identical on every call
+    assert read_population(path, per_length=2)[4].terms.shape[0] == 2
+
+
+def test_example_sequences_cover_the_three_regimes():
+    table = example_sequences(CFG).to_pandas()
+    per_type = table.groupby("sequence_type")["c"].first()
+    assert len(per_type) == len(SEQUENCE_TYPES)
+    for name, (lo, hi) in SEQUENCE_TYPES:
+        assert lo <= per_type[name] <= hi
+    assert len(table) == 3 * 15 * 40

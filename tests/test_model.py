@@ -1,0 +1,151 @@
+"""The vector-input GPT and the TransformerLens 4 tools it must support."""
+import pytest
+import torch
+from transformer_lens import ActivationCache, FactoredMatrix
+
+from affine_icl.model import VectorTransformer, fold_weights, load_model, save_weights
+
+
+def random_model(cfg, seed=0):
+    """A model whose LayerNorm weights/biases and all biases are random, not fresh."""
+    gen = torch.Generator().manual_seed(seed)
+    model = VectorTransformer(cfg).init_weights(gen)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".w"):
+                p.copy_(1 + 0.5 * torch.randn(p.shape, generator=gen))
+            elif not name.split(".")[-1].startswith("W_"):
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+@pytest.fixture
+def model(tiny_model_cfg):
+    return random_model(tiny_model_cfg)
+
+
+@pytest.fixture
+def x(tiny_model_cfg):
+    return torch.randn(3, 9, tiny_model_cfg.d_vocab, generator=torch.Generator().manual_seed(1))
+
+
+def test_output_shape_and_hook_names(model, x, tiny_model_cfg):
+    out, cache = model.run_with_cache(x)
+    assert out.shape == x.shape
+    h, p, m = tiny_model_cfg.n_heads, x.shape[1], tiny_model_cfg.d_model
+    assert cache["blocks.0.attn.hook_pattern"].shape == (3, h, p, p)
+    assert cache["blocks.1.attn.hook_z"].shape == (3, p, h, tiny_model_cfg.d_head)
+    assert cache["blocks.2.attn.hook_result"].shape == (3, p, h, m)
+    assert cache["blocks.2.hook_resid_post"].shape == (3, p, m)
+    assert cache["ln_final.hook_scale"].shape == (3, p, 1)
+    assert cache["blocks.0.mlp.hook_post"].shape == (3, p, tiny_model_cfg.d_mlp)
+    assert set(model.state_dict()) >= {"embed.W_E", "pos_embed.W_pos", "unembed.W_U",
+                                       "blocks.0.attn.W_Q", "blocks.0.ln1.w", "blocks.0.mlp.W_in"}
+    assert model.blocks[0].attn.W_Q.shape == (h, m, tiny_model_cfg.d_head)
+    assert model.blocks[0].attn.W_O.shape == (h, tiny_model_cfg.d_head, m)
+
+
+def test_bad_input_shapes_are_named(model, tiny_model_cfg):
+    with pytest.raises(ValueError, match="exceeds the context window n_ctx=16"):
+        model(torch.zeros(1, 17, tiny_model_cfg.d_vocab))
+    with pytest.raises(ValueError, match=r"expected input of shape \[batch, pos, 6\]"):
+        model(torch.zeros(1, 4, 5))
+
+
+def test_causal_masking(model, x):
+    """Changing the input at position k changes no output before k, and does change k."""
+    base = model(x)
+    for k in (0, 4, 8):
+        changed = x.clone()
+        changed[:, k] += 5.0
+        out = model(changed)
+        assert torch.equal(out[:, :k], base[:, :k])
+        assert not torch.allclose(out[:, k], base[:, k])
+    pattern = model.run_with_cache(x)[1]["blocks.1.attn.hook_pattern"]
+    assert torch.all(pattern.triu(diagonal=1) == 0)
+    assert torch.allclose(pattern.sum(-1), torch.ones(()))
+
+
+def test_fused_attention_matches_hooked_path(model, x):
+    hooked = model(x)
+    fused = model.set_fused_attention(True)(x)
+    model.set_fused_attention(False)
+    assert (hooked - fused).abs().max() < 1e-5
+
+
+def test_run_with_hooks_can_ablate(model, x):
+    """Zeroing layer 1's hook_z equals zeroing its W_O (known by construction)."""
+    ablated = model.run_with_hooks(
+        x, fwd_hooks=[("blocks.1.attn.hook_z", lambda z, hook: torch.zeros_like(z))]
+    )
+    with torch.no_grad():
+        model.blocks[1].attn.W_O.zero_()
+    assert torch.allclose(ablated, model(x), atol=1e-6)
+    assert not model.blocks[1].attn.hook_z.fwd_hooks  # hooks removed afterwards
+
+
+def test_activation_cache_decompositions(model, x):
+    _, raw = model.run_with_cache(x)
+    cache = ActivationCache(raw, model)
+    resid, labels = cache.decompose_resid(return_labels=True)
+    assert labels == ["embed", "pos_embed", "0_attn_out", "0_mlp_out", "1_attn_out",
+                      "1_mlp_out", "2_attn_out", "2_mlp_out"]
+    assert torch.allclose(resid.sum(0), cache["blocks.2.hook_resid_post"], atol=1e-5)
+    heads, head_labels = cache.stack_head_results(layer=1, return_labels=True)
+    assert head_labels[:2] == ["L0H0", "L0H1"] and heads.shape[0] == 4
+    b_O = model.blocks[0].attn.b_O
+    assert torch.allclose(heads.sum(0) + b_O, cache["blocks.0.hook_attn_out"], atol=1e-5)
+    normed = cache.apply_ln_to_stack(resid)
+    assert normed.shape == resid.shape
+    x_final = cache["blocks.2.hook_resid_post"]
+    expected = (x_final - x_final.mean(-1, keepdim=True)) / cache["ln_final.hook_scale"]
+    assert torch.allclose(normed.sum(0), expected, atol=1e-4)
+
+
+def test_folding_preserves_outputs_with_random_layernorm(model, x):
+    folded = fold_weights(model)
+    assert folded.cfg.normalization_type == "LNPre"
+    assert not any(".ln" in k or k.startswith("ln_final") for k in folded.state_dict())
+    assert (folded(x) - model(x)).abs().max() < 1e-4
+    # value biases folded into b_O
+    assert torch.all(folded.blocks[0].attn.b_V == 0)
+    # after folding, the direct path is exact: sum of LN-applied components @ W_U + b_U = output
+    out, raw = folded.run_with_cache(x)
+    cache = ActivationCache(raw, folded)
+    resid = cache.decompose_resid()
+    direct = cache.apply_ln_to_stack(resid).sum(0) @ folded.W_U + folded.b_U
+    assert torch.allclose(direct, out, atol=1e-4)
+
+
+def test_folding_into_a_model_that_keeps_ln_weights_would_be_wrong(model, x):
+    """Guards the design note: folded weights must go into parameter-free LayerNorms."""
+    folded = fold_weights(model)
+    state = {**model.state_dict(), **folded.state_dict()}
+    double = VectorTransformer(model.cfg)
+    double.load_state_dict(state)
+    assert (double(x) - model(x)).abs().max() > 1e-2
+
+
+def test_factored_matrix_eigenvalues_of_minus_identity_ov(tiny_model_cfg):
+    """An OV circuit set to minus identity on a d_head subspace has eigenvalues -1."""
+    model = VectorTransformer(tiny_model_cfg).init_weights(torch.Generator().manual_seed(0))
+    d, m = tiny_model_cfg.d_head, tiny_model_cfg.d_model
+    with torch.no_grad():
+        model.blocks[2].attn.W_V[0] = torch.eye(m)[:, :d]
+        model.blocks[2].attn.W_O[0] = -torch.eye(m)[:d]
+    ov = FactoredMatrix(model.blocks[2].attn.W_V[0], model.blocks[2].attn.W_O[0])
+    eig = ov.eigenvalues
+    assert torch.allclose(eig.real, -torch.ones(d)) and torch.allclose(eig.imag, torch.zeros(d))
+    assert ov.AB.shape == (m, m)
+
+
+def test_weights_round_trip_through_safetensors(model, x, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_weights(model, path, extra={"config_hash": "abc"})
+    loaded = load_model(path)
+    assert torch.equal(loaded(x), model(x))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.safetensors")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot read weights file"):
+        load_model(path)
