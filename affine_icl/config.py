@@ -182,6 +182,30 @@ def check_consistency(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"train.{key}: {train[key]} must be a multiple of train.log_every {train['log_every']}"
             )
+    analysis = config.get("analysis") or {}
+    if analysis:
+        length = analysis["population_length"]
+        if not lo <= length <= hi:
+            raise ConfigError(
+                f"analysis.population_length: {length} is outside data.length_range [{lo}, {hi}]"
+            )
+        if analysis["population_size"] > data["eval_per_length"]:
+            raise ConfigError(
+                f"analysis.population_size: {analysis['population_size']} exceeds "
+                f"data.eval_per_length {data['eval_per_length']}"
+            )
+        too_big = [d for d in analysis["residual_dims"] if d >= data["vector_dim"]]
+        if too_big:
+            raise ConfigError(
+                f"analysis.residual_dims: {too_big[0]} is not below data.vector_dim {data['vector_dim']}"
+            )
+    if config.get("claims") is not None:
+        from .claims import CLAIMS
+
+        known = {c.id for c in CLAIMS}
+        unknown = sorted(set(config["claims"]) - known)
+        if unknown:
+            raise ConfigError(f"claims: unknown claim id {unknown[0]!r}")
     if train["eval_per_length"] > data["eval_per_length"]:
         raise ConfigError(
             f"train.eval_per_length: {train['eval_per_length']} exceeds the evaluation "

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -86,3 +87,175 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float) -> plt.Figure:
 def save_figure(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- helpers for section 4
+
+def _heatmap(ax, matrix, title, xlabel, ylabel, center=0.0, annotate=False, cmap="RdBu_r", **kw):
+    sns.heatmap(matrix, ax=ax, center=center, cmap=cmap, annot=annotate,
+                fmt=".2f" if annotate else "", cbar=True, square=False, **kw)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
+    """One heatmap per head: rows are query (destination) positions, columns key (source)."""
+    heads = sorted(table["head"].unique())
+    cols = min(4, len(heads))
+    rows = -(-len(heads) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+    for ax, head in zip(axes.flat, heads):
+        sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
+        sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
+        ax.set_title(f"layer {table['layer'].iloc[0]} head {head}", fontsize=10)
+        ax.set_xlabel("key (source) position")
+        ax.set_ylabel("query (destination) position")
+    for ax in list(axes.flat)[len(heads):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_component_attribution(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Heatmaps of mean direct attribution, component by position, one panel per variant."""
+    variants = list(dict.fromkeys(table["variant"]))
+    order = list(dict.fromkeys(table["component"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 0.28 * len(order) + 2.5),
+                             squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        sub = table[table["variant"] == variant].pivot(index="component", columns="position",
+                                                       values="attribution").loc[order]
+        _heatmap(ax, sub, f"<ln_final(output) W_U, {variant.replace('target', 'a_(m+1)').replace('input', 'a_m')}>",
+                 "position m", "component")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ov_regression(points: pd.DataFrame, regressions: pd.DataFrame, title: str,
+                       paper: dict[str, float]) -> plt.Figure:
+    """Left: (x_d, (x OV)_d) for one vector with its fitted line. Right: distribution of the
+    per-vector R^2 (and slope) over the population, residual vs random vectors."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    ax = axes[0]
+    source, vector = points["source"].iloc[0], points["vector"].iloc[0]
+    fit = regressions[(regressions["source"] == source) & (regressions["vector"] == vector)].iloc[0]
+    ax.scatter(points["x"], points["ov_x"], s=10, alpha=0.7)
+    xs = np.linspace(points["x"].min(), points["x"].max(), 2)
+    ax.plot(xs, fit["slope"] * xs + fit["intercept"], color="C3",
+            label=f"fit: slope {fit['slope']:.2f}, intercept {fit['intercept']:.2f}, R² {fit['r2']:.2f}")
+    ax.set_xlabel("x_d (residual entering layer 0, after LN)" if source == "residual"
+                  else "x_d (random vector, matched norm)")
+    ax.set_ylabel("(x OV)_d, OV summed over layer-0 heads")
+    ax.set_title(f"one {source} vector (#{vector}), each dot a component d")
+    ax.legend(fontsize=8)
+    sns.histplot(data=regressions, x="r2", hue="source", ax=axes[1], stat="density",
+                 common_norm=False, bins=40, element="step")
+    for name, value in paper.items():
+        if name.startswith("r2"):
+            axes[1].axvline(value, linestyle="--", color="k" if "random" not in name else "grey")
+    axes[1].set_title("per-vector R² (dashed: paper's means)")
+    axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
+    sns.histplot(data=regressions, x="slope", hue="source", ax=axes[2], stat="density",
+                 common_norm=False, bins=40, element="step")
+    if "slope_low" in paper:
+        axes[2].axvspan(paper["slope_low"], paper["slope_high"], color="k", alpha=0.1,
+                        label="paper's slope range")
+        axes[2].legend(fontsize=8)
+    axes[2].set_title("per-vector slope")
+    axes[2].set_xlabel("fitted slope")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_matrices(table: pd.DataFrame, title: str, xlabel: str = "output dimension",
+                  ylabel: str = "input dimension") -> plt.Figure:
+    """One diverging heatmap per matrix in the table (centred at 0)."""
+    names = list(dict.fromkeys(table["matrix"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 5.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        sub = table[table["matrix"] == name].pivot(index="row", columns="col", values="value")
+        lim = float(np.nanpercentile(np.abs(sub.values), 99.5)) or 1.0
+        _heatmap(ax, sub, name, xlabel, ylabel, vmin=-lim, vmax=lim,
+                 xticklabels=False, yticklabels=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_share_outside(table: pd.DataFrame, paper_share: float) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sns.histplot(table["share_outside"], bins=50, ax=ax, stat="density")
+    mean = table["share_outside"].mean()
+    ax.axvline(mean, color="C3", label=f"this run: mean {mean:.1%}")
+    ax.axvline(paper_share, color="k", linestyle="--", label=f"paper: {paper_share:.2%}")
+    chance = table["chance_share"].iloc[0]
+    ax.axvline(chance, color="grey", linestyle=":",
+               label=f"a random direction: {chance:.1%} (sqrt(1 - rank W_E / d_model))")
+    ax.set_xlabel("||x OV outside span(W_E)|| / ||x OV||, per residual vector")
+    ax.set_title("Share of layer-0 OV output outside the embedding space")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mean_ablation(table: pd.DataFrame, paper_mse: float | None = None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.barplot(data=table, x="ablated", y="mse_after", ax=ax, color="C0")
+    ax.axhline(table["mse_before"].iloc[0], color="C3",
+               label=f"no ablation: {table['mse_before'].iloc[0]:.2e}")
+    if paper_mse is not None:
+        ax.axhline(paper_mse, color="k", linestyle="--", label=f"paper, layer ablated: {paper_mse:g}")
+    ax.set_yscale("log")
+    ax.set_ylabel("MSE (log scale)")
+    ax.set_xlabel("mean-ablated head(s)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_title(f"Mean ablation of layer-{table['layer'].iloc[0]} heads")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> plt.Figure:
+    """One panel per dimension; x is the position n, one line per named series."""
+    dims = sorted(table["dim"].unique())
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 4), squeeze=False)
+    for ax, d in zip(axes[0], dims):
+        sub = table[(table["dim"] == d) & table["series"].isin(series)]
+        sns.lineplot(data=sub, x="n", y="value", hue="series", hue_order=series, marker="o",
+                     ax=ax, legend=d == dims[0])
+        ax.set_title(f"dimension {d}")
+        ax.set_xlabel("position n (output predicts a_(n+1))")
+        ax.set_ylabel("value")
+    if axes[0][0].get_legend():
+        sns.move_legend(axes[0][0], "upper left", fontsize=8, title=None)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_head_scores(table: pd.DataFrame, value: str, title: str, center: float = 0.0,
+                     vmin: float = -1, vmax: float = 1) -> plt.Figure:
+    """Layer-by-head heatmap of a per-head score, numbers printed in the cells."""
+    grid = table.pivot(index="layer", columns="head", values=value)
+    fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 2, 0.8 * grid.shape[0] + 1.8))
+    _heatmap(ax, grid, title, "head", "layer", center=center, annotate=True, vmin=vmin, vmax=vmax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_before_after(table: pd.DataFrame, title: str, paper_mse: float | None = None) -> plt.Figure:
+    row = table.iloc[0]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.bar(["before", "after"], [row["mse_before"], row["mse_after"]], color=["C0", "C1"])
+    if paper_mse is not None:
+        ax.axhline(paper_mse, color="k", linestyle="--", label=f"paper: {paper_mse:g} after")
+        ax.legend(fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("MSE (log scale)")
+    ax.set_title(f"{title}\nheads: {row['heads']}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,12 +1,15 @@
-"""Glue for the thin scripts that Snakemake runs: logging into the rule's ``log:`` file."""
+"""Glue for the thin scripts that Snakemake runs: logging, loading a rule's inputs, writing outputs."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -33,3 +36,50 @@ def rule_log(path: str | Path) -> Iterator[logging.Logger]:
             raise
         finally:
             logger.removeHandler(handler)
+
+
+@dataclass
+class AnalysisRun:
+    """What an analysis rule works on: the folded model, the analysis population, its cache."""
+
+    model: object
+    pop: object
+    cache: object | None
+    params: dict
+
+
+def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
+    """Load the inputs of an analysis rule from a Snakemake ``snakemake`` object.
+
+    Expects ``input.folded`` (folded weights), ``input.population`` (evaluation population),
+    ``input.cache`` (activation files, when ``with_cache``) and ``params.analysis``.
+    ``layers`` limits which layers' activations are read.
+    """
+    import pyarrow.parquet as pq
+
+    from .activations import load_activation_cache, load_outputs
+    from .analysis.population import analysis_population
+    from .model import load_model
+
+    params = dict(sm.params.analysis)
+    model = load_model(sm.input.folded)
+    pop = analysis_population(pq.read_table(sm.input.population),
+                              params["population_length"], params["population_size"])
+    cache = None
+    if with_cache:
+        cache_dir = Path(sm.input.cache[0]).parent
+        ids = load_outputs(cache_dir)[0]
+        if not np.array_equal(ids, pop.sample):
+            raise ValueError(f"activation cache {cache_dir} was built on other samples than the "
+                             "analysis population; rerun the cache_activations rule")
+        cache = load_activation_cache(cache_dir, model, layers=layers)
+    return AnalysisRun(model, pop, cache, params)
+
+
+def write_outputs(sm, table, fig=None) -> None:
+    """Write a rule's table (``output.table``, CSV) and figure (``output.png``)."""
+    from .figures import save_figure
+
+    table.to_csv(sm.output.table, index=False)
+    if fig is not None:
+        save_figure(fig, sm.output.png)

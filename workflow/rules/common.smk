@@ -16,8 +16,58 @@ def run_dir(run="{run}"):
     return f"{RESULTS}/runs/{run}"
 
 
+PER_RUN_FIGURES = [
+    "fig02_loss_curve",
+    "fig03_attention_layer0",
+    "fig04_attention_layer1",
+    "fig05_attention_layer2_alternating",
+    "fig06_attention_layer2_non_alternating",
+    "fig07_head_attribution",
+    "fig08_layer0_ov",
+    "fig09_layer0_ov_matrix",
+    "fig10_layer0_ov_random",
+    "embedding_span",
+    "mean_ablation_layer1",
+    "fig11_layer1_ov",
+    "fig12_layer2_ov",
+    "fig13_layer2_qk",
+    "fig14_residual_after_layer0",
+    "fig15_eigenvalue_scores",
+    "qk_intervention",
+    "fig16_mlp_attribution",
+    "fig17_residual_shape",
+    "fig18_attention_example",
+]
+
+
 def all_figures(wildcards):
-    per_run = ["fig02_loss_curve"]
-    return [f"{RESULTS}/figures/fig01_sequence_types.png"] + [
-        f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in per_run
-    ]
+    """Every figure of every run, and each run's claims table."""
+    return (
+        [f"{RESULTS}/figures/fig01_sequence_types.png"]
+        + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
+        + [f"{run_dir(run)}/claims.md" for run in RUNS]
+    )
+
+
+FAMILIES = ["resid", "head_result", "pattern", "mlp_out", "ln_scale", "outputs"]
+
+
+def analysis_inputs(*families, scores=False):
+    """Inputs of an analysis rule: folded weights, the population, cache files, head scores."""
+    inputs = {
+        "folded": f"{run_dir()}/model_folded.safetensors",
+        "population": f"{RESULTS}/data/eval_population.parquet",
+    }
+    if families:
+        inputs["cache"] = [f"{run_dir()}/activations/{f}.parquet" for f in families]
+    if scores:
+        inputs["scores"] = f"{run_dir()}/analysis/head_scores.csv"
+    return inputs
+
+
+def figure_outputs(name):
+    """A figure rule's PNG and the tidy table behind it."""
+    return {
+        "png": f"{run_dir()}/figures/{name}.png",
+        "table": f"{run_dir()}/figures/{name}.csv",
+    }

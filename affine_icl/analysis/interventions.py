@@ -1,0 +1,104 @@
+"""QK circuits and causal interventions: QK identity scores (Figure 13), the pseudo-inverse
+QK intervention, and mean ablation of heads."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import torch
+
+from ..train import masked_mse
+
+
+def head_qk(model, layer: int, head: int) -> torch.Tensor:
+    """``W_Q[h] @ W_K[h]^T``, ``[d_model, d_model]``: the bilinear form ``x QK y^T``."""
+    attn = model.blocks[layer].attn
+    return (attn.W_Q[head] @ attn.W_K[head].T).detach()
+
+
+def identity_score(matrix: torch.Tensor) -> float:
+    """Cosine similarity between ``matrix`` and the identity: ``trace(M) / (||M||_F sqrt(n))``.
+
+    1 for a positive multiple of the identity, -1 for a negative one, about 0 for a matrix
+    without diagonal structure, and ``sqrt(k/n)`` for a rank-k orthogonal projection (the best a
+    ``W_Q W_K^T`` of rank d_head can do: 0.71 for d_head 64 in d_model 128).
+    """
+    n = matrix.shape[0]
+    return float(torch.trace(matrix) / (matrix.norm() * n**0.5))
+
+
+@torch.no_grad()
+def qk_identity_scores(model) -> pd.DataFrame:
+    """Identity score of every head's QK, in the d_model basis and through W_E (d_vocab basis)."""
+    W_E = model.W_E.detach()
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            qk = head_qk(model, layer, head)
+            for basis, m in (("d_model", qk), ("embedding (W_E QK W_E^T)", W_E @ qk @ W_E.T)):
+                rows.append({"layer": layer, "head": head, "basis": basis,
+                             "identity_score": identity_score(m)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def pinv_qk_intervention(model, heads: list[tuple[int, int]], generator: torch.Generator):
+    """A copy of ``model`` whose listed heads have ``W_Q`` random and ``W_K^T = pinv(W_Q)``.
+
+    Then ``W_Q W_K^T`` is the orthogonal projection onto the span of ``W_Q``: the best
+    rank-d_head stand-in for the identity. Biases are left as they are.
+    """
+    new = copy.deepcopy(model)
+    for layer, head in heads:
+        attn = new.blocks[layer].attn
+        q = torch.randn(attn.W_Q[head].shape, generator=generator, dtype=attn.W_Q.dtype)
+        attn.W_Q[head] = q
+        attn.W_K[head] = torch.linalg.pinv(q).T
+    return new
+
+
+@torch.no_grad()
+def prediction_mse(model, inputs, targets, loss_from: int, fwd_hooks=()) -> float:
+    out = model.run_with_hooks(inputs, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(inputs)
+    return float(masked_mse(out, targets, loss_from))
+
+
+@torch.no_grad()
+def qk_intervention_table(model, inputs, targets, heads, loss_from: int, seed: int) -> pd.DataFrame:
+    """MSE before and after the pseudo-inverse QK intervention on ``heads`` (all at once)."""
+    before = prediction_mse(model, inputs, targets, loss_from)
+    changed = pinv_qk_intervention(model, heads, torch.Generator().manual_seed(seed))
+    after = prediction_mse(changed, inputs, targets, loss_from)
+    return pd.DataFrame({"heads": [" ".join(f"L{l}H{h}" for l, h in heads)],
+                         "n_heads": [len(heads)], "mse_before": [before], "mse_after": [after],
+                         "ratio": [after / before], "seed": [seed]})
+
+
+def _mean_ablate_hook(head_index):
+    def hook(z, hook):
+        mean = z.mean(0, keepdim=True)  # over the population, per position
+        z = z.clone()
+        z[:, :, head_index] = mean[:, :, head_index]
+        return z
+    return hook
+
+
+@torch.no_grad()
+def mean_ablation_table(model, inputs, targets, layer: int, loss_from: int) -> pd.DataFrame:
+    """MSE with each head of ``layer`` (and then all of them) mean-ablated.
+
+    A head's ``hook_z`` is replaced by its mean over the population at each position, so the
+    head still adds its average ("bias") output but nothing that depends on the input.
+    """
+    before = prediction_mse(model, inputs, targets, loss_from)
+    name = f"blocks.{layer}.attn.hook_z"
+    rows = []
+    targets_list = [(f"L{layer}H{h}", [h]) for h in range(model.cfg.n_heads)]
+    targets_list.append((f"all layer-{layer} heads", list(range(model.cfg.n_heads))))
+    for label, heads in targets_list:
+        after = prediction_mse(model, inputs, targets, loss_from,
+                               [(name, _mean_ablate_hook(heads))])
+        rows.append({"layer": layer, "ablated": label, "mse_before": before, "mse_after": after,
+                     "ratio": after / before})
+    return pd.DataFrame(rows)

@@ -1,0 +1,219 @@
+"""Each analysis on a model whose answer is known by construction."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformer_lens import ActivationCache
+
+from affine_icl.analysis.attention import pattern_table, previous_token_scores, same_parity_mass
+from affine_icl.analysis.attribution import (
+    component_stack,
+    directions,
+    head_attribution_table,
+    mlp_attribution_table,
+    project,
+)
+from affine_icl.analysis.interventions import (
+    identity_score,
+    mean_ablation_table,
+    pinv_qk_intervention,
+    qk_intervention_table,
+)
+from affine_icl.analysis.ov import (
+    effective_rank,
+    eigenvalue_scores,
+    layer0_ov_regressions,
+    outside_embedding_share,
+    per_vector_regression,
+)
+from affine_icl.analysis.residual import decode
+from affine_icl.analysis.selection import heads_above, top_head
+from affine_icl.config import DataConfig, ModelConfig
+from affine_icl.data import sample_batch
+from affine_icl.model import VectorTransformer, fold_weights
+from test_model import random_model
+
+CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
+
+
+@pytest.fixture
+def folded():
+    return fold_weights(random_model(CFG, seed=2))
+
+
+@pytest.fixture
+def batch():
+    gen = torch.Generator().manual_seed(5)
+    return sample_batch(DataConfig(vector_dim=6), 20, 10, gen)
+
+
+def cache_of(model, inputs, hooks=()):
+    with model.hooks(fwd_hooks=list(hooks)):
+        _, raw = model.run_with_cache(inputs)
+    return ActivationCache(raw, model)
+
+
+def previous_token_pattern(pattern, hook):
+    n = pattern.shape[-1]
+    forced = torch.zeros(n, n)
+    forced[0, 0] = 1
+    forced[torch.arange(1, n), torch.arange(n - 1)] = 1
+    pattern = pattern.clone()
+    pattern[:, 0] = forced
+    return pattern
+
+
+def test_forced_previous_token_head_scores_one(folded, batch):
+    cache = cache_of(folded, batch.inputs, [("blocks.0.attn.hook_pattern", previous_token_pattern)])
+    scores = previous_token_scores(cache, CFG.n_layers)
+    assert scores.query("layer == 0 and head == 0")["score"].item() == pytest.approx(1.0)
+    assert scores.query("layer == 0 and head != 0")["score"].max() < 0.9
+    (layer, head), reason = top_head(scores, 0, "score")
+    assert (layer, head) == (0, 0) and "L0H0 (score 1.000)" in reason
+    table = pattern_table(cache, 0)
+    assert table.query("head == 0 and query == 5 and key == 4")["weight"].item() == pytest.approx(1)
+
+
+def test_checkerboard_pattern_scores_one_and_uniform_less():
+    n = 10
+    q, k = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    checker = (((q - k) % 2 == 0) & (k <= q)).float()
+    checker = checker / checker.sum(-1, keepdim=True)
+    uniform = (k <= q).float() / (k <= q).float().sum(-1, keepdim=True)
+    pat = torch.stack([checker, uniform])[None].repeat(4, 1, 1, 1)  # [N=4, H=2, Q, K]
+    c = torch.tensor([-1.0, -1.0, 1.0, 1.0])
+    table = same_parity_mass({"blocks.2.attn.hook_pattern": pat}, 2, c, 0.5)
+    alt = table[table["group"] == "alternating"].set_index("head")["same_parity_mass"]
+    assert alt[0] == pytest.approx(1.0) and 0.5 < alt[1] < 0.7
+
+
+def test_zeroed_head_gets_zero_attribution(folded, batch):
+    with torch.no_grad():
+        folded.blocks[1].attn.W_O[2].zero_()
+    cache = cache_of(folded, batch.inputs)
+    table = head_attribution_table(folded, cache, batch.inputs, batch.targets)
+    zero = table.query("layer == 1 and head == 2")["attribution"]
+    assert len(zero) == 2 * batch.length and (zero == 0).all()
+    assert table.query("layer == 0")["attribution"].abs().sum() > 0
+    assert set(table["variant"]) == {"target", "target - input"}
+
+
+def test_attributions_of_all_components_add_up_to_the_prediction(folded, batch):
+    out, raw = folded.run_with_cache(batch.inputs)
+    cache = ActivationCache(raw, folded)
+    stack, labels = component_stack(folded, cache)
+    assert len(labels) == 2 + CFG.n_layers * (CFG.n_heads + 2)
+    for name, direction in directions(batch.inputs, batch.targets).items():
+        parts = project(stack, folded.W_U, direction)  # [C, N, L]
+        bias = (folded.b_U * direction).sum(-1)
+        whole = (out * direction).sum(-1)
+        assert torch.allclose(parts.sum(0) + bias, whole, atol=1e-4), name
+
+
+def test_mlp_attribution_table_shape(folded, batch):
+    cache = cache_of(folded, batch.inputs)
+    table = mlp_attribution_table(folded, cache, batch.inputs, batch.targets)
+    assert sorted(table["layer"].unique()) == [0, 1, 2]
+    assert len(table) == 3 * batch.length * 2
+
+
+def set_ov(model, layer, matrix_per_head):
+    """Give each head of ``layer`` W_V = E (first d_head dims) and W_O = matrix on that block."""
+    d = CFG.d_head
+    with torch.no_grad():
+        for h in range(CFG.n_heads):
+            model.blocks[layer].attn.W_V[h] = torch.eye(CFG.d_model)[:, h * d:(h + 1) * d]
+            model.blocks[layer].attn.W_O[h] = matrix_per_head * torch.eye(CFG.d_model)[h * d:(h + 1) * d]
+
+
+def test_eigenvalue_scores_of_minus_and_plus_identity(folded):
+    set_ov(folded, 2, -1.0)
+    set_ov(folded, 0, 1.0)
+    scores = eigenvalue_scores(folded)
+    assert np.allclose(scores.query("layer == 2")["eigenvalue_score"], -1, atol=1e-5)
+    assert np.allclose(scores.query("layer == 0")["eigenvalue_score"], 1, atol=1e-5)
+    negative, reason = heads_above(scores.assign(neg=-scores["eigenvalue_score"]), 2, "neg", 0.5)
+    assert negative == [(2, h) for h in range(CFG.n_heads)]
+
+
+def test_regression_recovers_slope_and_intercept():
+    x = torch.randn(5, 40, generator=torch.Generator().manual_seed(0))
+    table = per_vector_regression(x, 2.3 * x + 0.1)
+    assert np.allclose(table["slope"], 2.3) and np.allclose(table["intercept"], 0.1)
+    assert np.allclose(table["r2"], 1.0)
+
+
+def test_layer0_ov_of_scaled_identity_has_that_slope(folded, batch):
+    set_ov(folded, 0, 2.3)  # summed over heads: 2.3 * identity on all 32 dims
+    cache = cache_of(folded, batch.inputs)
+    table = layer0_ov_regressions(folded, cache, seed=0)
+    residual = table[table["source"] == "residual"]
+    assert np.allclose(residual["slope"], 2.3, atol=1e-4) and np.allclose(residual["r2"], 1, atol=1e-6)
+    assert len(table[table["source"] == "random"]) == len(residual)
+
+
+def test_share_outside_embedding_space_by_construction(folded, batch):
+    cache = cache_of(folded, batch.inputs)
+    # OV = projection onto the row space of W_E -> nothing outside
+    vh = torch.linalg.svd(folded.W_E.detach(), full_matrices=False)[2]  # [6, 32]
+    with torch.no_grad():  # W_V[0] W_O[0] = vh^T vh, the projection onto span(W_E)
+        folded.blocks[0].attn.W_V.zero_()
+        folded.blocks[0].attn.W_O.zero_()
+        folded.blocks[0].attn.W_V[0, :, :6] = vh.T
+        folded.blocks[0].attn.W_O[0, :6] = vh
+    share = outside_embedding_share(folded, cache)
+    assert share["share_outside"].max() < 1e-5
+    assert share["embedding_rank"].iloc[0] == 6
+    assert share["chance_share"].iloc[0] == pytest.approx(math.sqrt(1 - 6 / 32))
+    with torch.no_grad():  # OV output orthogonal to span(W_E) -> everything outside
+        complement = torch.linalg.svd(folded.W_E.detach(), full_matrices=True)[2][6:]
+        folded.blocks[0].attn.W_O[0, :6] = complement[:6]
+    assert outside_embedding_share(folded, cache)["share_outside"].min() > 1 - 1e-5
+
+
+def test_effective_rank_counts_equal_singular_values():
+    assert effective_rank(torch.diag(torch.tensor([2.0, 2.0, 2.0, 0, 0])))[0] == pytest.approx(3)
+    assert effective_rank(torch.outer(torch.ones(5), torch.arange(5.0)))[0] == pytest.approx(1)
+
+
+def test_identity_score_values():
+    n = 16
+    assert identity_score(torch.eye(n)) == pytest.approx(1)
+    assert identity_score(-3 * torch.eye(n)) == pytest.approx(-1)
+    q = torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
+    assert identity_score(q @ torch.linalg.pinv(q)) == pytest.approx(math.sqrt(4 / n), abs=1e-5)
+
+
+def test_qk_pinv_intervention_leaves_an_identity_qk_unchanged(batch):
+    cfg = ModelConfig(d_vocab=6, d_model=16, d_head=16, n_heads=2, d_mlp=32, n_layers=3, n_ctx=16)
+    model = fold_weights(random_model(cfg, seed=4))
+    with torch.no_grad():  # layer-2 head 1 QK = identity (full rank, d_head = d_model)
+        model.blocks[2].attn.W_Q[1] = torch.eye(16)
+        model.blocks[2].attn.W_K[1] = torch.eye(16)
+        model.blocks[2].attn.b_Q.zero_()
+    gen = torch.Generator().manual_seed(1)
+    changed = pinv_qk_intervention(model, [(2, 1)], gen)
+    assert not torch.allclose(changed.blocks[2].attn.W_Q[1], model.blocks[2].attn.W_Q[1])
+    assert torch.allclose(changed(batch.inputs), model(batch.inputs), atol=1e-4)
+    table = qk_intervention_table(model, batch.inputs, batch.targets, [(2, 1)], 2, seed=1)
+    assert table["ratio"].item() == pytest.approx(1, abs=1e-3)
+    # on a head that is not the identity, the intervention does change the outputs
+    other = pinv_qk_intervention(model, [(2, 0)], torch.Generator().manual_seed(1))
+    assert not torch.allclose(other(batch.inputs), model(batch.inputs), atol=1e-4)
+
+
+def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batch):
+    with torch.no_grad():  # head 3's value is constant: z does not depend on the input
+        folded.blocks[1].attn.W_V[3].zero_()
+        folded.blocks[1].attn.b_V[3] = 0.7
+    table = mean_ablation_table(folded, batch.inputs, batch.targets, layer=1, loss_from=2)
+    assert list(table["ablated"]) == ["L1H0", "L1H1", "L1H2", "L1H3", "all layer-1 heads"]
+    assert table.set_index("ablated").loc["L1H3", "ratio"] == pytest.approx(1, abs=1e-5)
+    assert abs(table.set_index("ablated").loc["all layer-1 heads", "ratio"] - 1) > 1e-3
+
+
+def test_decoding_the_final_residual_gives_the_output(folded, batch):
+    out, raw = folded.run_with_cache(batch.inputs)
+    assert torch.allclose(decode(folded, raw["blocks.2.hook_resid_post"]), out, atol=1e-5)

@@ -1,0 +1,38 @@
+rule cache_activations:
+    """Fold LayerNorm and value biases, then cache the analysis population's activations."""
+    input:
+        weights=rules.train.output.weights,
+        population=rules.generate_data.output.population,
+    output:
+        folded=f"{run_dir()}/model_folded.safetensors",
+        cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=FAMILIES),
+    params:
+        analysis=config["analysis"],
+    log:
+        f"{RESULTS}/logs/cache_activations/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_activations/{{run}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/cache_activations.py"
+
+
+rule head_scores:
+    """Every per-head score (previous-token, second-vector, checkerboard, eigenvalue, QK, rank)."""
+    input:
+        **analysis_inputs("pattern"),
+    output:
+        table=f"{run_dir()}/analysis/head_scores.csv",
+    params:
+        analysis=config["analysis"],
+    log:
+        f"{RESULTS}/logs/head_scores/{{run}}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/head_scores.py"

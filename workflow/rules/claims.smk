@@ -1,0 +1,26 @@
+rule claims:
+    """Every quantitative claim of the paper: paper value, this run's value, criterion, verdict."""
+    input:
+        train_log=rules.train.output.log,
+        head_scores=rules.head_scores.output.table,
+        head_attribution=rules.fig07_head_attribution.output.table,
+        ov_regressions=rules.fig08_layer0_ov.output.table,
+        embedding_span=rules.embedding_span.output.table,
+        mean_ablation=rules.mean_ablation_layer1.output.table,
+        qk_intervention=rules.qk_intervention.output.table,
+        mlp_attribution=rules.fig16_mlp_attribution.output.table,
+        residual_after_layer0=rules.fig14_residual_after_layer0.output.summary,
+        residual_shape=rules.fig17_residual_shape.output.summary,
+    output:
+        csv=f"{run_dir()}/claims.csv",
+        md=f"{run_dir()}/claims.md",
+    params:
+        criteria=config["claims"],
+        analysis=config["analysis"],
+        loss_from=config["train"]["loss_from_index"],
+    log:
+        f"{RESULTS}/logs/claims/{{run}}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/claims.py"
