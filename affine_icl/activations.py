@@ -47,6 +47,8 @@ from transformer_lens import ActivationCache
 from .model import VectorTransformer
 
 FAMILIES = ("resid", "head_result", "pattern", "mlp_out", "ln_scale", "outputs")
+#: the families stored per layer (the others are per sequence position)
+LAYER_FAMILIES = ("resid", "head_result", "pattern", "mlp_out")
 
 FAMILY_KEY = "activations.family"
 MODEL_KEY = "activations.model_signature"
@@ -376,6 +378,7 @@ def load_activation_cache(
     model: VectorTransformer,
     layers: list[int] | None = None,
     samples: list[int] | np.ndarray | None = None,
+    families: tuple[str, ...] | list[str] | None = None,
 ) -> ActivationCache:
     """Rebuild a TransformerLens ``ActivationCache`` from the Parquet files in ``cache_dir``.
 
@@ -391,9 +394,12 @@ def load_activation_cache(
     the sequences to those ids (all must be in the cache; the result orders them by id, whatever
     the order given). ``model`` must be the model that wrote the cache, which is checked against
     the stored :func:`model_signature`: ``ActivationCache`` reads its weights, and its ``b_O``
-    enters ``hook_attn_out``.
+    enters ``hook_attn_out``. ``families`` restricts the layer families read (of
+    :data:`LAYER_FAMILIES`; the LayerNorm scales are always read), so that a Snakemake rule
+    reads no file it does not declare as input.
     """
     cache_dir = Path(cache_dir)
+    families = set(LAYER_FAMILIES if families is None else families) & set(LAYER_FAMILIES)
     _check_model(cache_dir, model)
     n_layers = model.cfg.n_layers
     layers = list(range(n_layers)) if layers is None else sorted({int(l) for l in layers})
@@ -409,7 +415,7 @@ def load_activation_cache(
     scales = _dense(table, grid, wanted)
     cache = {ln_hooks[col]: _tensor(scales[col][..., None]) for col in wanted}
     for layer in layers:
-        cache.update(_layer_cache(cache_dir, model, layer, grid, sample_filter))
+        cache.update(_layer_cache(cache_dir, model, layer, grid, sample_filter, families))
     return ActivationCache(cache, model)
 
 
@@ -447,8 +453,10 @@ def _positions(table: pa.Table) -> np.ndarray:
     return positions
 
 
-def _layer_cache(cache_dir: Path, model, layer: int, grid: dict, sample_filter) -> dict:
-    """One layer's hooks: residual stream, head results, attn_out, patterns and mlp_out."""
+def _layer_cache(cache_dir: Path, model, layer: int, grid: dict, sample_filter,
+                 families: set[str]) -> dict:
+    """One layer's hooks from the requested ``families``: residual stream, head results with
+    attn_out, patterns and mlp_out."""
     heads = {"head": np.arange(model.cfg.n_heads)}
 
     def read(family, columns, key_grid):
@@ -456,17 +464,22 @@ def _layer_cache(cache_dir: Path, model, layer: int, grid: dict, sample_filter) 
         table = read_family(cache_dir / f"{family}.parquet", [*key_grid, *columns], filters)
         return _dense(table, key_grid, columns)
 
-    resid = read("resid", [*RESID_HOOKS, *(EMBED_HOOKS if layer == 0 else ())], grid)
-    result = _tensor(read("head_result", ["result"], {**grid, **heads})["result"])
-    pattern = read("pattern", ["pattern"], {**grid, **heads})["pattern"]  # [N, Lq, H, Lk]
-    b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
-    cache = {hook.format(l=layer): _tensor(resid[col]) for col, hook in RESID_HOOKS.items()}
-    cache[RESULT_HOOK.format(l=layer)] = result
-    cache[ATTN_OUT_HOOK.format(l=layer)] = result.sum(dim=-2) + b_O
-    cache[PATTERN_HOOK.format(l=layer)] = _tensor(pattern.transpose(0, 2, 1, 3))
-    cache[MLP_OUT_HOOK.format(l=layer)] = _tensor(read("mlp_out", ["mlp_out"], grid)["mlp_out"])
-    if layer == 0:
-        cache.update({hook: _tensor(resid[col]) for col, hook in EMBED_HOOKS.items()})
+    cache = {}
+    if "resid" in families:
+        resid = read("resid", [*RESID_HOOKS, *(EMBED_HOOKS if layer == 0 else ())], grid)
+        cache.update({hook.format(l=layer): _tensor(resid[col]) for col, hook in RESID_HOOKS.items()})
+        if layer == 0:
+            cache.update({hook: _tensor(resid[col]) for col, hook in EMBED_HOOKS.items()})
+    if "head_result" in families:
+        result = _tensor(read("head_result", ["result"], {**grid, **heads})["result"])
+        b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
+        cache[RESULT_HOOK.format(l=layer)] = result
+        cache[ATTN_OUT_HOOK.format(l=layer)] = result.sum(dim=-2) + b_O
+    if "pattern" in families:
+        pattern = read("pattern", ["pattern"], {**grid, **heads})["pattern"]  # [N, Lq, H, Lk]
+        cache[PATTERN_HOOK.format(l=layer)] = _tensor(pattern.transpose(0, 2, 1, 3))
+    if "mlp_out" in families:
+        cache[MLP_OUT_HOOK.format(l=layer)] = _tensor(read("mlp_out", ["mlp_out"], grid)["mlp_out"])
     return cache
 
 

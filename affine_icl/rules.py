@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
 
 @contextlib.contextmanager
@@ -53,11 +52,12 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
 
     Expects ``input.folded`` (folded weights), ``input.population`` (evaluation population),
     ``input.cache`` (activation files, when ``with_cache``) and ``params.analysis``.
-    ``layers`` limits which layers' activations are read.
+    ``layers`` limits which layers' activations are read; only the families the rule declares
+    as inputs are read.
     """
     import pyarrow.parquet as pq
 
-    from .activations import load_activation_cache, load_outputs
+    from .activations import load_activation_cache
     from .analysis.population import analysis_population
     from .model import load_model
 
@@ -68,11 +68,12 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     cache = None
     if with_cache:
         cache_dir = Path(sm.input.cache[0]).parent
-        ids = load_outputs(cache_dir)[0]
-        if not np.array_equal(ids, pop.sample):
-            raise ValueError(f"activation cache {cache_dir} was built on other samples than the "
-                             "analysis population; rerun the cache_activations rule")
-        cache = load_activation_cache(cache_dir, model, layers=layers)
+        families = [Path(p).stem for p in sm.input.cache]
+        cache = load_activation_cache(cache_dir, model, layers=layers, families=families)
+        ids = cache["ln_final.hook_scale"].shape[0]
+        if ids != len(pop):
+            raise ValueError(f"activation cache {cache_dir} holds {ids} sequences, the analysis "
+                             f"population {len(pop)}; rerun the cache_activations rule")
     return AnalysisRun(model, pop, cache, params)
 
 

@@ -284,6 +284,16 @@ def test_layer_and_sample_subsets(written, model, data):
         load_activation_cache(out_dir, model, layers=[3])
 
 
+def test_family_subset_reads_only_those_families(written, model):
+    out_dir, _ = written
+    cache = load_activation_cache(out_dir, model, layers=[1], families=["pattern"])
+    assert set(cache.keys()) == {"blocks.1.attn.hook_pattern", "blocks.1.ln1.hook_scale",
+                                 "blocks.1.ln2.hook_scale", "ln_final.hook_scale"}
+    cache = load_activation_cache(out_dir, model, layers=[0], families=["resid", "head_result"])
+    assert "hook_embed" in cache.keys() and "blocks.0.hook_attn_out" in cache.keys()
+    assert "blocks.0.hook_mlp_out" not in cache.keys()
+
+
 def test_bad_arguments_are_named(tmp_path, model, data):
     inputs, targets, sample_ids = data
     with pytest.raises(ValueError, match="distinct"):

@@ -53,13 +53,19 @@ FAMILIES = ["resid", "head_result", "pattern", "mlp_out", "ln_scale", "outputs"]
 
 
 def analysis_inputs(*families, scores=False):
-    """Inputs of an analysis rule: folded weights, the population, cache files, head scores."""
+    """Inputs of an analysis rule: folded weights, the population, cache files, head scores.
+
+    The LayerNorm scales come with any cache family: every loaded cache carries them.
+    """
     inputs = {
         "folded": f"{run_dir()}/model_folded.safetensors",
         "population": f"{RESULTS}/data/eval_population.parquet",
     }
     if families:
-        inputs["cache"] = [f"{run_dir()}/activations/{f}.parquet" for f in families]
+        inputs["cache"] = [
+            f"{run_dir()}/activations/{f}.parquet"
+            for f in dict.fromkeys([*families, "ln_scale"])
+        ]
     if scores:
         inputs["scores"] = f"{run_dir()}/analysis/head_scores.csv"
     return inputs

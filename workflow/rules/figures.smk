@@ -99,7 +99,7 @@ rule fig06_attention_layer2_non_alternating:
 rule fig07_head_attribution:
     """Figure 7: direct attribution of every head, both variants."""
     input:
-        **analysis_inputs("head_result", "ln_scale", "resid"),
+        **analysis_inputs("head_result"),
     output:
         **figure_outputs("fig07_head_attribution"),
     params:
@@ -115,7 +115,7 @@ rule fig07_head_attribution:
 rule fig08_layer0_ov:
     """Figure 8: layer-0 summed OV on residual vectors: scatter, R^2 and slope per vector."""
     input:
-        **analysis_inputs("resid", "ln_scale"),
+        **analysis_inputs("resid"),
     output:
         **figure_outputs("fig08_layer0_ov"),
     params:
@@ -149,7 +149,7 @@ rule fig10_layer0_ov_random:
     """Figure 10: the layer-0 OV fit on random vectors of matched norms."""
     input:
         regressions=rules.fig08_layer0_ov.output.table,
-        **analysis_inputs("resid", "ln_scale"),
+        **analysis_inputs("resid"),
     output:
         **figure_outputs("fig10_layer0_ov_random"),
     params:
@@ -166,7 +166,7 @@ rule fig10_layer0_ov_random:
 rule embedding_span:
     """Share of layer-0 OV output outside the row space of W_E (paper: 84.15%)."""
     input:
-        **analysis_inputs("resid", "ln_scale"),
+        **analysis_inputs("resid"),
     output:
         **figure_outputs("embedding_span"),
     params:
@@ -300,7 +300,7 @@ rule qk_intervention:
 rule fig16_mlp_attribution:
     """Figure 16: direct attribution of each layer's MLP by position."""
     input:
-        **analysis_inputs("mlp_out", "ln_scale", "resid"),
+        **analysis_inputs("mlp_out"),
     output:
         **figure_outputs("fig16_mlp_attribution"),
     params:
