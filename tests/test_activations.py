@@ -20,25 +20,13 @@ from affine_icl.activations import (
     write_activation_cache,
 )
 from affine_icl.config import ModelConfig
-from affine_icl.model import VectorTransformer, fold_weights
+from affine_icl.model import fold_weights
+from test_model import random_model
 
 N, L = 12, 5
 BATCH = 5  # batches of 5, 5 and 2 sequences
 META = {"config_hash": "abc123", "run": "seed0"}
 CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
-
-
-def random_model(seed: int = 0) -> VectorTransformer:
-    """A model whose LayerNorm parameters and biases are random, so folding changes them."""
-    gen = torch.Generator().manual_seed(seed)
-    model = VectorTransformer(CFG).init_weights(gen)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(".w"):
-                param.copy_(1 + 0.5 * torch.randn(param.shape, generator=gen))
-            elif not name.split(".")[-1].startswith("W_"):
-                param.copy_(0.3 * torch.randn(param.shape, generator=gen))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +40,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def model():
-    return random_model()
+    return random_model(CFG)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +100,7 @@ def test_round_trip_matches_run_with_cache(written, model, data):
 
 
 def test_write_uses_hooked_path_and_restores_fused_flag(tmp_path, data):
-    model = random_model().set_fused_attention(True)
+    model = random_model(CFG).set_fused_attention(True)
     inputs, targets, sample_ids = data
     write_activation_cache(model, inputs, targets, sample_ids, tmp_path, META, batch_size=50)
     assert all(block.attn.fused for block in model.blocks)
@@ -132,7 +120,7 @@ def test_folded_model_round_trip_and_model_check(tmp_path, model, data):
     with pytest.raises(ValueError, match="written by a different model"):
         load_activation_cache(tmp_path, model)  # unfolded: other weights, other b_O
     with pytest.raises(ValueError, match="written by a different model"):
-        load_activation_cache(tmp_path, fold_weights(random_model(seed=1)))
+        load_activation_cache(tmp_path, fold_weights(random_model(CFG, seed=1)))
 
     # Float rounding (e.g. the same weights folded on another device) still matches.
     rounded = fold_weights(model)

@@ -217,3 +217,18 @@ def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batc
 def test_decoding_the_final_residual_gives_the_output(folded, batch):
     out, raw = folded.run_with_cache(batch.inputs)
     assert torch.allclose(decode(folded, raw["blocks.2.hook_resid_post"]), out, atol=1e-5)
+
+
+def test_picked_sequences_follow_the_sign_of_c(folded, batch):
+    from affine_icl.analysis.attention import picked_sequence_patterns
+    from affine_icl.analysis.population import Population
+
+    c = torch.tensor([0.2, 0.9, -0.3, -0.8] + [0.0] * 16)
+    pop = Population(batch.inputs, batch.targets, c, np.arange(100, 120))
+    cache = cache_of(folded, batch.inputs)
+    alt = picked_sequence_patterns(cache, pop, 2, "alternating", 0.5)
+    non = picked_sequence_patterns(cache, pop, 2, "non-alternating", 0.5)
+    assert (alt["sample"] == 103).all() and alt["c"].iloc[0] == pytest.approx(-0.8)
+    assert (non["sample"] == 101).all() and "c > 0.5" in non["picked_by"].iloc[0]
+    with pytest.raises(ValueError, match=r"no alternating sequence with \|c\| > 0.9"):
+        picked_sequence_patterns(cache, pop, 2, "alternating", 0.9)

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .population import Population, pick_by_sign_of_c
+
 
 def patterns(cache, layer: int) -> torch.Tensor:
     """``[N, n_heads, query, key]`` attention pattern of ``layer``."""
@@ -24,6 +26,17 @@ def pattern_table(cache, layer: int, samples=None) -> pd.DataFrame:
     h, q, k = np.meshgrid(*(np.arange(n) for n in mean.shape), indexing="ij")
     return pd.DataFrame({"layer": layer, "head": h.ravel(), "query": q.ravel(), "key": k.ravel(),
                          "weight": mean.ravel(), "n_sequences": pat.shape[0]})
+
+
+def picked_sequence_patterns(cache, pop: Population, layer: int, kind: str,
+                             threshold: float) -> pd.DataFrame:
+    """``layer``'s patterns on the first ``kind`` sequence ("alternating": c < -threshold,
+    "non-alternating": c > threshold), with its ``sample`` id, ``c`` and how it was picked."""
+    index = pick_by_sign_of_c(pop, threshold)[kind]
+    sign = "c < -" if kind == "alternating" else "c > "
+    return pattern_table(cache, layer, samples=[index]).assign(
+        sample=int(pop.sample[index]), c=float(pop.c[index]),
+        picked_by=f"first sequence of the population with {sign}{threshold}")
 
 
 def previous_token_scores(cache, n_layers: int) -> pd.DataFrame:
