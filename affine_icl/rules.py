@@ -57,9 +57,9 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     """
     import pyarrow.parquet as pq
 
-    from .activations import load_activation_cache
+    from .activations import load_activation_cache, read_metadata as cache_metadata
     from .analysis.population import analysis_population
-    from .model import load_model
+    from .model import load_model, read_metadata
 
     params = dict(sm.params.analysis)
     model = load_model(sm.input.folded)
@@ -68,6 +68,8 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     cache = None
     if with_cache:
         cache_dir = Path(sm.input.cache[0]).parent
+        check_same_config(sm.input.cache[0], cache_metadata(sm.input.cache[0]),
+                          read_metadata(sm.input.folded))
         families = [Path(p).stem for p in sm.input.cache]
         cache = load_activation_cache(cache_dir, model, layers=layers, families=families)
         ids = cache["ln_final.hook_scale"].shape[0]
@@ -75,6 +77,14 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
             raise ValueError(f"activation cache {cache_dir} holds {ids} sequences, the analysis "
                              f"population {len(pop)}; rerun the cache_activations rule")
     return AnalysisRun(model, pop, cache, params)
+
+
+def check_same_config(path, found: dict, expected: dict) -> None:
+    """Refuse a file whose ``config_hash`` metadata differs from the model's."""
+    have, want = found.get("config_hash"), expected.get("config_hash")
+    if have != want:
+        raise ValueError(f"{path} was written by config {have}, but the model is config {want}; "
+                         "rerun the rule that writes it (snakemake --forcerun cache_activations)")
 
 
 def write_outputs(sm, table, fig=None) -> None:

@@ -15,11 +15,15 @@ weights as an uninterrupted one (bitwise on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
+import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,13 +47,59 @@ class CheckpointError(RuntimeError):
     """A checkpoint on disk cannot be used."""
 
 
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM or SIGINT arrived; a checkpoint was written and a rerun resumes from it."""
+
+
+#: Signals that make training checkpoint and stop: Slurm sends SIGTERM before preemption and at
+#: the time limit; SIGINT is Ctrl-C.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _StopRequest:
+    """Signal handler that only records which signal arrived; the loop acts on it."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_requests(signals=STOP_SIGNALS):
+    """Catch ``signals`` while training (main thread only; elsewhere nothing is caught)."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {s: signal.signal(s, request) for s in signals}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; any other value is used as given."""
+    """``auto`` → CUDA when available, else CPU; any other value is used as given.
+
+    Logs the choice, and says so when a scheduler allocated GPUs (``CUDA_VISIBLE_DEVICES``) that
+    CUDA cannot use, so a CPU fallback on a GPU allocation never goes unnoticed.
+    """
+    log = logging.getLogger("affine_icl")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+        usable = torch.cuda.is_available()
+        if visible is not None and not usable:
+            log.warning("CUDA_VISIBLE_DEVICES=%s is set but CUDA is not usable here; "
+                        "falling back to the CPU", visible)
+        device = torch.device("cuda" if usable else "cpu")
+    else:
+        device = torch.device(spec)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+    log.info("device: %s (config device: %s, CUDA_VISIBLE_DEVICES=%s)", device, spec, visible)
     return device
 
 
@@ -82,6 +132,7 @@ class TrainState:
     length_gen: torch.Generator  # on the CPU: one length per step
     step: int
     log: list[dict]
+    pending: list[float] = field(default_factory=list)  # losses since the last log row
 
 
 def new_state(cfg: RunConfig, device: torch.device) -> TrainState:
@@ -127,6 +178,7 @@ def save_checkpoint(state: TrainState, directory: Path, cfg: RunConfig) -> Path:
             "data_gen": state.data_gen.get_state(),
             "length_gen": state.length_gen.get_state(),
             "log": json.dumps(state.log),
+            "pending": json.dumps(state.pending),
         },
         tmp / "state.pt",
     )
@@ -165,6 +217,7 @@ def load_checkpoint(state: TrainState, path: Path, cfg: RunConfig) -> TrainState
     state.length_gen.set_state(extra["length_gen"])
     state.step = int(extra["step"])
     state.log = json.loads(extra["log"])
+    state.pending = json.loads(extra.get("pending", "[]"))
     return state
 
 
@@ -183,7 +236,9 @@ def train(
 
     ``checkpoint_root``: where to keep resumable checkpoints (``None``: no checkpoints).
     ``on_step(step)`` is called after every optimizer step; tests use it to simulate a crash.
-    Raises :class:`TrainingDiverged` naming the first step whose loss was not finite.
+    Raises :class:`TrainingDiverged` naming the first step whose loss was not finite, and
+    :class:`TrainingInterrupted` after SIGTERM/SIGINT, once a checkpoint of the current step
+    is written (within one step of the signal).
     """
     device = torch.device(device)
     tc = cfg.train
@@ -192,49 +247,67 @@ def train(
     if ckpt_dir is not None and (latest := latest_checkpoint(ckpt_dir)) is not None:
         load_checkpoint(state, latest, cfg)
     model, optimizer = state.model, state.optimizer
-    window = torch.zeros(tc.log_every, device=device)
-    window_start = state.step + 1
+    window = torch.zeros(tc.log_every, device=device)  # losses of the current log window
+    window[: len(state.pending)] = torch.tensor(state.pending, device=device)
+    window_start = state.step + 1 - len(state.pending)
     t0 = time.perf_counter()
     elapsed0 = state.log[-1]["elapsed_s"] if state.log else 0.0
     evals = [r["heldout_mse"] for r in state.log if r["heldout_mse"] == r["heldout_mse"]]
     last_eval = evals[-1] if evals else float("nan")
+
+    def window_losses() -> torch.Tensor:
+        """The window so far, after checking that every loss in it is finite."""
+        losses = window[: state.step - window_start + 1]
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0])
+            raise TrainingDiverged(
+                f"training diverged: loss is {losses[bad].item()} at step {window_start + bad} "
+                f"(run seed {tc.seed}, config {cfg.hash()}); no checkpoint was written after it"
+            )
+        return losses
+
     bar = tqdm(total=tc.steps, initial=state.step, disable=not progress, unit="step",
                mininterval=5.0, desc=f"train seed={tc.seed}")
-    while state.step < tc.steps:
-        length = sample_length(cfg.data, state.length_gen)
-        batch = sample_batch(cfg.data, tc.batch_size, length, state.data_gen)
-        loss = masked_mse(model(batch.inputs), batch.targets, tc.loss_from_index)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        state.step += 1
-        window[state.step - window_start] = loss.detach()
-        if on_step is not None:
-            on_step(state.step)
-        at_end = state.step == tc.steps
-        if state.step % tc.log_every == 0 or at_end:
-            losses = window[: state.step - window_start + 1]
-            finite = torch.isfinite(losses)
-            if not bool(finite.all()):
-                bad = int((~finite).nonzero()[0])
-                raise TrainingDiverged(
-                    f"training diverged: loss is {losses[bad].item()} at step {window_start + bad} "
-                    f"(run seed {tc.seed}, config {cfg.hash()}); no checkpoint was written after it"
+    with _stop_requests() as stop:
+        while state.step < tc.steps:
+            length = sample_length(cfg.data, state.length_gen)
+            batch = sample_batch(cfg.data, tc.batch_size, length, state.data_gen)
+            loss = masked_mse(model(batch.inputs), batch.targets, tc.loss_from_index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state.step += 1
+            window[state.step - window_start] = loss.detach()
+            if on_step is not None:
+                on_step(state.step)
+            at_end = state.step == tc.steps
+            if state.step % tc.log_every == 0 or at_end:
+                losses = window_losses()
+                row = {
+                    "step": state.step,
+                    "train_loss": float(losses.mean()),
+                    "heldout_mse": float("nan"),
+                    "elapsed_s": elapsed0 + time.perf_counter() - t0,
+                }
+                if state.step % tc.eval_every == 0 or at_end:
+                    row["heldout_mse"] = last_eval = held_out_mse(model, eval_batches,
+                                                                  tc.loss_from_index)
+                state.log.append(row)
+                window_start = state.step + 1
+                bar.update(state.step - bar.n)
+                bar.set_postfix(loss=f"{row['train_loss']:.2e}", heldout=f"{last_eval:.2e}")
+            periodic = state.step % tc.checkpoint_every == 0 and not at_end
+            if ckpt_dir is not None and (periodic or stop.signum is not None):
+                state.pending = window_losses().tolist()
+                where = save_checkpoint(state, ckpt_dir, cfg)
+            if stop.signum is not None:
+                name = signal.Signals(stop.signum).name
+                saved = f"checkpoint written to {where}" if ckpt_dir is not None else "no checkpoint directory"
+                raise TrainingInterrupted(
+                    f"{name} received: training stopped at step {state.step} of {tc.steps}; "
+                    f"{saved}; rerun to resume"
                 )
-            row = {
-                "step": state.step,
-                "train_loss": float(losses.mean()),
-                "heldout_mse": float("nan"),
-                "elapsed_s": elapsed0 + time.perf_counter() - t0,
-            }
-            if state.step % tc.eval_every == 0 or at_end:
-                row["heldout_mse"] = last_eval = held_out_mse(model, eval_batches, tc.loss_from_index)
-            state.log.append(row)
-            window_start = state.step + 1
-            bar.update(state.step - bar.n)
-            bar.set_postfix(loss=f"{row['train_loss']:.2e}", heldout=f"{last_eval:.2e}")
-        if ckpt_dir is not None and state.step % tc.checkpoint_every == 0 and not at_end:
-            save_checkpoint(state, ckpt_dir, cfg)
     bar.close()
     return state
 

@@ -21,8 +21,7 @@ def tiny_model_cfg() -> ModelConfig:
     return ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
 
 
-@pytest.fixture
-def tiny_run_cfg() -> RunConfig:
+def tiny_cfg() -> RunConfig:
     """A small run that trains in seconds; same protocol as the paper otherwise."""
     data = DataConfig(vector_dim=6, length_range=(3, 8), eval_per_length=16)
     model = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=2, n_ctx=16)
@@ -31,5 +30,24 @@ def tiny_run_cfg() -> RunConfig:
     return RunConfig(data=data, model=model, train=train)
 
 
+@pytest.fixture
+def tiny_run_cfg() -> RunConfig:
+    return tiny_cfg()
+
+
 def with_train(cfg: RunConfig, **changes) -> RunConfig:
     return replace(cfg, train=replace(cfg.train, **changes))
+
+
+_BAD_INPUTS: list[str] = []
+
+
+def record_bad_input(name: str) -> None:
+    """Count a bad-input case that was tried and rejected properly (see test_reliability.py)."""
+    _BAD_INPUTS.append(name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _BAD_INPUTS:
+        terminalreporter.write_line(
+            f"bad-input cases rejected with a one-line error: {len(_BAD_INPUTS)}")

@@ -133,3 +133,15 @@ def test_outputs_are_safetensors_optimizer_state_and_parquet_log(tiny_run_cfg, e
     log = pd.read_parquet(paths[2])
     assert list(log.columns) == ["step", "train_loss", "heldout_mse", "elapsed_s"]
     assert log["step"].iloc[-1] == tiny_run_cfg.train.steps
+
+
+def test_auto_device_falls_back_to_cpu_and_says_so(monkeypatch, caplog):
+    from affine_icl.train import resolve_device
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("INFO", logger="affine_icl"):
+        assert resolve_device("auto") == torch.device("cpu")
+    assert "CUDA_VISIBLE_DEVICES=0 is set but CUDA is not usable here; falling back to the CPU" in caplog.text
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device("cuda")
