@@ -259,3 +259,43 @@ def plot_before_after(table: pd.DataFrame, title: str, paper_mse: float | None =
     ax.set_title(f"{title}\nheads: {row['heads']}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- across runs
+
+def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
+                             center: float = 0.0) -> plt.Figure:
+    """One heatmap per layer: rows are runs, columns heads ordered by ``score`` (rank 0 first)."""
+    layers = sorted(ranked["layer"].unique())
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers),
+                                                      0.45 * ranked["run"].nunique() + 2),
+                             squeeze=False)
+    lim = float(ranked[score].abs().max()) or 1.0
+    for ax, layer in zip(axes[0], layers):
+        grid = ranked[ranked["layer"] == layer].pivot(index="run", columns="rank", values=score)
+        _heatmap(ax, grid, f"layer {layer}", "heads ordered by score (rank)", "run",
+                 center=center, annotate=grid.size <= 64, vmin=-lim, vmax=lim)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ov_fit_by_run(fits: pd.DataFrame, paper: dict[str, float]) -> plt.Figure:
+    """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sns.pointplot(data=fits, x="run", y="mean_r2", hue="source", ax=axes[0], linestyle="none")
+    axes[0].axhline(paper["r2_residual"], color="C0", linestyle="--", label="paper, residual")
+    axes[0].axhline(paper["r2_random"], color="C1", linestyle="--", label="paper, random")
+    axes[0].set_ylabel("mean per-vector R²")
+    axes[0].legend(fontsize=8)
+    resid = fits[fits["source"] == "residual"]
+    sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none")
+    axes[1].axhspan(paper["slope_low"], paper["slope_high"], color="k", alpha=0.1,
+                    label="paper's range")
+    axes[1].set_ylabel("median per-vector slope (residual vectors)")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Layer-0 OV fit (Figure 8) in every run")
+    fig.tight_layout()
+    return fig

@@ -120,13 +120,36 @@ def test_claims_table(built):
     assert (built / "runs/tiny/claims.md").read_text().startswith("# Claims of Bhargav & Gu")
 
 
+def test_across_runs_outputs(built):
+    claims = pd.read_csv(built / "aggregate/claims.csv")
+    assert len(claims) == 20
+    assert {"value tiny", "value tiny2"} <= set(claims.columns)
+    assert claims["summary"].str.fullmatch(r"holds in [0-2] of 2 runs").all()
+    ranked = pd.read_csv(built / "aggregate/seeds_eigenvalue_scores.csv")
+    assert set(ranked["run"]) == {"tiny", "tiny2"} and ranked["rank"].max() == 3
+    for name in ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]:
+        assert mpimg.imread(built / f"aggregate/{name}.png").shape[0] > 250
+
+
+def test_report_holds_every_figure(built, tree):
+    report = tree / "work" / "report.html"
+    proc = snakemake(tree, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text()
+    expected = ["fig01_sequence_types.png", "claims.md"] + [f"{name}.png" for name in FIGURES]
+    expected += ["seeds_eigenvalue_scores.png", "seeds_head_attribution.png", "seeds_layer0_ov.png"]
+    missing = [name for name in expected if name not in html]
+    assert not missing
+    assert "Paper:" in html and "0. Claims" in html
+
+
 def test_nothing_left_to_do_after_a_build(built, tree):
     assert planned_jobs(tree) == set()
 
 
 @pytest.mark.parametrize("script,expected", [
     ("fig08_layer0_ov.py", {"fig08_layer0_ov", "fig10_layer0_ov_random", "fig17_residual_shape",
-                            "claims", "all"}),
+                            "claims", "aggregate_claims", "seeds_layer0_ov", "all"}),
     ("fig15_eigenvalue_scores.py", {"fig15_eigenvalue_scores", "all"}),
 ])
 def test_editing_one_script_reruns_only_that_rule_and_its_dependants(built, tree, script, expected):

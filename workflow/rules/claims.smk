@@ -13,7 +13,12 @@ rule claims:
         residual_shape=rules.fig17_residual_shape.output.summary,
     output:
         csv=f"{run_dir()}/claims.csv",
-        md=f"{run_dir()}/claims.md",
+        md=report(
+            f"{run_dir()}/claims.md",
+            caption="../report/claims.rst",
+            category="0. Claims",
+            subcategory="{run}",
+        ),
     params:
         criteria=config["claims"],
         analysis=config["analysis"],

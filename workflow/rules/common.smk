@@ -40,12 +40,17 @@ PER_RUN_FIGURES = [
 ]
 
 
+AGGREGATE_FIGURES = ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]
+
+
 def all_figures(wildcards):
-    """Every figure of every run, and each run's claims table."""
+    """Every figure of every run, each run's claims table, and the across-runs outputs."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
+        + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
+        + [f"{RESULTS}/aggregate/claims.md"]
     )
 
 
@@ -72,8 +77,28 @@ def analysis_inputs(*families, scores=False):
 
 
 def figure_outputs(name):
-    """A figure rule's PNG and the tidy table behind it."""
+    """A figure rule's PNG (in the report, with workflow/report/<name>.rst as caption) and the
+    tidy table behind it."""
     return {
-        "png": f"{run_dir()}/figures/{name}.png",
+        "png": report(
+            f"{run_dir()}/figures/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="2. Figures by run",
+            subcategory="{run}",
+            labels={"run": "{run}", "figure": name},
+        ),
         "table": f"{run_dir()}/figures/{name}.csv",
+    }
+
+
+def aggregate_outputs(name):
+    """An across-runs figure and its table, under results/aggregate/."""
+    return {
+        "png": report(
+            f"{RESULTS}/aggregate/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="1. Across runs",
+            labels={"figure": name},
+        ),
+        "table": f"{RESULTS}/aggregate/{name}.csv",
     }

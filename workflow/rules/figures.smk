@@ -3,7 +3,12 @@ rule fig01_sequence_types:
     input:
         examples=rules.generate_data.output.examples,
     output:
-        png=f"{RESULTS}/figures/fig01_sequence_types.png",
+        png=report(
+            f"{RESULTS}/figures/fig01_sequence_types.png",
+            caption="../report/fig01_sequence_types.rst",
+            category="2. Figures by run",
+            subcategory="data",
+        ),
         table=f"{RESULTS}/figures/fig01_sequence_types.csv",
     params:
         dims_shown=config["figures"]["fig01_dims_shown"],

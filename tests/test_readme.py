@@ -1,0 +1,23 @@
+"""The README's Results section is generated from the aggregated claims table."""
+import pandas as pd
+import pytest
+
+from affine_icl.readme import END, START, replace_block, results_block
+
+
+def test_replace_block_touches_only_the_marked_section():
+    text = f"intro\n{START}\nold\n{END}\noutro\n"
+    assert replace_block(text, "new") == f"intro\n{START}\nnew\n{END}\noutro\n"
+    with pytest.raises(ValueError, match="exactly once"):
+        replace_block("no markers", "new")
+
+
+def test_results_block_lists_runs_and_claims():
+    claims = pd.DataFrame({"claim_id": ["final_mse"], "section": ["4.1"], "paper": ["1e-4"],
+                           "mean": [2e-4], "min": [2e-4], "max": [2e-4],
+                           "summary": ["holds in 0 of 1 runs"], "measured_as": [""]})
+    runs = pd.DataFrame({"run": ["seed0"], "steps": [100000], "final held-out MSE": [2e-4],
+                         "training wall time (min)": [55.0]})
+    block = results_block(claims, runs, "2-core CPU", note="full protocol")
+    assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
+    assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block

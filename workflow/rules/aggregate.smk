@@ -1,0 +1,72 @@
+# Across runs: claims that hold in k of n runs, and the head-level findings side by side.
+
+
+rule aggregate_claims:
+    """Every claim over all runs: value per run, mean, min, max, holds in k of n runs."""
+    input:
+        claims=expand(f"{RESULTS}/runs/{{run}}/claims.csv", run=RUNS),
+    output:
+        csv=f"{RESULTS}/aggregate/claims.csv",
+        md=report(
+            f"{RESULTS}/aggregate/claims.md",
+            caption="../report/aggregate_claims.rst",
+            category="0. Claims",
+        ),
+    params:
+        runs=RUNS,
+    log:
+        f"{RESULTS}/logs/aggregate/claims.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/aggregate_claims.py"
+
+
+rule seeds_eigenvalue_scores:
+    """Figure 15 for every run, heads ordered by eigenvalue score within each layer."""
+    input:
+        tables=expand(f"{RESULTS}/runs/{{run}}/analysis/head_scores.csv", run=RUNS),
+    output:
+        **aggregate_outputs("seeds_eigenvalue_scores"),
+    params:
+        runs=RUNS,
+    log:
+        f"{RESULTS}/logs/aggregate/seeds_eigenvalue_scores.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/seeds_eigenvalue_scores.py"
+
+
+rule seeds_head_attribution:
+    """Figure 7 for every run, heads ordered by direct attribution within each layer."""
+    input:
+        tables=expand(f"{RESULTS}/runs/{{run}}/figures/fig07_head_attribution.csv", run=RUNS),
+    output:
+        **aggregate_outputs("seeds_head_attribution"),
+    params:
+        runs=RUNS,
+        loss_from=config["train"]["loss_from_index"],
+    log:
+        f"{RESULTS}/logs/aggregate/seeds_head_attribution.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/seeds_head_attribution.py"
+
+
+rule seeds_layer0_ov:
+    """The layer-0 OV slope and R^2 (Figure 8) of every run."""
+    input:
+        tables=expand(f"{RESULTS}/runs/{{run}}/figures/fig08_layer0_ov.csv", run=RUNS),
+    output:
+        **aggregate_outputs("seeds_layer0_ov"),
+    params:
+        runs=RUNS,
+        paper={"r2_residual": 0.832, "r2_random": 0.598, "slope_low": 2.1, "slope_high": 2.5},
+    log:
+        f"{RESULTS}/logs/aggregate/seeds_layer0_ov.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../../scripts/seeds_layer0_ov.py"
