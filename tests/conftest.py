@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +10,24 @@ import torch
 from affine_icl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
+#: every per-run figure rule (and file name) of the workflow
+FIGURES = ["fig02_loss_curve", "fig03_attention_layer0", "fig04_attention_layer1",
+           "fig05_attention_layer2_alternating", "fig06_attention_layer2_non_alternating",
+           "fig07_head_attribution", "fig08_layer0_ov", "fig09_layer0_ov_matrix",
+           "fig10_layer0_ov_random", "embedding_span", "mean_ablation_layer1", "fig11_layer1_ov",
+           "fig12_layer2_ov", "fig13_layer2_qk", "fig14_residual_after_layer0",
+           "fig15_eigenvalue_scores", "qk_intervention", "fig16_mlp_attribution",
+           "fig17_residual_shape", "fig18_attention_example"]
+
+
+def copy_workflow(root: Path) -> Path:
+    """Copy what a Snakemake run needs (workflow, scripts, envs, config.yaml) under ``root``, so a
+    test can edit a script without touching the repository; returns ``root/work`` (empty)."""
+    for part in ("workflow", "scripts", "envs"):
+        shutil.copytree(REPO / part, root / part)
+    shutil.copy(REPO / "config.yaml", root / "config.yaml")
+    (root / "work").mkdir()
+    return root / "work"
 
 
 @pytest.fixture(autouse=True)

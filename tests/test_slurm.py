@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import FIGURES, REPO, copy_workflow
 
 STATE = Path(os.environ.get("SLURM_TEST_STATE", "/tmp/affine-slurm"))
 CONF = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
@@ -47,16 +47,13 @@ pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailabl
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm")
-    for part in ("workflow", "scripts", "envs"):
-        shutil.copytree(REPO / part, root / part)
-    shutil.copy(REPO / "config.yaml", root / "config.yaml")
-    work = root / "work"
-    work.mkdir()
+    work = copy_workflow(root)
     cmd = [sys.executable, "-m", "snakemake", "--workflow-profile",
            str(root / "workflow" / "profiles" / "slurm"), "--snakefile",
            str(root / "workflow" / "Snakefile"), "--directory", str(work), "--configfile",
            str(REPO / "tests" / "config" / "tiny.yaml"), "--config", "device=auto", "--verbose", "--jobs", "4", *TEST_FLAGS,
-           "results/runs/tiny/claims.md"]  # one run's whole DAG (tiny.yaml has two runs)
+           # one run's whole DAG (tiny.yaml has two runs)
+           "results/runs/tiny/claims.md", *(f"results/runs/tiny/figures/{f}.png" for f in FIGURES)]
     proc = subprocess.run(["timeout", "1500", *cmd], capture_output=True, text=True)
     (root / "snakemake.out").write_text(proc.stdout + proc.stderr)
     return proc, work

@@ -5,7 +5,6 @@ Snakemake what it would rerun.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -15,24 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from affine_icl.model import load_model, read_metadata
-from conftest import REPO
-
-FIGURES = ["fig02_loss_curve", "fig03_attention_layer0", "fig04_attention_layer1",
-           "fig05_attention_layer2_alternating", "fig06_attention_layer2_non_alternating",
-           "fig07_head_attribution", "fig08_layer0_ov", "fig09_layer0_ov_matrix",
-           "fig10_layer0_ov_random", "embedding_span", "mean_ablation_layer1", "fig11_layer1_ov",
-           "fig12_layer2_ov", "fig13_layer2_qk", "fig14_residual_after_layer0",
-           "fig15_eigenvalue_scores", "qk_intervention", "fig16_mlp_attribution",
-           "fig17_residual_shape", "fig18_attention_example"]
-
+from conftest import FIGURES, REPO, copy_workflow
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    for part in ("workflow", "scripts", "envs"):
-        shutil.copytree(REPO / part, root / part)
-    shutil.copy(REPO / "config.yaml", root / "config.yaml")
-    (root / "work").mkdir()
+    copy_workflow(root)
     return root
 
 
