@@ -157,7 +157,7 @@ CLAIMS: tuple[Claim, ...] = (
           "replacing QK by a pseudo-inverse projection leaves the MSE at 1e-4", "ratio 1",
           lambda t, p: (float(t["qk_intervention"]["ratio"].iloc[0])
                         if t["qk_intervention"]["n_heads"].iloc[0] > 0 else float("nan")),
-          "MSE ratio after / before"),
+          "MSE ratio after / before; heads and why in qk_intervention.csv (picked_by)"),
     Claim("mlp_final_positions", "4.7",
           "MLPs contribute in the correct direction at the final positions", "positive",
           lambda t, p: float(t["mlp_attribution"].query("variant == 'target'")
@@ -171,8 +171,10 @@ CLAIMS: tuple[Claim, ...] = (
           "mean cosine similarity with a_(n+1)"),
     Claim("layer0_shape", "4.8",
           "layer 0 approximately computes a_n + alpha a_(n-1)", "alpha 2.1-2.5",
-          lambda t, p: float(t["residual_shape"]["mean_correlation"].iloc[0]),
-          "correlation of decoded residual after layer 0 with a_n + alpha a_(n-1)"),
+          lambda t, p: float(t["residual_shape"].set_index("compared_with")["mean_correlation"]
+                             .filter(like="(the paper's)").iloc[0]),
+          "correlation over positions of the decoded residual after layer 0 with "
+          "a_n + 2.3 a_(n-1) (the paper's alpha)"),
 )
 
 

@@ -10,7 +10,7 @@ with rule_log(sm.log[0]):
     summary = decoded_after_layer0_summary(model, run.cache, pop.inputs, pop.targets, sm.params.loss_from)
     summary.to_csv(sm.output.summary, index=False)
     table = sequence_series(model, run.cache, pop.inputs, pop.targets, sample=0,
-                            dims=run.params["residual_dims"], alpha=0.0)
+                            dims=run.params["residual_dims"])
     table = table[table["series"].isin(["decoded residual after layer 0", "true a_(n+1)"])]
     after = summary[summary["series"] == "decoded residual after layer 0"]["cosine_to_target"].mean()
     write_outputs(sm, table, plot_sequence_series(

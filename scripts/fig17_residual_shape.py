@@ -2,7 +2,7 @@
 import pandas as pd
 
 from affine_icl.analysis.population import pick_by_sign_of_c
-from affine_icl.analysis.residual import sequence_series, shape_correlations
+from affine_icl.analysis.residual import crude_label, sequence_series, shape_correlations
 from affine_icl.figures import plot_sequence_series
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
@@ -12,14 +12,16 @@ with rule_log(sm.log[0]) as log:
     fits = pd.read_csv(sm.input.regressions)
     alpha = float(fits[fits["source"] == "residual"]["slope"].median())  # measured in Figure 8
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
-    shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alpha).to_csv(
+    alphas = {"measured in Figure 8": alpha, "the paper's": sm.params.paper_alpha}
+    shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alphas).to_csv(
         sm.output.summary, index=False)
     index = pick_by_sign_of_c(run.pop, run.params["pick_c_threshold"])["alternating"]
     table = sequence_series(run.model, run.cache, run.pop.inputs, run.pop.targets, index,
-                            run.params["residual_dims"], alpha)
+                            run.params["residual_dims"], alphas)
     series = ["decoded residual before layer 0", "decoded residual after layer 0",
-              f"a_n + {alpha:.2f} a_(n-1)", "true a_(n+1)"]
+              *(crude_label(label, a) for label, a in alphas.items()), "true a_(n+1)"]
     write_outputs(sm, table, plot_sequence_series(
-        table, f"Figure 17: residual stream before/after layer 0 (decoded), the transformation "
-               f"a_n + {alpha:.2f} a_(n-1) and the truth; alternating sample {run.pop.sample[index]}, "
+        table, f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
+               f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha}) and the "
+               f"truth; alternating sample {run.pop.sample[index]}, "
                f"c = {float(run.pop.c[index]):.2f}", series))

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from affine_icl.analysis.interventions import qk_intervention_table
-from affine_icl.analysis.selection import heads_above
+from affine_icl.analysis.selection import heads_above_or_top
 from affine_icl.figures import plot_before_after
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
@@ -10,7 +10,8 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, with_cache=False)
     scores = pd.read_csv(sm.input.scores)
-    heads, reason = heads_above(scores, 2, "qk_identity_d_model", run.params["qk_identity_threshold"])
+    heads, reason = heads_above_or_top(scores, 2, "qk_identity_d_model",
+                                       run.params["qk_identity_threshold"], k=5)  # paper: 5 heads
     log.info("intervening on %s", reason)
     table = qk_intervention_table(run.model, run.pop.inputs, run.pop.targets, heads,
                                   sm.params.loss_from, seed=run.params["seed"])

@@ -43,12 +43,18 @@ def decoded_after_layer0_summary(model, cache, inputs, targets, loss_from: int) 
     return pd.DataFrame(rows)
 
 
+def crude_label(label: str, alpha: float) -> str:
+    return f"a_n + {alpha:.2f} a_(n-1) ({label})"
+
+
 @torch.no_grad()
-def sequence_series(model, cache, inputs, targets, sample: int, dims, alpha: float) -> pd.DataFrame:
+def sequence_series(model, cache, inputs, targets, sample: int, dims,
+                    alphas: dict[str, float] | None = None) -> pd.DataFrame:
     """One sequence's values along chosen dimensions, for Figures 14 and 17.
 
     Series per position n (output index n predicts a_{n+1}): the input a_n, the decoded
-    residual before and after layer 0, ``a_n + alpha a_{n-1}`` (n >= 1) and the truth a_{n+1}.
+    residual before and after layer 0, the truth a_{n+1}, and ``a_n + alpha a_{n-1}`` (n >= 1)
+    for each ``{label: alpha}`` in ``alphas`` (series named by :func:`crude_label`).
     """
     x, t = inputs[sample], targets[sample]
     shifted = torch.cat([torch.full_like(x[:1], float("nan")), x[:-1]])
@@ -56,8 +62,8 @@ def sequence_series(model, cache, inputs, targets, sample: int, dims, alpha: flo
         "input a_n": x,
         "decoded residual before layer 0": decode(model, cache["blocks.0.hook_resid_pre"][sample]),
         "decoded residual after layer 0": decode(model, cache["blocks.0.hook_resid_post"][sample]),
-        f"a_n + {alpha:.2f} a_(n-1)": x + alpha * shifted,
         "true a_(n+1)": t,
+        **{crude_label(label, alpha): x + alpha * shifted for label, alpha in (alphas or {}).items()},
     }
     rows = []
     for name, values in series.items():
@@ -70,21 +76,21 @@ def sequence_series(model, cache, inputs, targets, sample: int, dims, alpha: flo
 
 
 @torch.no_grad()
-def shape_correlations(model, cache, inputs, targets, alpha: float) -> pd.DataFrame:
+def shape_correlations(model, cache, inputs, targets, alphas: dict[str, float]) -> pd.DataFrame:
     """Population-level check of section 4.8: correlation over positions, per sequence and dim,
-    between the decoded residual after layer 0 and (a) ``a_n + alpha a_(n-1)``, (b) ``a_(n+1)``."""
+    between the decoded residual after layer 0 and ``a_n + alpha a_(n-1)`` for each alpha (the
+    first row is the first alpha given), then the truth ``a_(n+1)``."""
     after = decode(model, cache["blocks.0.hook_resid_post"])[:, 1:]
-    crude = (inputs[:, 1:] + alpha * inputs[:, :-1])
     truth = targets[:, 1:]
 
     def corr(a, b):
         a = a - a.mean(1, keepdim=True)
         b = b - b.mean(1, keepdim=True)
-        return ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).flatten()
+        return float(np.nanmean(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).numpy()))
 
-    return pd.DataFrame({
-        "compared_with": [f"a_n + {alpha:.2f} a_(n-1)", "true a_(n+1)"],
-        "mean_correlation": [float(np.nanmean(corr(after, crude).numpy())),
-                             float(np.nanmean(corr(after, truth).numpy()))],
-        "alpha": alpha,
-    })
+    rows = [{"compared_with": crude_label(label, alpha), "alpha": alpha,
+             "mean_correlation": corr(after, inputs[:, 1:] + alpha * inputs[:, :-1])}
+            for label, alpha in alphas.items()]
+    rows.append({"compared_with": "true a_(n+1)", "alpha": np.nan,
+                 "mean_correlation": corr(after, truth)})
+    return pd.DataFrame(rows)

@@ -27,3 +27,15 @@ def heads_above(scores: pd.DataFrame, layer: int, score: str, threshold: float):
     heads = [(layer, int(h)) for h in sub["head"]]
     listed = ", ".join(_fmt(r, score) for _, r in sub.iterrows()) or "none"
     return heads, f"layer-{layer} heads with {score} >= {threshold}: {listed}"
+
+
+def heads_above_or_top(scores: pd.DataFrame, layer: int, score: str, threshold: float, k: int):
+    """Heads of ``layer`` with ``score >= threshold``; if there are none, the ``k`` with the
+    highest score, and the reason says so plainly."""
+    heads, reason = heads_above(scores, layer, score, threshold)
+    if heads:
+        return heads, reason
+    sub = scores[scores["layer"] == layer].sort_values(score, ascending=False).head(k)
+    listed = ", ".join(_fmt(r, score) for _, r in sub.iterrows())
+    return ([(layer, int(h)) for h in sub["head"]],
+            f"no layer-{layer} head has {score} >= {threshold}; the {k} highest instead: {listed}")

@@ -328,6 +328,7 @@ rule fig17_residual_shape:
         summary=f"{run_dir()}/analysis/residual_shape.csv",
     params:
         analysis=config["analysis"],
+        paper_alpha=2.3,
     log:
         f"{RESULTS}/logs/fig17_residual_shape/{{run}}.log",
     conda:
