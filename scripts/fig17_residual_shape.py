@@ -22,6 +22,6 @@ with rule_log(sm.log[0]) as log:
               *(crude_label(label, a) for label, a in alphas.items()), "true a_(n+1)"]
     write_outputs(sm, table, plot_sequence_series(
         table, f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
-               f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha}) and the "
+               f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha})\nand the "
                f"truth; alternating sample {run.pop.sample[index]}, "
                f"c = {float(run.pop.c[index]):.2f}", series))
