@@ -15,9 +15,11 @@ def test_replace_block_touches_only_the_marked_section():
 def test_results_block_lists_runs_and_claims():
     claims = pd.DataFrame({"claim_id": ["final_mse"], "section": ["4.1"], "paper": ["1e-4"],
                            "mean": [2e-4], "min": [2e-4], "max": [2e-4],
-                           "summary": ["holds in 0 of 1 runs"], "measured_as": [""]})
+                           "summary": ["holds in 0 of 1 runs"], "verdicts": ["seed0: not reproduced"],
+                           "measured_as": [float("nan")]})
     runs = pd.DataFrame({"run": ["seed0"], "steps": [100000], "final held-out MSE": [2e-4],
                          "training wall time (min)": [55.0]})
     block = results_block(claims, runs, "2-core CPU", note="full protocol")
     assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
     assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block
+    assert "seed0: not reproduced" in block
