@@ -8,6 +8,7 @@
 # Stop with .ci/slurm-down.sh (by PID). On failure the reason is written to
 # $SLURM_TEST_STATE/unavailable, which the test prints when it skips.
 set -uo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"   # runuser, munged, slurmctld, slurmd live there
 STATE=${SLURM_TEST_STATE:-/tmp/affine-slurm}
 mkdir -p "$STATE"
 rm -f "$STATE/unavailable"

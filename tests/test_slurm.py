@@ -29,10 +29,11 @@ def unavailable() -> str | None:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
         return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
+    if (STATE / "unavailable").exists():
+        reason = (STATE / "unavailable").read_text().strip()
+        return f"no local Slurm: {reason} (.ci/slurm-up.sh, needs root and apt-get)"
     if not CONF.is_file():
-        reason = (STATE / "unavailable").read_text().strip() if (STATE / "unavailable").exists() \
-            else "not started"
-        return f"no local Slurm ({reason}); start one with .ci/slurm-up.sh (root, apt-get)"
+        return "no local Slurm: not started; start one with .ci/slurm-up.sh (root, apt-get)"
     if shutil.which("sinfo") is None:
         return "no sinfo on PATH"
     proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
