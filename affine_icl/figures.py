@@ -10,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import textwrap  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -90,6 +92,13 @@ def save_figure(fig: plt.Figure, path) -> None:
 
 # --------------------------------------------------------------------------- helpers for section 4
 
+def _suptitle(fig: plt.Figure, title: str) -> None:
+    """A figure title wrapped to the figure's width, so a long title is never cut off."""
+    width = max(30, int(fig.get_figwidth() * 11))
+    lines = [textwrap.fill(line, width) for line in title.split("\n")]
+    fig.suptitle("\n".join(lines))
+
+
 def _heatmap(ax, matrix, title, xlabel, ylabel, center=0.0, annotate=False, cmap="RdBu_r", **kw):
     sns.heatmap(matrix, ax=ax, center=center, cmap=cmap, annot=annotate,
                 fmt=".2f" if annotate else "", cbar=True, square=False, **kw)
@@ -103,7 +112,9 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
     heads = sorted(table["head"].unique())
     cols = min(4, len(heads))
     rows = -(-len(heads) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+    size = 3.6 if len(heads) > 1 else 6.0  # a single pattern is drawn large
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, 0.92 * size * rows + 0.6),
+                             squeeze=False)
     for ax, head in zip(axes.flat, heads):
         sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
         sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
@@ -112,7 +123,7 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_ylabel("query (destination) position")
     for ax in list(axes.flat)[len(heads):]:
         ax.axis("off")
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -128,7 +139,7 @@ def plot_component_attribution(table: pd.DataFrame, title: str) -> plt.Figure:
                                                        values="attribution").loc[order]
         _heatmap(ax, sub, f"<ln_final(output) W_U, {variant.replace('target', 'a_(m+1)').replace('input', 'a_m')}>",
                  "position m", "component")
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -165,7 +176,7 @@ def plot_ov_regression(points: pd.DataFrame, regressions: pd.DataFrame, title: s
         axes[2].legend(fontsize=8)
     axes[2].set_title("per-vector slope")
     axes[2].set_xlabel("fitted slope")
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -174,13 +185,14 @@ def plot_matrices(table: pd.DataFrame, title: str, xlabel: str = "output dimensi
                   ylabel: str = "input dimension") -> plt.Figure:
     """One diverging heatmap per matrix in the table (centred at 0)."""
     names = list(dict.fromkeys(table["matrix"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 5.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(max(6.2 * len(names), 8), 5.6),
+                             squeeze=False)
     for ax, name in zip(axes[0], names):
         sub = table[table["matrix"] == name].pivot(index="row", columns="col", values="value")
         lim = float(np.nanpercentile(np.abs(sub.values), 99.5)) or 1.0
         _heatmap(ax, sub, name, xlabel, ylabel, vmin=-lim, vmax=lim,
                  xticklabels=False, yticklabels=False)
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -231,7 +243,7 @@ def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> 
         ax.set_ylabel("value")
     if axes[0][0].get_legend():
         sns.move_legend(axes[0][0], "upper left", fontsize=8, title=None)
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -274,7 +286,7 @@ def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
         grid = ranked[ranked["layer"] == layer].pivot(index="run", columns="rank", values=score)
         _heatmap(ax, grid, f"layer {layer}", "heads ordered by score (rank)", "run",
                  center=center, annotate=grid.size <= 64, vmin=-lim, vmax=lim)
-    fig.suptitle(title)
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
