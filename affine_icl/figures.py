@@ -94,7 +94,7 @@ def save_figure(fig: plt.Figure, path) -> None:
 
 def _suptitle(fig: plt.Figure, title: str) -> None:
     """A figure title wrapped to the figure's width, so a long title is never cut off."""
-    width = max(30, int(fig.get_figwidth() * 11))
+    width = max(30, int(fig.get_figwidth() * 8))  # about 8 characters per inch at this size
     lines = [textwrap.fill(line, width) for line in title.split("\n")]
     fig.suptitle("\n".join(lines))
 
