@@ -101,7 +101,8 @@ def _suptitle(fig: plt.Figure, title: str) -> None:
 
 def _heatmap(ax, matrix, title, xlabel, ylabel, center=0.0, annotate=False, cmap="RdBu_r", **kw):
     sns.heatmap(matrix, ax=ax, center=center, cmap=cmap, annot=annotate,
-                fmt=".2f" if annotate else "", cbar=True, square=False, **kw)
+                fmt=".2f" if annotate else "", annot_kws={"size": 8}, cbar=True, square=False,
+                **kw)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -278,8 +279,8 @@ def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
                              center: float = 0.0) -> plt.Figure:
     """One heatmap per layer: rows are runs, columns heads ordered by ``score`` (rank 0 first)."""
     layers = sorted(ranked["layer"].unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers),
-                                                      0.45 * ranked["run"].nunique() + 2),
+    fig, axes = plt.subplots(1, len(layers), figsize=(6.0 * len(layers),
+                                                      0.45 * ranked["run"].nunique() + 2.2),
                              squeeze=False)
     lim = float(ranked[score].abs().max()) or 1.0
     for ax, layer in zip(axes[0], layers):
@@ -293,20 +294,21 @@ def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
 
 def plot_ov_fit_by_run(fits: pd.DataFrame, paper: dict[str, float]) -> plt.Figure:
     """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.pointplot(data=fits, x="run", y="mean_r2", hue="source", ax=axes[0], linestyle="none")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    sns.pointplot(data=fits, x="run", y="mean_r2", hue="source", hue_order=["residual", "random"],
+                  palette=["C0", "C1"], ax=axes[0], linestyle="none")
     axes[0].axhline(paper["r2_residual"], color="C0", linestyle="--", label="paper, residual")
     axes[0].axhline(paper["r2_random"], color="C1", linestyle="--", label="paper, random")
     axes[0].set_ylabel("mean per-vector R²")
     axes[0].legend(fontsize=8)
     resid = fits[fits["source"] == "residual"]
-    sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none")
+    sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none", color="C0")
     axes[1].axhspan(paper["slope_low"], paper["slope_high"], color="k", alpha=0.1,
                     label="paper's range")
-    axes[1].set_ylabel("median per-vector slope (residual vectors)")
+    axes[1].set_ylabel("median slope (residual vectors)")
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle("Layer-0 OV fit (Figure 8) in every run")
+    _suptitle(fig, "Layer-0 OV fit (Figure 8) in every run")
     fig.tight_layout()
     return fig
