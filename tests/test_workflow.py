@@ -122,6 +122,7 @@ def test_report_holds_every_figure(built, tree):
     report = tree / "work" / "report.html"
     proc = snakemake(tree, "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ERROR/" not in proc.stdout + proc.stderr  # docutils errors in a caption
     html = report.read_text()
     expected = ["fig01_sequence_types.png", "claims.md"] + [f"{name}.png" for name in FIGURES]
     expected += ["seeds_eigenvalue_scores.png", "seeds_head_attribution.png", "seeds_layer0_ov.png"]
