@@ -23,10 +23,6 @@ class Population:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def subset(self, index) -> "Population":
-        index = np.atleast_1d(np.asarray(index))
-        return Population(self.inputs[index], self.targets[index], self.c[index], self.sample[index])
-
 
 def analysis_population(table: pa.Table, length: int, size: int) -> Population:
     """The first ``size`` sequences of ``length`` inputs from a population table.
