@@ -154,8 +154,7 @@ def write_activation_cache(
     """Run ``model`` over ``inputs``; write ``{family}.parquet`` for every family into ``out_dir``.
 
     ``inputs`` and ``targets`` are ``[N, L, d_vocab]``; ``sample_ids`` holds the ``N`` distinct
-    integer ids of the sequences (rows are written in increasing id order). The model runs on its
-    hooked attention path (``set_fused_attention(False)``; the previous setting is restored) with
+    integer ids of the sequences (rows are written in increasing id order). The model runs
     ``run_with_cache`` in batches of ``batch_size``, ``n_layers + 1`` times over the inputs: once
     per layer, capturing only that layer's hooks, then once for the LayerNorm scales and outputs.
     So memory holds one batch of one layer at a time, and the files come out sorted by layer.
@@ -171,36 +170,30 @@ def write_activation_cache(
     schemas = family_schemas(model, inputs.shape[1])
     common = {**metadata, MODEL_KEY: json.dumps(model_signature(model))}
     n_passes = model.cfg.n_layers + 1
-    was_fused = [block.attn.fused for block in model.blocks]
-    model.set_fused_attention(False)
-    try:
-        with ExitStack() as stack, tqdm(
-            total=n_passes * _n_batches(len(inputs), batch_size), desc="caching activations"
-        ) as progress:
-            writers = {
-                family: stack.enter_context(
-                    _writer(paths[family], schemas[family], {**common, FAMILY_KEY: family})
-                )
-                for family in FAMILIES
-            }
-            for layer in range(model.cfg.n_layers):
-                for rows, _, cache in _run_batches(
-                    model, inputs, batch_size, _layer_hooks(layer), progress
-                ):
-                    tables = _layer_tables(cache, sample_ids[rows], layer, schemas)
-                    for family, table in tables.items():
-                        _write(writers[family], table)
-            ln_hooks = ln_columns(model.cfg.n_layers)
-            for rows, output, cache in _run_batches(
-                model, inputs, batch_size, list(ln_hooks.values()), progress
+    with ExitStack() as stack, tqdm(
+        total=n_passes * _n_batches(len(inputs), batch_size), desc="caching activations"
+    ) as progress:
+        writers = {
+            family: stack.enter_context(
+                _writer(paths[family], schemas[family], {**common, FAMILY_KEY: family})
+            )
+            for family in FAMILIES
+        }
+        for layer in range(model.cfg.n_layers):
+            for rows, _, cache in _run_batches(
+                model, inputs, batch_size, _layer_hooks(layer), progress
             ):
-                ids = sample_ids[rows]
-                _write(writers["ln_scale"], _ln_table(cache, ids, ln_hooks, schemas["ln_scale"]))
-                outputs = _outputs_table(output, _numpy(targets[rows]), ids, schemas["outputs"])
-                _write(writers["outputs"], outputs)
-    finally:
-        for block, fused in zip(model.blocks, was_fused):
-            block.attn.fused = fused
+                tables = _layer_tables(cache, sample_ids[rows], layer, schemas)
+                for family, table in tables.items():
+                    _write(writers[family], table)
+        ln_hooks = ln_columns(model.cfg.n_layers)
+        for rows, output, cache in _run_batches(
+            model, inputs, batch_size, list(ln_hooks.values()), progress
+        ):
+            ids = sample_ids[rows]
+            _write(writers["ln_scale"], _ln_table(cache, ids, ln_hooks, schemas["ln_scale"]))
+            outputs = _outputs_table(output, _numpy(targets[rows]), ids, schemas["outputs"])
+            _write(writers["outputs"], outputs)
     return paths
 
 

@@ -9,6 +9,7 @@ line that names the offending key.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -76,7 +77,6 @@ class TrainConfig:
     eval_every: int = 1000
     eval_per_length: int = 64
     checkpoint_every: int = 1000
-    fused_attention: bool = True
     seed: int = 0
 
 
@@ -128,13 +128,37 @@ def run_entry(config: Mapping[str, Any], run: str) -> dict[str, Any]:
     raise ConfigError(f"runs: no run named {run!r} (known: {known})")
 
 
+#: Sections a ``runs`` entry may override for its run alone.
+OVERRIDABLE = ("model", "train")
+
+
+def merged_config(config: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with one ``runs`` entry's overrides merged into the sections they change."""
+    merged = dict(config)
+    for section in OVERRIDABLE:
+        merged[section] = {**(config.get(section) or {}), **(entry.get(section) or {})}
+    return merged
+
+
 def run_config(config: Mapping[str, Any], run: str) -> RunConfig:
-    """The full config of one training run: shared sections plus the run's seed."""
-    train = dict(config.get("train") or {})
-    train["seed"] = run_entry(config, run)["seed"]
+    """The full config of one training run: shared sections, the run's overrides and seed."""
+    entry = run_entry(config, run)
+    merged = merged_config(config, entry)
+    train = {**merged["train"], "seed": entry["seed"]}
     return RunConfig(
-        data=data_config(config), model=model_config(config), train=_build(TrainConfig, train)
+        data=data_config(merged), model=model_config(merged), train=_build(TrainConfig, train)
     )
+
+
+def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
+    """Run names grouped by everything but the seed, in ``runs`` order: each group can train
+    as one stacked model."""
+    groups: dict[str, list[str]] = {}
+    for entry in config["runs"]:
+        cfg = run_config(config, entry["name"])
+        key = RunConfig(cfg.data, cfg.model, TrainConfig(**{**asdict(cfg.train), "seed": 0})).hash()
+        groups.setdefault(key, []).append(entry["name"])
+    return list(groups.values())
 
 
 def _one_line(error: Exception) -> str:
@@ -213,11 +237,8 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         )
 
 
-def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PATH) -> None:
-    """Validate (and fill defaults into) ``config`` in place; raise a one-line ConfigError.
-
-    Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow.
-    """
+def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> None:
+    """Schema and cross-key checks of ``config`` (defaults filled in place)."""
     import jsonschema
     from snakemake.utils import validate
 
@@ -229,8 +250,22 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
         if not causes:
             raise
         best = jsonschema.exceptions.best_match([causes[0], *causes[0].context])
-        raise ConfigError(f"invalid config: {_one_line(best)}") from None
+        raise ConfigError(f"invalid config: {where}{_one_line(best)}") from None
     try:
         check_consistency(config)
     except ConfigError as exc:
-        raise ConfigError(f"invalid config: {exc}") from None
+        raise ConfigError(f"invalid config: {where}{exc}") from None
+
+
+def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PATH) -> None:
+    """Validate (and fill defaults into) ``config`` in place; raise a one-line ConfigError.
+
+    Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow. Each
+    run's overrides are checked the same way, merged into the sections they change, and an
+    error names the run (``runs[wide]: model.d_mlp: ...``).
+    """
+    _validate(config, schema_path, "")
+    for entry in config["runs"]:
+        if any(section in entry for section in OVERRIDABLE):
+            merged = copy.deepcopy(merged_config(config, entry))
+            _validate(merged, schema_path, f"runs[{entry['name']}]: ")

@@ -76,24 +76,107 @@ def sample_batch(
     if c is None:
         c = _uniform((batch_size,), cfg.c_range, generator, device)
     c = c.to(device=device, dtype=a0.dtype)
-    terms = [a0]
-    for _ in range(length):
-        terms.append(c[:, None] * terms[-1] + d)
-    raw = torch.stack(terms, dim=1)  # [B, L+1, D]
-    max_norm = raw[:, :length].norm(dim=-1).amax(dim=1)  # over the inputs a_0..a_{L-1}
     target_norm = _uniform((batch_size,), cfg.norm_range, generator, device)
-    scale = max_norm / target_norm
-    return Batch(terms=raw / scale[:, None, None], c=c, d=d / scale[:, None], scale=scale)
+    terms, d, scale = normalised_terms(a0, d, c, target_norm, torch.tensor(length, device=device), length)
+    return Batch(terms=terms, c=c, d=d, scale=scale)
 
 
-def sample_length(cfg: DataConfig, generator: torch.Generator) -> int:
-    """One sequence length, uniform over ``cfg.length_range`` (inclusive).
+def normalised_terms(
+    a0: torch.Tensor, d: torch.Tensor, c: torch.Tensor, target_norm: torch.Tensor,
+    lengths: torch.Tensor, max_length: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Terms ``a_0 .. a_max_length`` of ``a_n = c a_{n-1} + d``, normalised per sequence.
 
-    ``generator`` must be a CPU generator: the length picks tensor shapes, so drawing it on the
-    host avoids a device synchronisation per step.
+    ``a0, d``: ``[..., D]``; ``c, target_norm``: ``[...]``; ``lengths`` (broadcastable to
+    ``[...]``): each sequence's number of inputs ``L``. Every sequence is divided by
+    ``max_norm / target_norm``, where ``max_norm`` is the largest norm among its inputs
+    ``a_0 .. a_{L-1}``; terms after ``a_L`` are set to zero (padding). Returns the terms
+    ``[..., max_length + 1, D]``, the normalised ``d`` and the divisor ``scale``.
     """
-    lo, hi = cfg.length_range
-    return int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
+    terms = [a0]
+    for _ in range(max_length):
+        terms.append(c[..., None] * terms[-1] + d)
+    raw = torch.stack(terms, dim=-2)  # [..., max_length + 1, D]
+    index = torch.arange(max_length + 1, device=raw.device)
+    lengths = lengths[..., None]
+    max_norm = raw.norm(dim=-1).masked_fill(index >= lengths, 0.0).amax(dim=-1)
+    scale = max_norm / target_norm
+    terms = (raw / scale[..., None, None]).masked_fill((index > lengths)[..., None], 0.0)
+    return terms, d / scale[..., None], scale
+
+
+#: Steps drawn at once by :class:`TrainingStream`; part of the stream's definition (a
+#: different chunk size gives different data for the same seed).
+STREAM_CHUNK = 100
+
+
+class TrainingStream:
+    """The training data of K runs: per run and step, a length and a batch of sequences.
+
+    Run ``k`` with seed ``s`` draws its lengths on a CPU generator seeded ``s + 2`` (lengths
+    pick tensor shapes, so the host knows them without a device sync) and its sequence contents
+    on a generator on ``device`` seeded ``s + 1``, :data:`STREAM_CHUNK` steps at a time in one
+    vectorised call. A run's data depend only on its own seed, never on which runs it is
+    batched with. Terms are padded with zeros to ``length_range[1] + 1`` positions.
+
+    :meth:`state_dict` records the generators as they were before the current chunk was drawn,
+    so a resumed stream redraws that chunk and continues with identical data.
+    """
+
+    def __init__(self, cfg: DataConfig, batch_size: int, seeds: list[int], device: torch.device | str):
+        self.cfg, self.batch_size, self.device = cfg, batch_size, torch.device(device)
+        self.length_gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
+        self.data_gens = [torch.Generator(device=self.device).manual_seed(s + 1) for s in seeds]
+        self.chunk = -1  # index of the chunk held in memory
+        self._states = self._gen_states()  # generator states before the held chunk
+
+    def _gen_states(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(lg.get_state(), dg.get_state()) for lg, dg in zip(self.length_gens, self.data_gens)]
+
+    def _draw(self, chunk: int) -> None:
+        self._states = self._gen_states()
+        cfg, n, b, dim = self.cfg, STREAM_CHUNK, self.batch_size, self.cfg.vector_dim
+        lo, hi = cfg.length_range
+        lengths, terms = [], []
+        for length_gen, gen in zip(self.length_gens, self.data_gens):
+            run_lengths = torch.randint(lo, hi + 1, (n,), generator=length_gen)
+            a0 = _uniform((n, b, dim), cfg.init_range, gen, self.device)
+            d = _uniform((n, b, dim), cfg.init_range, gen, self.device)
+            c = _uniform((n, b), cfg.c_range, gen, self.device)
+            target_norm = _uniform((n, b), cfg.norm_range, gen, self.device)
+            on_device = run_lengths.to(self.device)[:, None]
+            terms.append(normalised_terms(a0, d, c, target_norm, on_device, hi)[0])
+            lengths.append(run_lengths)
+        self.lengths = torch.stack(lengths, dim=1)  # [n, K] on the CPU
+        self.device_lengths = self.lengths.to(self.device)
+        self.terms = torch.stack(terms, dim=1)  # [n, K, B, hi + 1, D]
+        self.chunk = chunk
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Data of 0-based ``step``: lengths ``[K]`` (CPU), the same on the device, and the
+        padded terms ``[K, B, length_range[1] + 1, D]``. Steps are asked for in order."""
+        chunk, i = divmod(step, STREAM_CHUNK)
+        while self.chunk < chunk:  # after a resume: redraw the saved chunk, then go on
+            self._draw(self.chunk + 1)
+        if chunk != self.chunk:
+            raise RuntimeError(f"stream step {step} is behind the held chunk {self.chunk}")
+        return self.lengths[i], self.device_lengths[i], self.terms[i]
+
+    def run_state(self, k: int) -> dict:
+        """Enough to redraw run ``k``'s held chunk: its index and the generator states before it."""
+        length_state, data_state = self._states[k]
+        return {"chunk": max(self.chunk, 0), "length_gen": length_state, "data_gen": data_state}
+
+    def load_run_states(self, states: list[dict]) -> None:
+        """Restore every run from :meth:`run_state` dicts; all must hold the same chunk."""
+        chunks = {s["chunk"] for s in states}
+        if len(chunks) != 1:
+            raise ValueError(f"runs are at different stream chunks {sorted(chunks)}")
+        for length_gen, data_gen, s in zip(self.length_gens, self.data_gens, states):
+            length_gen.set_state(s["length_gen"])
+            data_gen.set_state(s["data_gen"])
+        self.chunk = chunks.pop() - 1
+        self._states = self._gen_states()
 
 
 def lengths(cfg: DataConfig) -> range:

@@ -55,12 +55,8 @@ class LayerNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Causal multi-head attention with TransformerLens weights and hooks.
-
-    With ``fused=True`` the scores, softmax and mixing run as one
-    ``scaled_dot_product_attention`` call (same maths); ``hook_attn_scores``, ``hook_pattern``
-    and ``hook_result`` then do not fire. The hooked path is the reference for every analysis.
-    """
+    """Causal multi-head attention with TransformerLens weights and hooks (training runs the
+    same maths through :mod:`affine_icl.stacked`)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -77,7 +73,6 @@ class Attention(nn.Module):
         self.register_buffer(
             "mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), persistent=False
         )
-        self.fused = False
         self.hook_q = HookPoint()  # [batch, pos, head, d_head]
         self.hook_k = HookPoint()
         self.hook_v = HookPoint()
@@ -90,12 +85,6 @@ class Attention(nn.Module):
         q = self.hook_q(torch.einsum("bpm,hmd->bphd", x, self.W_Q) + self.b_Q)
         k = self.hook_k(torch.einsum("bpm,hmd->bphd", x, self.W_K) + self.b_K)
         v = self.hook_v(torch.einsum("bpm,hmd->bphd", x, self.W_V) + self.b_V)
-        if self.fused:
-            z = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-            ).transpose(1, 2)
-            z = self.hook_z(z)
-            return torch.einsum("bphd,hdm->bpm", z, self.W_O) + self.b_O
         n = x.shape[1]
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / self.attn_scale
         scores = scores.masked_fill(~self.mask[:n, :n], float("-inf"))
@@ -196,11 +185,6 @@ class VectorTransformer(HookedRootModule):
                     param.fill_(1.0)
                 else:
                     param.zero_()
-        return self
-
-    def set_fused_attention(self, fused: bool) -> "VectorTransformer":
-        for block in self.blocks:
-            block.attn.fused = fused
         return self
 
     def forward(self, vecs: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Rule train: one run with the paper's protocol, resuming from its last checkpoint."""
+"""Rules train / train_<runs>: one run, or runs that differ only in their seed batched, with the
+paper's protocol, resuming from their last checkpoints."""
 import shutil
 
 import torch
@@ -6,17 +7,27 @@ import torch
 from affine_icl.config import run_config
 from affine_icl.data import read_population
 from affine_icl.rules import rule_log
-from affine_icl.train import checkpoint_dir, resolve_device, save_outputs, train
+from affine_icl.train import checkpoint_dir, resolve_device, save_outputs, train_runs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
+
+
+def as_list(value):
+    return [value] if isinstance(value, str) else list(value)
+
+
 with rule_log(sm.log[0]) as log:
     torch.set_num_threads(sm.threads)
-    cfg = run_config(sm.params.config, sm.wildcards.run)
+    cfgs = [run_config(sm.params.config, run) for run in sm.params.runs]
     device = resolve_device(sm.config["device"])
-    log.info("run %s, config %s, device %s, %d threads", sm.wildcards.run, cfg.hash(), device, sm.threads)
-    eval_batches = read_population(sm.input.population, per_length=cfg.train.eval_per_length)
-    state = train(cfg, eval_batches, device=device, checkpoint_root=sm.params.checkpoint_root)
-    save_outputs(state, cfg, sm.output.weights, sm.output.optimizer, sm.output.log)
-    log.info("final held-out MSE %.3e after %d steps", state.log[-1]["heldout_mse"], state.step)
-    # The outputs now hold everything the checkpoint did.
-    shutil.rmtree(checkpoint_dir(sm.params.checkpoint_root, cfg), ignore_errors=True)
+    log.info("runs %s (seeds %s), config %s, device %s, %d threads", ", ".join(sm.params.runs),
+             [c.train.seed for c in cfgs], [c.hash() for c in cfgs], device, sm.threads)
+    eval_batches = read_population(sm.input.population, per_length=cfgs[0].train.eval_per_length)
+    results = train_runs(cfgs, eval_batches, device=device, checkpoint_roots=sm.params.checkpoint_roots)
+    outputs = zip(as_list(sm.output.weights), as_list(sm.output.optimizer), as_list(sm.output.log))
+    for run, result, paths, root in zip(sm.params.runs, results, outputs, sm.params.checkpoint_roots):
+        save_outputs(result, *paths)
+        log.info("run %s: final held-out MSE %.3e after %d steps", run,
+                 result.log[-1]["heldout_mse"], result.step)
+        # The outputs now hold everything the checkpoint did.
+        shutil.rmtree(checkpoint_dir(root, result.cfg), ignore_errors=True)

@@ -54,7 +54,6 @@ def written(tmp_path_factory, model, data):
 def reference(model, inputs, sample_ids):
     """The live run_with_cache on the inputs sorted by sample id, as an ActivationCache."""
     order = np.argsort(sample_ids)
-    model.set_fused_attention(False)
     with torch.no_grad():
         output, raw = model.run_with_cache(inputs[order])
     return output, ActivationCache(raw, model), order
@@ -97,14 +96,6 @@ def test_round_trip_matches_run_with_cache(written, model, data):
     np.testing.assert_array_equal(ids, np.sort(sample_ids))
     torch.testing.assert_close(outputs, output, rtol=0, atol=1e-6)
     torch.testing.assert_close(loaded_targets, targets[order], rtol=0, atol=0)
-
-
-def test_write_uses_hooked_path_and_restores_fused_flag(tmp_path, data):
-    model = random_model(CFG).set_fused_attention(True)
-    inputs, targets, sample_ids = data
-    write_activation_cache(model, inputs, targets, sample_ids, tmp_path, META, batch_size=50)
-    assert all(block.attn.fused for block in model.blocks)
-    assert read_family(tmp_path / "pattern.parquet").num_rows == CFG.n_layers * N * L * CFG.n_heads
 
 
 def test_folded_model_round_trip_and_model_check(tmp_path, model, data):

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from affine_icl.config import ConfigError, RunConfig, run_config, validate_config
+from affine_icl.config import ConfigError, RunConfig, batch_groups, run_config, validate_config
 from conftest import REPO
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -64,6 +64,12 @@ BAD = [
     ({"train.loss_from_index": 3}, "train.loss_from_index: 3 leaves no target position"),
     ({"train.eval_per_length": 5000}, "train.eval_per_length: 5000 exceeds the evaluation population"),
     ({"resources.train.gpu": -1}, "resources.train.gpu: -1 is less than the minimum of 0"),
+    ({"runs": [{"name": "w", "seed": 0, "model": {"d_mlp": 0}}]},
+     "runs[w]: model.d_mlp: 0 is less than the minimum of 1"),
+    ({"runs": [{"name": "w", "seed": 0, "train": {"seed": 3}}]}, "runs[w]: train: unknown key 'seed'"),
+    ({"runs": [{"name": "w", "seed": 0, "model": {"n_ctx": 5}}]},
+     "runs[w]: data.length_range: maximum length 14 exceeds model.n_ctx 5"),
+    ({"runs": [{"name": "w", "seed": 0, "data": {"vector_dim": 5}}]}, "runs.0: unknown key 'data'"),
 ]
 
 
@@ -75,6 +81,20 @@ def test_bad_config_gives_one_line_naming_the_key(changes, message):
     assert "\n" not in text
     assert text.startswith("invalid config: ")
     assert message in text
+
+
+def test_run_overrides_change_their_run_only():
+    config = validated({"runs": [
+        {"name": "a", "seed": 0},
+        {"name": "wide", "seed": 1, "model": {"d_mlp": 1024}, "train": {"steps": 500}},
+        {"name": "c", "seed": 2},
+    ]})
+    a, wide, c = (run_config(config, r) for r in ("a", "wide", "c"))
+    assert (wide.model.d_mlp, wide.train.steps, wide.train.seed) == (1024, 500, 1)
+    assert wide.train.lr == a.train.lr and wide.model.d_model == a.model.d_model
+    assert (a.model.d_mlp, a.train.steps) == (c.model.d_mlp, c.train.steps) == (3072, 100_000)
+    assert config["runs"][1]["model"] == {"d_mlp": 1024}  # no defaults filled into an override
+    assert batch_groups(config) == [["a", "c"], ["wide"]]
 
 
 def test_d_model_need_not_equal_heads_times_d_head():

@@ -10,8 +10,9 @@ from affine_icl.data import (
     example_sequences,
     population_table,
     read_population,
+    STREAM_CHUNK,
+    TrainingStream,
     sample_batch,
-    sample_length,
     write_parquet,
 )
 
@@ -58,12 +59,46 @@ def test_recurrence_holds_after_normalisation(batches):
         assert torch.allclose(predicted, batch.terms[:, 1:], atol=1e-5 * scale, rtol=1e-5)
 
 
-def test_lengths_uniform_over_range():
-    gen = torch.Generator().manual_seed(1)
-    drawn = np.array([sample_length(CFG, gen) for _ in range(6000)])
+def test_stream_lengths_uniform_over_range():
+    stream = TrainingStream(CFG, 2, [1], "cpu")
+    drawn = np.array([int(stream.step(s)[0][0]) for s in range(6000)])
     values, counts = np.unique(drawn, return_counts=True)
     assert list(values) == list(range(3, 15))
     assert counts.min() > 6000 / 12 * 0.8
+
+
+def test_stream_batches_are_normalised_recurrences_padded_with_zeros():
+    stream = TrainingStream(CFG, 8, [0, 5], "cpu")
+    for step in (0, 1, STREAM_CHUNK + 3):
+        lengths, device_lengths, terms = stream.step(step)
+        assert terms.shape == (2, 8, 15, CFG.vector_dim) and torch.equal(lengths, device_lengths)
+        for k, length in enumerate(lengths.tolist()):
+            seqs = terms[k, :, : length + 1]
+            assert torch.all(terms[k, :, length + 1:] == 0)
+            max_norm = seqs[:, :length].norm(dim=-1).amax(dim=1)
+            assert torch.all((max_norm > 1 - 1e-5) & (max_norm < 2 + 1e-5))
+            # a_{n+1} - a_n = c (a_n - a_{n-1}): a recurrence with one c per sequence
+            diff = seqs[:, 1:] - seqs[:, :-1]
+            c = (diff[:, 1:] * diff[:, :-1]).sum(-1) / diff[:, :-1].square().sum(-1)
+            assert torch.allclose(c, c[:, :1].expand_as(c), atol=1e-3)
+
+
+def test_stream_run_depends_only_on_its_seed_and_resumes_identically():
+    alone = TrainingStream(CFG, 4, [5], "cpu")
+    batched = TrainingStream(CFG, 4, [0, 5], "cpu")
+    middle, end = STREAM_CHUNK + 7, 2 * STREAM_CHUNK - 1  # checkpoints inside a chunk, at its end
+    saved, expected = {}, {}
+    for step in range(3 * STREAM_CHUNK):
+        a, b = alone.step(step), batched.step(step)
+        assert a[0][0] == b[0][1] and torch.equal(a[2][0], b[2][1])
+        expected[step] = b[2].clone()
+        if step in (middle, end):
+            saved[step] = [batched.run_state(k) for k in range(2)]
+    for stop, states in saved.items():
+        resumed = TrainingStream(CFG, 4, [0, 5], "cpu")
+        resumed.load_run_states(states)
+        for step in range(stop + 1, 3 * STREAM_CHUNK):
+            assert torch.equal(resumed.step(step)[2], expected[step]), (stop, step)
 
 
 def test_same_seed_same_data_other_seed_other_data():

@@ -66,13 +66,6 @@ def test_causal_masking(model, x):
     assert torch.allclose(pattern.sum(-1), torch.ones(()))
 
 
-def test_fused_attention_matches_hooked_path(model, x):
-    hooked = model(x)
-    fused = model.set_fused_attention(True)(x)
-    model.set_fused_attention(False)
-    assert (hooked - fused).abs().max() < 1e-5
-
-
 def test_run_with_hooks_can_ablate(model, x):
     """Zeroing layer 1's hook_z equals zeroing its W_O (known by construction)."""
     ablated = model.run_with_hooks(

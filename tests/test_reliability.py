@@ -100,19 +100,18 @@ def test_activation_cache_from_another_config_is_refused(tmp_path):
 
 
 def test_nan_in_a_batch_stops_training_naming_the_step(tiny_run_cfg, tmp_path, monkeypatch):
-    import affine_icl.train as tr
+    from affine_icl.data import TrainingStream
 
-    calls = {"n": 0}
-    real = tr.sample_batch
+    real = TrainingStream.step
 
-    def poisoned(*args, **kwargs):
-        calls["n"] += 1
-        batch = real(*args, **kwargs)
-        if calls["n"] == 33:
-            batch.terms[0, 1, 0] = math.nan
-        return batch
+    def poisoned(self, step):
+        lengths, device_lengths, terms = real(self, step)
+        if step == 32:  # the 33rd step
+            terms = terms.clone()
+            terms[0, 0, 1, 0] = math.nan
+        return lengths, device_lengths, terms
 
-    monkeypatch.setattr(tr, "sample_batch", poisoned)
+    monkeypatch.setattr(TrainingStream, "step", poisoned)
     batches = batches_from_table(population_table(tiny_run_cfg.data))
     with pytest.raises(TrainingDiverged) as info:
         train(tiny_run_cfg, batches, checkpoint_root=tmp_path, progress=False)

@@ -12,6 +12,7 @@ from affine_icl.train import (
     TrainingDiverged,
     checkpoint_dir,
     latest_checkpoint,
+    Trainer,
     masked_mse,
     save_outputs,
     train,
@@ -81,28 +82,15 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_run_cfg, eval_batc
 
 
 def test_nan_loss_stops_training_naming_the_step(tiny_run_cfg, eval_batches, tmp_path):
+    trainer = Trainer([tiny_run_cfg])
+
     def poison(step):
         if step == 25:
             with torch.no_grad():
-                state_model.unembed.b_U.fill_(float("nan"))
+                trainer.params["unembed.b_U"].fill_(float("nan"))
 
-    import affine_icl.train as tr
-
-    original = tr.new_state
-
-    def capture(cfg, device):
-        nonlocal state_model
-        state = original(cfg, device)
-        state_model = state.model
-        return state
-
-    state_model = None
-    tr.new_state = capture
-    try:
-        with pytest.raises(TrainingDiverged, match=r"loss is nan at step 26 \(run seed 3"):
-            train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False, on_step=poison)
-    finally:
-        tr.new_state = original
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 26 \(run seed 3"):
+        trainer.run(eval_batches, checkpoint_roots=[tmp_path], progress=False, on_step=poison)
     # the last checkpoint is the good one from step 20, not a poisoned one
     assert latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg)).name == "step-000000020"
 
@@ -124,12 +112,14 @@ def test_foreign_or_truncated_checkpoint_is_refused(tiny_run_cfg, eval_batches, 
 def test_outputs_are_safetensors_optimizer_state_and_parquet_log(tiny_run_cfg, eval_batches, tmp_path):
     state = train(tiny_run_cfg, eval_batches, progress=False)
     paths = tmp_path / "w.safetensors", tmp_path / "opt.pt", tmp_path / "log.parquet"
-    save_outputs(state, tiny_run_cfg, *paths)
+    save_outputs(state, *paths)
     model = load_model(paths[0])
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                   state.model.state_dict().values()))
     opt = torch.load(paths[1], weights_only=True)
-    assert set(opt) == {"state", "param_groups"} and opt["param_groups"][0]["lr"] == 1e-3
+    assert set(opt) == {"step", "exp_avg", "exp_avg_sq", "hyperparameters"}
+    assert opt["step"] == tiny_run_cfg.train.steps and opt["hyperparameters"]["lr"] == 1e-3
+    assert set(opt["exp_avg"]) == set(model.state_dict())
     log = pd.read_parquet(paths[2])
     assert list(log.columns) == ["step", "train_loss", "heldout_mse", "elapsed_s"]
     assert log["step"].iloc[-1] == tiny_run_cfg.train.steps

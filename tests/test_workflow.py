@@ -158,3 +158,24 @@ def test_lint_is_clean():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(built, tree, tmp_path):
+    """train_batched: one job trains both tiny runs; each equals its run trained alone."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "workflow" / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"),
+           "--config", "train_batched=True", "--cores", "2"]
+    targets = [f"results/runs/{run}/model.safetensors" for run in ("tiny", "tiny2")]
+    plan = subprocess.run([*cmd, "--dry-run", *targets], capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    stats = (plan.stdout + plan.stderr).split("Job stats:")[1].split("total")[0]
+    assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [
+        ("generate_data", "1"), ("train_tiny_tiny2", "1")]
+    proc = subprocess.run([*cmd, *targets], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for run in ("tiny", "tiny2"):
+        alone = load_model(built / "runs" / run / "model.safetensors").state_dict()
+        batched = load_model(tmp_path / "results" / "runs" / run / "model.safetensors").state_dict()
+        for name, value in alone.items():
+            if not name.endswith("attn.b_K"):  # see tests/test_stacked.py::assert_same_run
+                assert (value - batched[name]).abs().max() < 1e-3, (run, name)

@@ -1,7 +1,7 @@
 rule cache_activations:
     """Fold LayerNorm and value biases, then cache the analysis population's activations."""
     input:
-        weights=rules.train.output.weights,
+        weights=trained("weights"),
         population=rules.generate_data.output.population,
     output:
         folded=f"{run_dir()}/model_folded.safetensors",

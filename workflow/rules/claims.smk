@@ -1,7 +1,7 @@
 rule claims:
     """Every quantitative claim of the paper: paper value, this run's value, criterion, verdict."""
     input:
-        train_log=rules.train.output.log,
+        train_log=trained("log"),
         head_scores=rules.head_scores.output.table,
         head_attribution=rules.fig07_head_attribution.output.table,
         ov_regressions=rules.fig08_layer0_ov.output.table,

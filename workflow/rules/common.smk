@@ -1,5 +1,5 @@
 # Config validation and path helpers shared by every rule file.
-from affine_icl.config import run_entry, validate_config
+from affine_icl.config import batch_groups, run_entry, validate_config
 
 # One-line ConfigError naming the key, before any job is scheduled.
 validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
@@ -14,6 +14,22 @@ wildcard_constraints:
 
 def run_dir(run="{run}"):
     return f"{RESULTS}/runs/{run}"
+
+
+TRAINED = {"weights": "model.safetensors", "optimizer": "optimizer.pt", "log": "train_log.parquet"}
+
+
+def trained(kind, run="{run}"):
+    """A training output (weights, optimizer or log) of one run, batched or not."""
+    return f"{run_dir(run)}/{TRAINED[kind]}"
+
+
+def train_config(runs):
+    """Only these runs' settings: adding another run or changing `device` retrains nothing."""
+    return {
+        **{k: config[k] for k in ("data", "model", "train")},
+        "runs": [run_entry(config, run) for run in runs],
+    }
 
 
 PER_RUN_FIGURES = [

@@ -23,7 +23,7 @@ rule fig01_sequence_types:
 rule fig02_loss_curve:
     """Figure 2: training loss and held-out MSE against step."""
     input:
-        log=rules.train.output.log,
+        log=trained("log"),
     output:
         png=f"{run_dir()}/figures/fig02_loss_curve.png",
         table=f"{run_dir()}/figures/fig02_loss_curve.csv",

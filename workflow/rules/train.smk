@@ -1,28 +1,55 @@
-rule train:
-    """Train one run with the paper's protocol; resumes from results/checkpoints after a crash."""
-    input:
-        population=rules.generate_data.output.population,
-    output:
-        weights=f"{run_dir()}/model.safetensors",
-        optimizer=f"{run_dir()}/optimizer.pt",
-        log=f"{run_dir()}/train_log.parquet",
-    params:
-        # Only this run's settings: adding another run or changing `device` retrains nothing.
-        config=lambda wc: {
-            **{k: config[k] for k in ("data", "model", "train")},
-            "runs": [run_entry(config, wc.run)],
-        },
-        checkpoint_root=lambda wc: f"{RESULTS}/checkpoints/{wc.run}",
-    log:
-        f"{RESULTS}/logs/train/{{run}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train/{{run}}.tsv"
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=config["resources"]["train"]["runtime"],
-        gpu=config["resources"]["train"]["gpu"],
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../../scripts/train.py"
+if not config["train_batched"]:
+
+    rule train:
+        """Train one run with the paper's protocol; resumes from results/checkpoints after a crash."""
+        input:
+            population=rules.generate_data.output.population,
+        output:
+            **{kind: trained(kind) for kind in TRAINED},
+        params:
+            runs=lambda wc: [wc.run],
+            config=lambda wc: train_config([wc.run]),
+            checkpoint_roots=lambda wc: [f"{RESULTS}/checkpoints/{wc.run}"],
+        log:
+            f"{RESULTS}/logs/train/{{run}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+        threads: config["resources"]["train"]["threads"]
+        resources:
+            mem_mb=config["resources"]["train"]["mem_mb"],
+            runtime=config["resources"]["train"]["runtime"],
+            gpu=config["resources"]["train"]["gpu"],
+        conda:
+            "../../envs/pipeline.yaml"
+        script:
+            "../../scripts/train.py"
+
+else:
+    # train_batched: one job per group of runs that differ only in their seed, training them
+    # as one stacked model. Outputs are the same files as the per-run rule's.
+    for group in batch_groups(config):
+
+        rule:
+            name:
+                "train_" + "_".join(group).replace("-", "_")
+            input:
+                population=rules.generate_data.output.population,
+            output:
+                **{kind: [trained(kind, run) for run in group] for kind in TRAINED},
+            params:
+                runs=group,
+                config=train_config(group),
+                checkpoint_roots=[f"{RESULTS}/checkpoints/{run}" for run in group],
+            log:
+                f"{RESULTS}/logs/train/{'+'.join(group)}.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/train/{'+'.join(group)}.tsv"
+            threads: config["resources"]["train"]["threads"]
+            resources:
+                mem_mb=config["resources"]["train"]["mem_mb"],
+                runtime=config["resources"]["train"]["runtime"],
+                gpu=config["resources"]["train"]["gpu"],
+            conda:
+                "../../envs/pipeline.yaml"
+            script:
+                "../../scripts/train.py"

@@ -1,0 +1,194 @@
+"""Time training steps of the paper's model: an eager reference loop against the project's path.
+
+    python bench/train_step.py                      # CPU, or CUDA when available
+    python bench/train_step.py --device cuda --seeds 8 --to-mse 1e-4
+
+In one process and on the same data stream (seed 0), the script alternates blocks of steps of
+
+* ``reference``: the yardstick, kept here on purpose: a plain eager loop over the hooked
+  :class:`~affine_icl.model.VectorTransformer` (per-head einsums, explicit softmax),
+  ``torch.optim.AdamW`` with its default implementation, ``F.mse_loss`` on the sliced outputs;
+* ``project``: :class:`affine_icl.train.Trainer` with one run, exactly as ``snakemake`` trains
+  (stacked functional forward, fused AdamW; on CUDA the whole step replayed as a CUDA graph);
+* ``batched xK`` (``--seeds K``): the same trainer with K seeds in one stacked model,
+
+and prints the median ms/step of each, their ratio, the FLOP rate reached and the machine's
+measured matmul rate. Alternating blocks keep a drifting machine (other load, clock changes)
+from favouring one path. ``--to-mse`` then trains the project path until the held-out MSE
+reaches the target and reports the steps and time it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from affine_icl.config import RunConfig
+from affine_icl.data import TrainingStream, batches_from_table, population_table
+from affine_icl.model import VectorTransformer
+from affine_icl.train import Trainer, held_out_mse
+
+
+class ReferenceLoop:
+    """Plain eager training of the hooked model: the benchmark's yardstick."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        self.cfg = cfg
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+        self.model = VectorTransformer(cfg.model).init_weights(gen).to(device).train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
+                                           betas=cfg.train.betas, weight_decay=cfg.train.weight_decay)
+        self.stream = TrainingStream(cfg.data, cfg.train.batch_size, [cfg.train.seed], device)
+        self.step = 0
+
+    def train_step(self) -> torch.Tensor:
+        lengths, _, terms = self.stream.step(self.step)
+        terms = terms[0, :, : int(lengths[0]) + 1]
+        lf = self.cfg.train.loss_from_index
+        out = self.model(terms[:, :-1])
+        loss = F.mse_loss(out[:, lf:], terms[:, 1:][:, lf:])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss.detach()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_block(step, steps: int, device: torch.device) -> float:
+    """Seconds per step over ``steps`` steps (device synchronised at both ends)."""
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def step_flops(cfg: RunConfig, length: int, models: int = 1) -> float:
+    """Matmul FLOPs of one training step (forward + backward = 3x forward) at one length."""
+    m, d, f = cfg.model, cfg.data.vector_dim, cfg.model.d_mlp
+    hd = m.n_heads * m.d_head
+    tokens = cfg.train.batch_size * length
+    dense = d * m.d_model + m.n_layers * (m.d_model * 3 * hd + hd * m.d_model + 2 * m.d_model * f) \
+        + m.d_model * d
+    attention = m.n_layers * 2 * cfg.train.batch_size * m.n_heads * length * length * m.d_head
+    return models * 3 * (2 * tokens * dense + 2 * attention)
+
+
+def matmul_rate(device: torch.device, shape: tuple[int, int, int], repeats: int = 50) -> float:
+    """Measured GFLOP/s of an ``[a, b] @ [b, c]`` float32 matmul."""
+    a, b, c = shape
+    x, w = torch.randn(a, b, device=device), torch.randn(b, c, device=device)
+    for _ in range(5):
+        x @ w
+    seconds = time_block(lambda: x @ w, repeats, device)
+    return 2 * a * b * c / seconds / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    ap.add_argument("--blocks", type=int, default=8, help="timed blocks per path (default 8)")
+    ap.add_argument("--block-steps", type=int, default=25, help="steps per block (default 25)")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed steps per path first")
+    ap.add_argument("--seeds", type=int, default=0, help="also time K seeds batched (0: skip)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--to-mse", type=float, default=None,
+                    help="then train the project path until held-out MSE <= this")
+    ap.add_argument("--max-steps", type=int, default=100_000, help="limit for --to-mse")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = ap.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = args.device
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if spec == "auto" else spec)
+    cfg = RunConfig()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+
+    paths = {"reference": ReferenceLoop(cfg, device), "project": Trainer([cfg], device)}
+    if args.seeds:
+        cfgs = [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(args.seeds)]
+        paths[f"batched x{args.seeds}"] = Trainer(cfgs, device)
+    for loop in paths.values():
+        for _ in range(args.warmup):
+            loop.train_step()
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    first_step = args.warmup
+    for _ in range(args.blocks):
+        for label, loop in paths.items():
+            times[label].append(time_block(loop.train_step, args.block_steps, device))
+    steps = range(first_step, first_step + args.blocks * args.block_steps)
+    stream = TrainingStream(cfg.data, 1, [cfg.train.seed], "cpu")
+    lengths = [int(stream.step(s)[0][0]) for s in range(steps.stop)][first_step:]
+    flops = statistics.fmean(step_flops(cfg, n) for n in lengths)
+
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    tokens = cfg.train.batch_size * statistics.fmean(lengths)
+    rates = {
+        "matmul 2048^3": matmul_rate(device, (2048, 2048, 2048)),
+        f"matmul {round(tokens)}x{cfg.model.d_model}x{cfg.model.d_mlp} (MLP)":
+            matmul_rate(device, (round(tokens), cfg.model.d_model, cfg.model.d_mlp)),
+    }
+    print(f"\n{len(lengths)} timed steps per path in {args.blocks} alternating blocks; "
+          f"mean length {statistics.fmean(lengths):.1f}, {flops / 1e9:.2f} GFLOP per step and seed")
+    print(f"{'path':<14}{'ms/step':>9}{'min':>8}{'max':>8}{'vs ref':>8}{'GFLOP/s':>9}")
+    for label, value in ms.items():
+        k = args.seeds if label.startswith("batched") else 1
+        print(f"{label:<14}{value:9.2f}{1e3 * min(times[label]):8.2f}{1e3 * max(times[label]):8.2f}"
+              f"{ms['reference'] / value:8.2f}{k * flops / value / 1e6:9.1f}")
+    for label, rate in rates.items():
+        print(f"measured {label}: {rate:.1f} GFLOP/s")
+    print(f"project path: {flops / ms['project'] / 1e6 / rates[list(rates)[1]]:.0%} of the MLP "
+          "matmul rate (the floor of this workload)")
+    if args.seeds:
+        label = f"batched x{args.seeds}"
+        print(f"{label}: {ms[label] / ms['project']:.2f}x the time of one seed for {args.seeds} seeds")
+
+    result = {"device": str(device), "device_name": name, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "ms_per_step": ms,
+              "gflop_per_step": flops / 1e9, "matmul_gflops": rates}
+    if args.to_mse is not None:
+        result["to_mse"] = train_to(cfg, device, args.to_mse, args.max_steps)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+
+
+def train_to(cfg: RunConfig, device: torch.device, target: float, max_steps: int) -> dict:
+    """Train the project path from scratch until the held-out MSE is at most ``target``."""
+    eval_batches = batches_from_table(population_table(cfg.data, cfg.train.eval_per_length))
+    trainer = Trainer([cfg], device)
+    every = cfg.train.eval_every
+    sync(device)
+    t0 = time.perf_counter()
+    mse = float("inf")
+    while trainer.step < max_steps and mse > target:
+        for _ in range(every):
+            trainer.train_step()
+        mse = float(held_out_mse(trainer.params, eval_batches, cfg.model, cfg.train.loss_from_index)[0])
+        print(f"  step {trainer.step}: held-out MSE {mse:.3e} ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    seconds = time.perf_counter() - t0
+    reached = mse <= target
+    print(f"held-out MSE {'reached' if reached else 'did not reach'} {target:g} "
+          f"after {trainer.step} steps, {seconds:.0f} s")
+    return {"target": target, "reached": reached, "steps": trainer.step, "seconds": seconds,
+            "heldout_mse": mse}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The training arithmetic: stacked weights, padded losses, batched seeds, the captured step.
+
+Training runs :mod:`affine_icl.stacked`, not the hooked model the analyses use, so these tests
+pin the two together: same outputs, exact layout round trips, padding that changes nothing,
+and K seeds trained together equal to each seed trained alone.
+"""
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affine_icl import stacked
+from affine_icl.data import batches_from_table, population_table
+from affine_icl.model import VectorTransformer
+from affine_icl.train import CheckpointError, Trainer, checkpoint_dir, latest_checkpoint, train, train_runs
+from conftest import tiny_cfg, with_train
+
+CFG = tiny_cfg()
+MODEL = CFG.model
+
+
+def random_models(n, seed=0):
+    """Models with every parameter random (LayerNorm weights and biases included)."""
+    gen = torch.Generator().manual_seed(seed)
+    models = []
+    for _ in range(n):
+        model = VectorTransformer(MODEL).init_weights(gen)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if not name.rpartition(".")[2].startswith("W_"):
+                    p.add_(0.3 * torch.randn(p.shape, generator=gen))
+        models.append(model.eval())
+    return models
+
+
+@pytest.fixture(scope="module")
+def eval_batches():
+    return batches_from_table(population_table(CFG.data), per_length=16)
+
+
+def test_layout_round_trip_is_exact():
+    models = random_models(3)
+    params = stacked.stack_state_dicts([m.state_dict() for m in models], MODEL)
+    assert set(params) == set(stacked.param_shapes(MODEL))
+    for k, model in enumerate(models):
+        back = stacked.unstack_state_dict(params, k, MODEL)
+        assert back.keys() == model.state_dict().keys()
+        assert all(torch.equal(back[n], v) for n, v in model.state_dict().items())
+
+
+def test_stacked_forward_equals_each_hooked_model():
+    models = random_models(3)
+    params = stacked.stack_state_dicts([m.state_dict() for m in models], MODEL)
+    x = torch.randn(3, 5, 7, MODEL.d_vocab)
+    out = stacked.forward(params, x, MODEL)
+    for k, model in enumerate(models):
+        torch.testing.assert_close(out[k], model(x[k]), rtol=1e-4, atol=1e-5)
+
+
+def test_padded_masked_loss_equals_loss_on_exact_lengths_with_same_gradients():
+    """What the captured step relies on: padding to a fixed shape and masking changes nothing."""
+    models = random_models(2, seed=1)
+    params = {k: v.requires_grad_() for k, v in
+              stacked.stack_state_dicts([m.state_dict() for m in models], MODEL).items()}
+    lengths, lf = torch.tensor([4, 7]), 2
+    x = torch.randn(2, 3, 9, MODEL.d_vocab)  # 8 padded positions + target
+    padded = stacked.masked_losses(stacked.forward(params, x[:, :, :8], MODEL), x[:, :, 1:9], lengths, lf)
+    grads = torch.autograd.grad(padded.sum(), list(params.values()))
+    for k, length in enumerate(lengths.tolist()):
+        seq = x[k : k + 1, :, : length + 1]
+        one = {n: p[k : k + 1] for n, p in params.items()}
+        out = stacked.forward(one, seq[:, :, :-1], MODEL)
+        exact = F.mse_loss(out[0, :, lf:], seq[0, :, 1:][:, lf:])
+        torch.testing.assert_close(padded[k], exact, rtol=1e-5, atol=1e-7)
+        exact_grads = torch.autograd.grad(exact, list(params.values()))
+        for name, g, e in zip(params, grads, exact_grads):
+            torch.testing.assert_close(g[k], e[k], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_static_shape_training_gives_the_same_loss_curve(eval_batches):
+    """The CUDA graph's arithmetic (every step padded to the longest length), run eagerly."""
+    cfg = with_train(CFG, steps=60, log_every=10, eval_every=30)
+    dynamic = Trainer([cfg]).run(eval_batches, progress=False)[0]
+    padded = Trainer([cfg], static_shape=True).run(eval_batches, progress=False)[0]
+    for a, b in zip(dynamic.log, padded.log):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def assert_same_run(a, b, eval_batches):
+    """Equal within float tolerance: loss curves, weights and outputs.
+
+    ``b_K`` is left out of the weight comparison: adding a constant to every key's score does
+    not change the softmax, so its true gradient is zero and Adam turns float noise in that
+    gradient into steps of size ~lr. It has no effect on the outputs, which are compared.
+    """
+    for ra, rb in zip(a.log, b.log):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
+        if ra["heldout_mse"] == ra["heldout_mse"]:
+            assert ra["heldout_mse"] == pytest.approx(rb["heldout_mse"], rel=1e-4)
+    wa, wb = a.model.state_dict(), b.model.state_dict()
+    for name in wa:
+        if not name.endswith("attn.b_K"):
+            torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=2e-5, msg=name)
+    x = eval_batches[6].inputs
+    torch.testing.assert_close(a.model(x), b.model(x), rtol=1e-3, atol=1e-4)
+
+
+def test_batched_seeds_equal_single_seed_runs(eval_batches):
+    cfgs = [with_train(CFG, steps=100, seed=s) for s in (3, 4, 11)]
+    batched = train_runs(cfgs, eval_batches, progress=False)
+    assert [r.cfg.train.seed for r in batched] == [3, 4, 11]
+    for cfg, result in zip(cfgs, batched):
+        assert_same_run(train(cfg, eval_batches, progress=False), result, eval_batches)
+    assert not torch.allclose(batched[0].model.W_E, batched[1].model.W_E)
+
+
+def test_batched_run_resumes_to_identical_weights_and_refuses_mixed_steps(eval_batches, tmp_path):
+    cfgs = [with_train(CFG, steps=60, checkpoint_every=20, seed=s) for s in (1, 2)]
+    full = train_runs(cfgs, eval_batches, progress=False)
+    roots = [tmp_path / "one", tmp_path / "two"]
+
+    def crash(step):
+        if step == 47:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False, on_step=crash)
+    resumed = train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False)
+    for a, b in zip(full, resumed):
+        assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
+                                                     b.model.state_dict().values()))
+        assert [r["train_loss"] for r in a.log] == [r["train_loss"] for r in b.log]
+    # one run's checkpoint lost: batched resumption would mix steps, so it refuses
+    with pytest.raises(KeyboardInterrupt):
+        train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False, on_step=crash)
+    shutil.rmtree(latest_checkpoint(checkpoint_dir(roots[1], cfgs[1])))
+    with pytest.raises(CheckpointError, match="different steps.*delete the newer ones"):
+        train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False)
+
+
+def test_runs_that_differ_beyond_the_seed_are_not_batched(eval_batches):
+    with pytest.raises(ValueError, match=r"differ in train.lr \(0.001 vs 0.01\)"):
+        Trainer([CFG, with_train(CFG, seed=9, lr=0.01)])
+    with pytest.raises(ValueError, match="distinct seeds"):
+        Trainer([CFG, CFG])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_captured_step_matches_eager_on_cuda(eval_batches):
+    cfg = with_train(CFG, steps=200, log_every=20, eval_every=100)
+    eager = Trainer([cfg], "cuda", capture=False).run(eval_batches, progress=False)[0]
+    captured = Trainer([cfg], "cuda", capture=True).run(eval_batches, progress=False)[0]
+    on_cuda = {k: b.to("cuda") for k, b in eval_batches.items()}
+    assert_same_run(eager, captured, on_cuda)
+    cfgs = [with_train(cfg, seed=s) for s in (cfg.train.seed, 5)]
+    batched = Trainer(cfgs, "cuda", capture=True).run(eval_batches, progress=False)
+    assert_same_run(captured, batched[0], on_cuda)
