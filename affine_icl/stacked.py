@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
-#: Per-layer parameters of the training layout, with their shapes (without the K dimension).
 def _layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Per-layer parameters of the training layout, with their shapes (no K dimension)."""
     m, hd, f = cfg.d_model, cfg.n_heads * cfg.d_head, cfg.d_mlp
     return {
         "ln1.w": (m,), "ln1.b": (m,),

@@ -148,7 +148,7 @@ def test_runs_that_differ_beyond_the_seed_are_not_batched(eval_batches):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_captured_step_matches_eager_on_cuda(eval_batches):
-    cfg = with_train(CFG, steps=200, log_every=20, eval_every=100)
+    cfg = with_train(CFG, steps=100, log_every=20, eval_every=50)
     eager = Trainer([cfg], "cuda", capture=False).run(eval_batches, progress=False)[0]
     captured = Trainer([cfg], "cuda", capture=True).run(eval_batches, progress=False)[0]
     on_cuda = {k: b.to("cuda") for k, b in eval_batches.items()}
