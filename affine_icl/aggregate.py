@@ -20,6 +20,7 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     ``per_run`` maps run names to their claims tables (``claims.csv``).
     """
     long = pd.concat([t.assign(run=run) for run, t in per_run.items()], ignore_index=True)
+    long["measured_as"] = long["measured_as"].fillna("")  # empty in a CSV reads back as NaN
     runs = list(per_run)
     rows = []
     for claim_id, group in long.groupby("claim_id", sort=False):

@@ -12,7 +12,7 @@ from affine_icl.aggregate import (
 
 def claims(values, verdicts):
     return pd.DataFrame({"claim_id": ["a", "b"], "section": ["4.1", "4.2"], "claim": ["x", "y"],
-                         "paper": ["1", "2"], "measured": values, "measured_as": ["", ""],
+                         "paper": ["1", "2"], "measured": values, "measured_as": [np.nan, "heads"],
                          "criterion": [">= 1", ">= 2"], "verdict": verdicts})
 
 
@@ -27,6 +27,7 @@ def test_claim_holds_in_k_of_n_runs():
     assert table.loc["a", "mean"] == 0.75 and table.loc["b", "min"] == 1.0
     assert table.loc["b", "value s1"] == 2.5
     assert "s2: not measurable" in table.loc["a", "verdicts"]
+    assert list(table["measured_as"]) == ["", "heads"]  # an empty CSV cell is not "nan"
 
 
 def test_heads_are_compared_by_rank_not_index():

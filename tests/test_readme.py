@@ -23,3 +23,19 @@ def test_results_block_lists_runs_and_claims():
     assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
     assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block
     assert "seed0: not reproduced" in block
+
+
+def test_provenance_reads_per_run_and_batched_benchmark_files(tmp_path):
+    from affine_icl.readme import provenance
+
+    for run in ("a", "b", "c"):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        pd.DataFrame({"step": [10, 20], "heldout_mse": [0.5, 0.25]}).to_parquet(
+            tmp_path / "runs" / run / "train_log.parquet")
+    bench = tmp_path / "benchmarks" / "train"
+    bench.mkdir(parents=True)
+    (bench / "a.tsv").write_text("s\th:m:s\n60\t0:01:00\n")
+    (bench / "b+c.tsv").write_text("s\th:m:s\n180\t0:03:00\n")
+    table = provenance(tmp_path, ["a", "b", "c"]).set_index("run")
+    assert list(table["training wall time (min)"]) == [1.0, 3.0, 3.0]
+    assert list(table["final held-out MSE"]) == [0.25] * 3 and list(table["steps"]) == [20] * 3
