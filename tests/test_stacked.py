@@ -106,10 +106,11 @@ def assert_same_run(a, b, eval_batches):
     torch.testing.assert_close(a.model(x), b.model(x), rtol=1e-3, atol=1e-4)
 
 
-def test_batched_seeds_equal_single_seed_runs(eval_batches):
-    cfgs = [with_train(CFG, steps=100, seed=s) for s in (3, 4, 11)]
+def test_eight_batched_seeds_equal_single_seed_runs(eval_batches):
+    seeds = [3, 4, 11, 0, 1, 2, 5, 6]
+    cfgs = [with_train(CFG, steps=100, seed=s) for s in seeds]
     batched = train_runs(cfgs, eval_batches, progress=False)
-    assert [r.cfg.train.seed for r in batched] == [3, 4, 11]
+    assert [r.cfg.train.seed for r in batched] == seeds
     for cfg, result in zip(cfgs, batched):
         assert_same_run(train(cfg, eval_batches, progress=False), result, eval_batches)
     assert not torch.allclose(batched[0].model.W_E, batched[1].model.W_E)
