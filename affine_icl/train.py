@@ -280,7 +280,7 @@ class Trainer:
         lengths, device_lengths, terms = self.stream.step(self.step)
         if self.capture:
             if self._graph is None:
-                self._capture_graph()
+                self._capture_graph(terms.shape)
             self._static_terms.copy_(terms)
             self._static_lengths.copy_(device_lengths)
             self._graph.replay()
@@ -292,9 +292,9 @@ class Trainer:
         self.step += 1
         return losses
 
-    def _capture_graph(self) -> None:
-        """Record one padded step as a CUDA graph (warm-up steps are undone afterwards)."""
-        k, b, positions, dim = self.stream.step(self.step)[2].shape
+    def _capture_graph(self, shape: torch.Size) -> None:
+        """Record one step on padded terms of ``shape`` as a CUDA graph (warm-up undone)."""
+        k, b, positions, dim = shape
         self._static_terms = torch.zeros(k, b, positions, dim, device=self.device)
         self._static_lengths = torch.full((k,), positions - 1, device=self.device)
         saved = {n: p.detach().clone() for n, p in self.params.items()}
@@ -311,7 +311,10 @@ class Trainer:
                 p.copy_(saved[n])
             for p, s in self.optimizer.state.items():
                 for n, v in s.items():
-                    v.copy_(saved_state[id(p)][n]) if id(p) in saved_state else v.zero_()
+                    if id(p) in saved_state:
+                        v.copy_(saved_state[id(p)][n])
+                    else:  # a fresh AdamW state is all zeros, step 0 included
+                        v.zero_()
         self._graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(self._graph):
