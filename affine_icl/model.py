@@ -25,7 +25,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
-from transformer_lens.weight_processing import ProcessWeights
 
 from .config import ModelConfig
 
@@ -252,6 +251,10 @@ def fold_weights(model: VectorTransformer) -> VectorTransformer:
     """
     if model.cfg.normalization_type != "LN":
         raise ValueError("fold_weights expects an unfolded model (normalization_type='LN')")
+    # Imported here: it pulls in TransformerLens' model bridge (about 1.4 s), which only the
+    # folding rule needs; every analysis rule imports this module.
+    from transformer_lens.weight_processing import ProcessWeights
+
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     processed = ProcessWeights.process_weights(
         state,
