@@ -119,7 +119,7 @@ class TrainingStream:
     vectorised call. A run's data depend only on its own seed, never on which runs it is
     batched with. Terms are padded with zeros to ``length_range[1] + 1`` positions.
 
-    :meth:`state_dict` records the generators as they were before the current chunk was drawn,
+    :meth:`run_state` records the generators as they were before the current chunk was drawn,
     so a resumed stream redraws that chunk and continues with identical data.
     """
 
