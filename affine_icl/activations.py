@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -135,7 +135,9 @@ def model_signature(model: VectorTransformer) -> dict[str, list[float]]:
 def same_model(a: dict[str, list[float]], b: dict[str, list[float]], rtol: float = 1e-5) -> bool:
     """Whether two :func:`model_signature` values agree to ``rtol`` of each tensor's norm."""
     return a.keys() == b.keys() and all(
-        abs(x - y) <= rtol * a[name][0] + 1e-12 for name in a for x, y in zip(a[name], b[name])
+        abs(x - y) <= rtol * a[name][0] + 1e-12
+        for name in a
+        for x, y in zip(a[name], b[name], strict=True)
     )
 
 
@@ -170,9 +172,12 @@ def write_activation_cache(
     schemas = family_schemas(model, inputs.shape[1])
     common = {**metadata, MODEL_KEY: json.dumps(model_signature(model))}
     n_passes = model.cfg.n_layers + 1
-    with ExitStack() as stack, tqdm(
-        total=n_passes * _n_batches(len(inputs), batch_size), desc="caching activations"
-    ) as progress:
+    with (
+        ExitStack() as stack,
+        tqdm(
+            total=n_passes * _n_batches(len(inputs), batch_size), desc="caching activations"
+        ) as progress,
+    ):
         writers = {
             family: stack.enter_context(
                 _writer(paths[family], schemas[family], {**common, FAMILY_KEY: family})
@@ -200,9 +205,7 @@ def write_activation_cache(
 def _check_inputs(model, inputs, targets, sample_ids, metadata) -> np.ndarray:
     """Validate the arguments of :func:`write_activation_cache`; return ``sample_ids`` as int64."""
     if inputs.ndim != 3 or inputs.shape[-1] != model.cfg.d_vocab:
-        raise ValueError(
-            f"inputs must be [N, L, {model.cfg.d_vocab}], got {tuple(inputs.shape)}"
-        )
+        raise ValueError(f"inputs must be [N, L, {model.cfg.d_vocab}], got {tuple(inputs.shape)}")
     if targets.shape != inputs.shape:
         raise ValueError(
             f"targets {tuple(targets.shape)} must have the shape of inputs {tuple(inputs.shape)}"
@@ -298,8 +301,12 @@ def _vectors(array: np.ndarray, width: int) -> pa.FixedSizeListArray:
 def _table(schema: pa.Schema, columns: dict) -> pa.Table:
     """A table with ``schema``'s columns in order; numpy keys are cast to the schema's types."""
     return pa.table(
-        {f.name: pa.array(columns[f.name], f.type) if isinstance(columns[f.name], np.ndarray)
-         else columns[f.name] for f in schema},
+        {
+            f.name: pa.array(columns[f.name], f.type)
+            if isinstance(columns[f.name], np.ndarray)
+            else columns[f.name]
+            for f in schema
+        },
         schema=schema,
     )
 
@@ -316,7 +323,8 @@ def _layer_tables(cache: dict, ids: np.ndarray, layer: int, schemas: dict) -> di
     }
     for col, hook in EMBED_HOOKS.items():
         resid[col] = (
-            _vectors(cache[hook], d_model) if layer == 0
+            _vectors(cache[hook], d_model)
+            if layer == 0
             else pa.nulls(len(per_position["sample"]), _vector(d_model))
         )
     return {
@@ -343,8 +351,11 @@ def _outputs_table(output: np.ndarray, target: np.ndarray, ids: np.ndarray, sche
     _, seq_len, d_vocab = output.shape
     return _table(
         schema,
-        {**_key_columns(ids, seq_len), "output": _vectors(output, d_vocab),
-         "target": _vectors(target, d_vocab)},
+        {
+            **_key_columns(ids, seq_len),
+            "output": _vectors(output, d_vocab),
+            "target": _vectors(target, d_vocab),
+        },
     )
 
 
@@ -402,8 +413,9 @@ def load_activation_cache(
 
     ln_hooks = ln_columns(n_layers)
     wanted = [col for l in layers for col in (f"ln1_l{l}", f"ln2_l{l}")] + ["ln_final"]
-    table = read_family(cache_dir / "ln_scale.parquet", ["sample", "position", *wanted],
-                        sample_filter or None)
+    table = read_family(
+        cache_dir / "ln_scale.parquet", ["sample", "position", *wanted], sample_filter or None
+    )
     grid = {"sample": _sample_ids(table, samples), "position": _positions(table)}
     scales = _dense(table, grid, wanted)
     cache = {ln_hooks[col]: _tensor(scales[col][..., None]) for col in wanted}
@@ -446,8 +458,9 @@ def _positions(table: pa.Table) -> np.ndarray:
     return positions
 
 
-def _layer_cache(cache_dir: Path, model, layer: int, grid: dict, sample_filter,
-                 families: set[str]) -> dict:
+def _layer_cache(
+    cache_dir: Path, model, layer: int, grid: dict, sample_filter, families: set[str]
+) -> dict:
     """One layer's hooks from the requested ``families``: residual stream, head results with
     attn_out, patterns and mlp_out."""
     heads = {"head": np.arange(model.cfg.n_heads)}
@@ -460,7 +473,9 @@ def _layer_cache(cache_dir: Path, model, layer: int, grid: dict, sample_filter,
     cache = {}
     if "resid" in families:
         resid = read("resid", [*RESID_HOOKS, *(EMBED_HOOKS if layer == 0 else ())], grid)
-        cache.update({hook.format(l=layer): _tensor(resid[col]) for col, hook in RESID_HOOKS.items()})
+        cache.update(
+            {hook.format(l=layer): _tensor(resid[col]) for col, hook in RESID_HOOKS.items()}
+        )
         if layer == 0:
             cache.update({hook: _tensor(resid[col]) for col, hook in EMBED_HOOKS.items()})
     if "head_result" in families:
@@ -486,7 +501,7 @@ def _dense(
     """
     table = table.sort_by([(key, "ascending") for key in grid])
     shape = tuple(len(values) for values in grid.values())
-    for key, points in zip(grid, np.meshgrid(*grid.values(), indexing="ij")):
+    for key, points in zip(grid, np.meshgrid(*grid.values(), indexing="ij"), strict=True):
         if not np.array_equal(table.column(key).to_numpy(), points.reshape(-1)):
             raise ValueError(f"the rows do not hold every ({', '.join(grid)}) exactly once")
     out = {}

@@ -6,7 +6,7 @@ per-head tables are re-ranked by score within each layer before they are set sid
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,22 +29,30 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         first = group.iloc[0]
         k = int((verdicts == REPRODUCED).sum())
         measurable = values.notna()
-        rows.append({
-            "claim_id": claim_id, "section": first["section"], "claim": first["claim"],
-            "paper": first["paper"], "measured_as": first["measured_as"],
-            "criterion": first["criterion"],
-            **{f"value {run}": values[run] for run in runs},
-            "mean": values[measurable].mean() if measurable.any() else np.nan,
-            "min": values.min(), "max": values.max(),
-            "reproduced_in": k, "runs": len(runs),
-            "summary": f"holds in {k} of {len(runs)} runs",
-            "verdicts": ", ".join(f"{run}: {verdicts[run]}" for run in runs),
-        })
+        rows.append(
+            {
+                "claim_id": claim_id,
+                "section": first["section"],
+                "claim": first["claim"],
+                "paper": first["paper"],
+                "measured_as": first["measured_as"],
+                "criterion": first["criterion"],
+                **{f"value {run}": values[run] for run in runs},
+                "mean": values[measurable].mean() if measurable.any() else np.nan,
+                "min": values.min(),
+                "max": values.max(),
+                "reproduced_in": k,
+                "runs": len(runs),
+                "summary": f"holds in {k} of {len(runs)} runs",
+                "verdicts": ", ".join(f"{run}: {verdicts[run]}" for run in runs),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def ranked_head_scores(per_run: Mapping[str, pd.DataFrame], score: str,
-                       ascending: bool = False) -> pd.DataFrame:
+def ranked_head_scores(
+    per_run: Mapping[str, pd.DataFrame], score: str, ascending: bool = False
+) -> pd.DataFrame:
     """Per-head ``score`` of every run, heads re-ranked within each layer by that score.
 
     Columns: run, layer, rank (0 = highest, or lowest with ``ascending``), head, and the score.
@@ -52,7 +60,9 @@ def ranked_head_scores(per_run: Mapping[str, pd.DataFrame], score: str,
     frames = []
     for run, table in per_run.items():
         t = table[["layer", "head", score]].copy()
-        t["rank"] = t.groupby("layer")[score].rank(ascending=ascending, method="first").astype(int) - 1
+        t["rank"] = (
+            t.groupby("layer")[score].rank(ascending=ascending, method="first").astype(int) - 1
+        )
         frames.append(t.assign(run=run))
     return pd.concat(frames, ignore_index=True)[["run", "layer", "rank", "head", score]]
 
@@ -63,8 +73,9 @@ def head_attribution_by_run(per_run: Mapping[str, pd.DataFrame], from_pos: int) 
     frames = []
     for run, table in per_run.items():
         t = table[(table["variant"] == "target") & (table["position"] >= from_pos)]
-        frames.append(t.groupby(["layer", "head"], as_index=False)["attribution"].mean()
-                      .assign(run=run))
+        frames.append(
+            t.groupby(["layer", "head"], as_index=False)["attribution"].mean().assign(run=run)
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -73,6 +84,12 @@ def ov_fit_by_run(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for run, table in per_run.items():
         for source, group in table.groupby("source"):
-            rows.append({"run": run, "source": source, "mean_r2": group["r2"].mean(),
-                         "median_slope": group["slope"].median()})
+            rows.append(
+                {
+                    "run": run,
+                    "source": source,
+                    "mean_r2": group["r2"].mean(),
+                    "median_slope": group["slope"].median(),
+                }
+            )
     return pd.DataFrame(rows)

@@ -3,8 +3,8 @@
 The JSON schema (``workflow/schemas/config.schema.yaml``) owns types, ranges, defaults and the
 ban on unknown keys; :func:`validate_config` runs it through ``snakemake.utils.validate`` and
 then adds the cross-key rules (length range against the context window, logging intervals,
-the loss mask against the shortest sequence).  Every failure is raised as a :class:`ConfigError` whose message is one
-line that names the offending key.
+the loss mask against the shortest sequence). Every failure is raised as a :class:`ConfigError`
+whose message is one line that names the offending key.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"

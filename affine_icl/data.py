@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,7 +48,7 @@ class Batch:
     def __len__(self) -> int:
         return self.terms.shape[0]
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(*(t.to(device) for t in (self.terms, self.c, self.d, self.scale)))
 
 
@@ -77,13 +78,19 @@ def sample_batch(
         c = _uniform((batch_size,), cfg.c_range, generator, device)
     c = c.to(device=device, dtype=a0.dtype)
     target_norm = _uniform((batch_size,), cfg.norm_range, generator, device)
-    terms, d, scale = normalised_terms(a0, d, c, target_norm, torch.tensor(length, device=device), length)
+    terms, d, scale = normalised_terms(
+        a0, d, c, target_norm, torch.tensor(length, device=device), length
+    )
     return Batch(terms=terms, c=c, d=d, scale=scale)
 
 
 def normalised_terms(
-    a0: torch.Tensor, d: torch.Tensor, c: torch.Tensor, target_norm: torch.Tensor,
-    lengths: torch.Tensor, max_length: int,
+    a0: torch.Tensor,
+    d: torch.Tensor,
+    c: torch.Tensor,
+    target_norm: torch.Tensor,
+    lengths: torch.Tensor,
+    max_length: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Terms ``a_0 .. a_max_length`` of ``a_n = c a_{n-1} + d``, normalised per sequence.
 
@@ -123,7 +130,9 @@ class TrainingStream:
     so a resumed stream redraws that chunk and continues with identical data.
     """
 
-    def __init__(self, cfg: DataConfig, batch_size: int, seeds: list[int], device: torch.device | str):
+    def __init__(
+        self, cfg: DataConfig, batch_size: int, seeds: list[int], device: torch.device | str
+    ):
         self.cfg, self.batch_size, self.device = cfg, batch_size, torch.device(device)
         self.length_gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
         self.data_gens = [torch.Generator(device=self.device).manual_seed(s + 1) for s in seeds]
@@ -131,14 +140,17 @@ class TrainingStream:
         self._states = self._gen_states()  # generator states before the held chunk
 
     def _gen_states(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(lg.get_state(), dg.get_state()) for lg, dg in zip(self.length_gens, self.data_gens)]
+        return [
+            (lg.get_state(), dg.get_state())
+            for lg, dg in zip(self.length_gens, self.data_gens, strict=True)
+        ]
 
     def _draw(self, chunk: int) -> None:
         self._states = self._gen_states()
         cfg, n, b, dim = self.cfg, STREAM_CHUNK, self.batch_size, self.cfg.vector_dim
         lo, hi = cfg.length_range
         lengths, terms = [], []
-        for length_gen, gen in zip(self.length_gens, self.data_gens):
+        for length_gen, gen in zip(self.length_gens, self.data_gens, strict=True):
             run_lengths = torch.randint(lo, hi + 1, (n,), generator=length_gen)
             a0 = _uniform((n, b, dim), cfg.init_range, gen, self.device)
             d = _uniform((n, b, dim), cfg.init_range, gen, self.device)
@@ -172,7 +184,7 @@ class TrainingStream:
         chunks = {s["chunk"] for s in states}
         if len(chunks) != 1:
             raise ValueError(f"runs are at different stream chunks {sorted(chunks)}")
-        for length_gen, data_gen, s in zip(self.length_gens, self.data_gens, states):
+        for length_gen, data_gen, s in zip(self.length_gens, self.data_gens, states, strict=True):
             length_gen.set_state(s["length_gen"])
             data_gen.set_state(s["data_gen"])
         self.chunk = chunks.pop() - 1
@@ -252,7 +264,10 @@ def write_parquet(table: pa.Table, path: Path | str, metadata: dict[str, str] | 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if metadata:
-        merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+        merged = {
+            **(table.schema.metadata or {}),
+            **{k.encode(): v.encode() for k, v in metadata.items()},
+        }
         table = table.replace_schema_metadata(merged)
     pq.write_table(table, path, compression="zstd")
 
@@ -298,4 +313,3 @@ def example_sequences(cfg: DataConfig, length: int | None = None) -> pa.Table:
             }
         )
     return pa.table({k: np.concatenate([f[k] for f in frames]) for k in frames[0]})
-

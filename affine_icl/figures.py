@@ -10,17 +10,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import textwrap  # noqa: E402
+import textwrap
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
 sns.set_theme(style="whitegrid", context="notebook")
 
 
 # --------------------------------------------------------------------------- Figure 1
+
 
 def sequence_types_table(examples: pd.DataFrame, dims_shown: int) -> pd.DataFrame:
     """Figure 1's data: the example sequences, first ``dims_shown`` vector components.
@@ -40,10 +41,20 @@ def plot_sequence_types(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(types), figsize=(5 * len(types), 4), squeeze=False)
     n_dims = table["dim"].nunique()
     palette = sns.color_palette("husl", n_dims)
-    for ax, name in zip(axes[0], types):
+    for ax, name in zip(axes[0], types, strict=True):
         sub = table[table["sequence_type"] == name]
-        sns.lineplot(data=sub, x="n", y="value", hue="dim", palette=palette, legend=False,
-                     ax=ax, linewidth=1, marker="o", markersize=3)
+        sns.lineplot(
+            data=sub,
+            x="n",
+            y="value",
+            hue="dim",
+            palette=palette,
+            legend=False,
+            ax=ax,
+            linewidth=1,
+            marker="o",
+            markersize=3,
+        )
         ax.set_title(f"{name}, c = {sub['c'].iloc[0]:.2f}")
         ax.set_xlabel("term index n")
         ax.set_ylabel("component value of a_n (normalised)")
@@ -56,12 +67,19 @@ def plot_sequence_types(table: pd.DataFrame) -> plt.Figure:
 
 # --------------------------------------------------------------------------- Figure 2
 
+
 def loss_curve_table(log: pd.DataFrame) -> pd.DataFrame:
     """Figure 2's data in long form: step, series (train loss / held-out MSE), value."""
-    long = log.melt(id_vars="step", value_vars=["train_loss", "heldout_mse"],
-                    var_name="series", value_name="mse").dropna(subset=["mse"])
-    names = {"train_loss": "training loss (mean over log window)",
-             "heldout_mse": "held-out MSE (evaluation population subset)"}
+    long = log.melt(
+        id_vars="step",
+        value_vars=["train_loss", "heldout_mse"],
+        var_name="series",
+        value_name="mse",
+    ).dropna(subset=["mse"])
+    names = {
+        "train_loss": "training loss (mean over log window)",
+        "heldout_mse": "held-out MSE (evaluation population subset)",
+    }
     long["series"] = long["series"].map(names)
     return long.reset_index(drop=True)
 
@@ -71,12 +89,24 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(data=table, x="step", y="mse", hue="series", ax=ax, linewidth=1.2)
     ax.set_yscale("log")
-    ax.axhline(paper_mse, color="black", linestyle="--", linewidth=1,
-               label=f"paper's final MSE ({paper_mse:g})")
+    ax.axhline(
+        paper_mse,
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"paper's final MSE ({paper_mse:g})",
+    )
     held = table[table["series"].str.startswith("held-out")]
     if len(held):
-        ax.text(0.98, 0.96, f"final held-out MSE {held['mse'].iloc[-1]:.2e}", ha="right",
-                va="top", transform=ax.transAxes, fontsize=9)
+        ax.text(
+            0.98,
+            0.96,
+            f"final held-out MSE {held['mse'].iloc[-1]:.2e}",
+            ha="right",
+            va="top",
+            transform=ax.transAxes,
+            fontsize=9,
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("MSE on predicted terms a_3 onward (log scale)")
     ax.set_title("Figure 2: loss as a function of training steps")
@@ -92,6 +122,7 @@ def save_figure(fig: plt.Figure, path) -> None:
 
 # --------------------------------------------------------------------------- helpers for section 4
 
+
 def _suptitle(fig: plt.Figure, title: str) -> None:
     """A figure title wrapped to the figure's width, so a long title is never cut off."""
     width = max(30, int(fig.get_figwidth() * 8))  # about 8 characters per inch at this size
@@ -100,9 +131,18 @@ def _suptitle(fig: plt.Figure, title: str) -> None:
 
 
 def _heatmap(ax, matrix, title, xlabel, ylabel, center=0.0, annotate=False, cmap="RdBu_r", **kw):
-    sns.heatmap(matrix, ax=ax, center=center, cmap=cmap, annot=annotate,
-                fmt=".2f" if annotate else "", annot_kws={"size": 8}, cbar=True, square=False,
-                **kw)
+    sns.heatmap(
+        matrix,
+        ax=ax,
+        center=center,
+        cmap=cmap,
+        annot=annotate,
+        fmt=".2f" if annotate else "",
+        annot_kws={"size": 8},
+        cbar=True,
+        square=False,
+        **kw,
+    )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -114,15 +154,17 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
     cols = min(4, len(heads))
     rows = -(-len(heads) // cols)
     size = 3.6 if len(heads) > 1 else 6.0  # a single pattern is drawn large
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, 0.92 * size * rows + 0.6),
-                             squeeze=False)
-    for ax, head in zip(axes.flat, heads):
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols, 0.92 * size * rows + 0.6), squeeze=False
+    )
+    # a grid may have spare axes
+    for ax, head in zip(axes.flat, heads, strict=False):
         sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
         sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
         ax.set_title(f"layer {table['layer'].iloc[0]} head {head}", fontsize=10)
         ax.set_xlabel("key (source) position")
         ax.set_ylabel("query (destination) position")
-    for ax in list(axes.flat)[len(heads):]:
+    for ax in list(axes.flat)[len(heads) :]:
         ax.axis("off")
     _suptitle(fig, title)
     fig.tight_layout()
@@ -133,20 +175,30 @@ def plot_component_attribution(table: pd.DataFrame, title: str) -> plt.Figure:
     """Heatmaps of mean direct attribution, component by position, one panel per variant."""
     variants = list(dict.fromkeys(table["variant"]))
     order = list(dict.fromkeys(table["component"]))
-    fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 0.28 * len(order) + 2.5),
-                             squeeze=False)
-    for ax, variant in zip(axes[0], variants):
-        sub = table[table["variant"] == variant].pivot(index="component", columns="position",
-                                                       values="attribution").loc[order]
-        _heatmap(ax, sub, f"<ln_final(output) W_U, {variant.replace('target', 'a_(m+1)').replace('input', 'a_m')}>",
-                 "position m", "component")
+    fig, axes = plt.subplots(
+        1, len(variants), figsize=(7 * len(variants), 0.28 * len(order) + 2.5), squeeze=False
+    )
+    for ax, variant in zip(axes[0], variants, strict=True):
+        sub = (
+            table[table["variant"] == variant]
+            .pivot(index="component", columns="position", values="attribution")
+            .loc[order]
+        )
+        _heatmap(
+            ax,
+            sub,
+            f"<ln_final(output) W_U, {variant.replace('target', 'a_(m+1)').replace('input', 'a_m')}>",
+            "position m",
+            "component",
+        )
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
 
 
-def plot_ov_regression(points: pd.DataFrame, regressions: pd.DataFrame, title: str,
-                       paper: dict[str, float]) -> plt.Figure:
+def plot_ov_regression(
+    points: pd.DataFrame, regressions: pd.DataFrame, title: str, paper: dict[str, float]
+) -> plt.Figure:
     """Left: (x_d, (x OV)_d) for one vector with its fitted line. Right: distribution of the
     per-vector R^2 (and slope) over the population, residual vs random vectors."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
@@ -155,25 +207,53 @@ def plot_ov_regression(points: pd.DataFrame, regressions: pd.DataFrame, title: s
     fit = regressions[(regressions["source"] == source) & (regressions["vector"] == vector)].iloc[0]
     ax.scatter(points["x"], points["ov_x"], s=10, alpha=0.7)
     xs = np.linspace(points["x"].min(), points["x"].max(), 2)
-    ax.plot(xs, fit["slope"] * xs + fit["intercept"], color="C3",
-            label=f"fit: slope {fit['slope']:.2f}, intercept {fit['intercept']:.2f}, R² {fit['r2']:.2f}")
-    ax.set_xlabel("x_d (residual entering layer 0, after LN)" if source == "residual"
-                  else "x_d (random vector, matched norm)")
+    ax.plot(
+        xs,
+        fit["slope"] * xs + fit["intercept"],
+        color="C3",
+        label=f"fit: slope {fit['slope']:.2f}, intercept {fit['intercept']:.2f}, R² {fit['r2']:.2f}",
+    )
+    ax.set_xlabel(
+        "x_d (residual entering layer 0, after LN)"
+        if source == "residual"
+        else "x_d (random vector, matched norm)"
+    )
     ax.set_ylabel("(x OV)_d, OV summed over layer-0 heads")
     ax.set_title(f"one {source} vector (#{vector}), each dot a component d")
     ax.legend(fontsize=8)
-    sns.histplot(data=regressions, x="r2", hue="source", ax=axes[1], stat="density",
-                 common_norm=False, bins=40, element="step")
+    sns.histplot(
+        data=regressions,
+        x="r2",
+        hue="source",
+        ax=axes[1],
+        stat="density",
+        common_norm=False,
+        bins=40,
+        element="step",
+    )
     for name, value in paper.items():
         if name.startswith("r2"):
             axes[1].axvline(value, linestyle="--", color="k" if "random" not in name else "grey")
     axes[1].set_title("per-vector R² (dashed: paper's means)")
     axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
-    sns.histplot(data=regressions, x="slope", hue="source", ax=axes[2], stat="density",
-                 common_norm=False, bins=40, element="step")
+    sns.histplot(
+        data=regressions,
+        x="slope",
+        hue="source",
+        ax=axes[2],
+        stat="density",
+        common_norm=False,
+        bins=40,
+        element="step",
+    )
     if "slope_low" in paper:
-        axes[2].axvspan(paper["slope_low"], paper["slope_high"], color="k", alpha=0.1,
-                        label="paper's slope range")
+        axes[2].axvspan(
+            paper["slope_low"],
+            paper["slope_high"],
+            color="k",
+            alpha=0.1,
+            label="paper's slope range",
+        )
         axes[2].legend(fontsize=8)
     axes[2].set_title("per-vector slope")
     axes[2].set_xlabel("fitted slope")
@@ -182,17 +262,21 @@ def plot_ov_regression(points: pd.DataFrame, regressions: pd.DataFrame, title: s
     return fig
 
 
-def plot_matrices(table: pd.DataFrame, title: str, xlabel: str = "output dimension",
-                  ylabel: str = "input dimension") -> plt.Figure:
+def plot_matrices(
+    table: pd.DataFrame,
+    title: str,
+    xlabel: str = "output dimension",
+    ylabel: str = "input dimension",
+) -> plt.Figure:
     """One diverging heatmap per matrix in the table (centred at 0)."""
     names = list(dict.fromkeys(table["matrix"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(max(6.2 * len(names), 8), 5.6),
-                             squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = plt.subplots(1, len(names), figsize=(max(6.2 * len(names), 8), 5.6), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
         sub = table[table["matrix"] == name].pivot(index="row", columns="col", values="value")
         lim = float(np.nanpercentile(np.abs(sub.values), 99.5)) or 1.0
-        _heatmap(ax, sub, name, xlabel, ylabel, vmin=-lim, vmax=lim,
-                 xticklabels=False, yticklabels=False)
+        _heatmap(
+            ax, sub, name, xlabel, ylabel, vmin=-lim, vmax=lim, xticklabels=False, yticklabels=False
+        )
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
@@ -205,8 +289,12 @@ def plot_share_outside(table: pd.DataFrame, paper_share: float) -> plt.Figure:
     ax.axvline(mean, color="C3", label=f"this run: mean {mean:.1%}")
     ax.axvline(paper_share, color="k", linestyle="--", label=f"paper: {paper_share:.2%}")
     chance = table["chance_share"].iloc[0]
-    ax.axvline(chance, color="grey", linestyle=":",
-               label=f"a random direction: {chance:.1%} (sqrt(1 - rank W_E / d_model))")
+    ax.axvline(
+        chance,
+        color="grey",
+        linestyle=":",
+        label=f"a random direction: {chance:.1%} (sqrt(1 - rank W_E / d_model))",
+    )
     ax.set_xlabel("||x OV outside span(W_E)|| / ||x OV||, per residual vector")
     ax.set_title("Share of layer-0 OV output outside the embedding space")
     ax.legend(fontsize=8)
@@ -217,10 +305,15 @@ def plot_share_outside(table: pd.DataFrame, paper_share: float) -> plt.Figure:
 def plot_mean_ablation(table: pd.DataFrame, paper_mse: float | None = None) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.barplot(data=table, x="ablated", y="mse_after", ax=ax, color="C0")
-    ax.axhline(table["mse_before"].iloc[0], color="C3",
-               label=f"no ablation: {table['mse_before'].iloc[0]:.2e}")
+    ax.axhline(
+        table["mse_before"].iloc[0],
+        color="C3",
+        label=f"no ablation: {table['mse_before'].iloc[0]:.2e}",
+    )
     if paper_mse is not None:
-        ax.axhline(paper_mse, color="k", linestyle="--", label=f"paper, layer ablated: {paper_mse:g}")
+        ax.axhline(
+            paper_mse, color="k", linestyle="--", label=f"paper, layer ablated: {paper_mse:g}"
+        )
     ax.set_yscale("log")
     ax.set_ylabel("MSE (log scale)")
     ax.set_xlabel("mean-ablated head(s)")
@@ -235,10 +328,18 @@ def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> 
     """One panel per dimension; x is the position n, one line per named series."""
     dims = sorted(table["dim"].unique())
     fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 4), squeeze=False)
-    for ax, d in zip(axes[0], dims):
+    for ax, d in zip(axes[0], dims, strict=True):
         sub = table[(table["dim"] == d) & table["series"].isin(series)]
-        sns.lineplot(data=sub, x="n", y="value", hue="series", hue_order=series, marker="o",
-                     ax=ax, legend=d == dims[0])
+        sns.lineplot(
+            data=sub,
+            x="n",
+            y="value",
+            hue="series",
+            hue_order=series,
+            marker="o",
+            ax=ax,
+            legend=d == dims[0],
+        )
         ax.set_title(f"dimension {d}")
         ax.set_xlabel("position n (output predicts a_(n+1))")
         ax.set_ylabel("value")
@@ -249,8 +350,14 @@ def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> 
     return fig
 
 
-def plot_head_scores(table: pd.DataFrame, value: str, title: str, center: float = 0.0,
-                     vmin: float = -1, vmax: float = 1) -> plt.Figure:
+def plot_head_scores(
+    table: pd.DataFrame,
+    value: str,
+    title: str,
+    center: float = 0.0,
+    vmin: float = -1,
+    vmax: float = 1,
+) -> plt.Figure:
     """Layer-by-head heatmap of a per-head score, numbers printed in the cells."""
     grid = table.pivot(index="layer", columns="head", values=value)
     fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 2, 0.8 * grid.shape[0] + 1.8))
@@ -259,7 +366,9 @@ def plot_head_scores(table: pd.DataFrame, value: str, title: str, center: float 
     return fig
 
 
-def plot_before_after(table: pd.DataFrame, title: str, paper_mse: float | None = None) -> plt.Figure:
+def plot_before_after(
+    table: pd.DataFrame, title: str, paper_mse: float | None = None
+) -> plt.Figure:
     row = table.iloc[0]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.bar(["before", "after"], [row["mse_before"], row["mse_after"]], color=["C0", "C1"])
@@ -275,18 +384,32 @@ def plot_before_after(table: pd.DataFrame, title: str, paper_mse: float | None =
 
 # --------------------------------------------------------------------------- across runs
 
-def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
-                             center: float = 0.0) -> plt.Figure:
+
+def plot_ranked_heads_by_run(
+    ranked: pd.DataFrame, score: str, title: str, center: float = 0.0
+) -> plt.Figure:
     """One heatmap per layer: rows are runs, columns heads ordered by ``score`` (rank 0 first)."""
     layers = sorted(ranked["layer"].unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(6.0 * len(layers),
-                                                      0.45 * ranked["run"].nunique() + 2.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(layers),
+        figsize=(6.0 * len(layers), 0.45 * ranked["run"].nunique() + 2.2),
+        squeeze=False,
+    )
     lim = float(ranked[score].abs().max()) or 1.0
-    for ax, layer in zip(axes[0], layers):
+    for ax, layer in zip(axes[0], layers, strict=True):
         grid = ranked[ranked["layer"] == layer].pivot(index="run", columns="rank", values=score)
-        _heatmap(ax, grid, f"layer {layer}", "heads ordered by score (rank)", "run",
-                 center=center, annotate=grid.size <= 64, vmin=-lim, vmax=lim)
+        _heatmap(
+            ax,
+            grid,
+            f"layer {layer}",
+            "heads ordered by score (rank)",
+            "run",
+            center=center,
+            annotate=grid.size <= 64,
+            vmin=-lim,
+            vmax=lim,
+        )
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
@@ -295,16 +418,25 @@ def plot_ranked_heads_by_run(ranked: pd.DataFrame, score: str, title: str,
 def plot_ov_fit_by_run(fits: pd.DataFrame, paper: dict[str, float]) -> plt.Figure:
     """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    sns.pointplot(data=fits, x="run", y="mean_r2", hue="source", hue_order=["residual", "random"],
-                  palette=["C0", "C1"], ax=axes[0], linestyle="none")
+    sns.pointplot(
+        data=fits,
+        x="run",
+        y="mean_r2",
+        hue="source",
+        hue_order=["residual", "random"],
+        palette=["C0", "C1"],
+        ax=axes[0],
+        linestyle="none",
+    )
     axes[0].axhline(paper["r2_residual"], color="C0", linestyle="--", label="paper, residual")
     axes[0].axhline(paper["r2_random"], color="C1", linestyle="--", label="paper, random")
     axes[0].set_ylabel("mean per-vector R²")
     axes[0].legend(fontsize=8)
     resid = fits[fits["source"] == "residual"]
     sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none", color="C0")
-    axes[1].axhspan(paper["slope_low"], paper["slope_high"], color="k", alpha=0.1,
-                    label="paper's range")
+    axes[1].axhspan(
+        paper["slope_low"], paper["slope_high"], color="k", alpha=0.1, label="paper's range"
+    )
     axes[1].set_ylabel("median slope (residual vectors)")
     axes[1].legend(fontsize=8)
     for ax in axes:

@@ -173,7 +173,7 @@ class VectorTransformer(HookedRootModule):
         self.unembed = Unembed(cfg)
         self.setup()
 
-    def init_weights(self, generator: torch.Generator) -> "VectorTransformer":
+    def init_weights(self, generator: torch.Generator) -> VectorTransformer:
         """TransformerLens' GPT-2 initialisation: N(0, 0.8/sqrt(d_model)) weights, zero biases."""
         std = 0.8 / math.sqrt(self.cfg.d_model)
         with torch.no_grad():
@@ -272,6 +272,7 @@ def fold_weights(model: VectorTransformer) -> VectorTransformer:
 
 # --------------------------------------------------------------------------- weights on disk
 
+
 def save_weights(model: VectorTransformer, path: Path | str, extra: dict[str, str] | None = None):
     """Write the weights as safetensors with the model config (JSON) in the metadata."""
     path = Path(path)
@@ -295,12 +296,14 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTr
         raise FileNotFoundError(f"weights file {path} does not exist; run the train rule first")
     try:
         meta = read_metadata(path)
-        cfg = ModelConfig(**{
-            k: tuple(v) if isinstance(v, list) else v
-            for k, v in json.loads(meta["model_config"]).items()
-        })
+        cfg = ModelConfig(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in json.loads(meta["model_config"]).items()
+            }
+        )
         state = load_file(str(path), device=str(device))
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+    except Exception as exc:
         raise ValueError(f"cannot read weights file {path}: {exc}") from exc
     model = VectorTransformer(cfg).to(device)
     model.load_state_dict(state, strict=True)

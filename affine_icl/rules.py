@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
-
 
 
 @contextlib.contextmanager
@@ -20,8 +19,11 @@ def rule_log(path: str | Path) -> Iterator[logging.Logger]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1) as fh, contextlib.redirect_stdout(fh), \
-            contextlib.redirect_stderr(fh):
+    with (
+        open(path, "w", buffering=1) as fh,
+        contextlib.redirect_stdout(fh),
+        contextlib.redirect_stderr(fh),
+    ):
         logger = logging.getLogger("affine_icl")
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -57,25 +59,30 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     """
     import pyarrow.parquet as pq
 
-    from .activations import load_activation_cache, read_metadata as cache_metadata
+    from .activations import load_activation_cache
+    from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
     from .model import load_model, read_metadata
 
     params = dict(sm.params.analysis)
     model = load_model(sm.input.folded)
-    pop = analysis_population(pq.read_table(sm.input.population),
-                              params["population_length"], params["population_size"])
+    pop = analysis_population(
+        pq.read_table(sm.input.population), params["population_length"], params["population_size"]
+    )
     cache = None
     if with_cache:
         cache_dir = Path(sm.input.cache[0]).parent
-        check_same_config(sm.input.cache[0], cache_metadata(sm.input.cache[0]),
-                          read_metadata(sm.input.folded))
+        check_same_config(
+            sm.input.cache[0], cache_metadata(sm.input.cache[0]), read_metadata(sm.input.folded)
+        )
         families = [Path(p).stem for p in sm.input.cache]
         cache = load_activation_cache(cache_dir, model, layers=layers, families=families)
         ids = cache["ln_final.hook_scale"].shape[0]
         if ids != len(pop):
-            raise ValueError(f"activation cache {cache_dir} holds {ids} sequences, the analysis "
-                             f"population {len(pop)}; rerun the cache_activations rule")
+            raise ValueError(
+                f"activation cache {cache_dir} holds {ids} sequences, the analysis "
+                f"population {len(pop)}; rerun the cache_activations rule"
+            )
     return AnalysisRun(model, pop, cache, params)
 
 
@@ -83,8 +90,10 @@ def check_same_config(path, found: dict, expected: dict) -> None:
     """Refuse a file whose ``config_hash`` metadata differs from the model's."""
     have, want = found.get("config_hash"), expected.get("config_hash")
     if have != want:
-        raise ValueError(f"{path} was written by config {have}, but the model is config {want}; "
-                         "rerun the rule that writes it (snakemake --forcerun cache_activations)")
+        raise ValueError(
+            f"{path} was written by config {have}, but the model is config {want}; "
+            "rerun the rule that writes it (snakemake --forcerun cache_activations)"
+        )
 
 
 def write_outputs(sm, table, fig=None) -> None:

@@ -22,16 +22,23 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
+
 def _layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Per-layer parameters of the training layout, with their shapes (no K dimension)."""
     m, hd, f = cfg.d_model, cfg.n_heads * cfg.d_head, cfg.d_mlp
     return {
-        "ln1.w": (m,), "ln1.b": (m,),
-        "attn.W_QKV": (m, 3 * hd), "attn.b_QKV": (3 * hd,),
-        "attn.W_O": (hd, m), "attn.b_O": (m,),
-        "ln2.w": (m,), "ln2.b": (m,),
-        "mlp.W_in": (m, f), "mlp.b_in": (f,),
-        "mlp.W_out": (f, m), "mlp.b_out": (m,),
+        "ln1.w": (m,),
+        "ln1.b": (m,),
+        "attn.W_QKV": (m, 3 * hd),
+        "attn.b_QKV": (3 * hd,),
+        "attn.W_O": (hd, m),
+        "attn.b_O": (m,),
+        "ln2.w": (m,),
+        "ln2.b": (m,),
+        "mlp.W_in": (m, f),
+        "mlp.b_in": (f,),
+        "mlp.W_out": (f, m),
+        "mlp.b_out": (m,),
     }
 
 
@@ -40,14 +47,19 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes = {"embed.W_E": (cfg.d_vocab, cfg.d_model), "pos_embed.W_pos": (cfg.n_ctx, cfg.d_model)}
     for layer in range(cfg.n_layers):
         shapes.update({f"blocks.{layer}.{k}": v for k, v in _layer_shapes(cfg).items()})
-    shapes.update({
-        "ln_final.w": (cfg.d_model,), "ln_final.b": (cfg.d_model,),
-        "unembed.W_U": (cfg.d_model, cfg.d_vocab), "unembed.b_U": (cfg.d_vocab,),
-    })
+    shapes.update(
+        {
+            "ln_final.w": (cfg.d_model,),
+            "ln_final.b": (cfg.d_model,),
+            "unembed.W_U": (cfg.d_model, cfg.d_vocab),
+            "unembed.b_U": (cfg.d_vocab,),
+        }
+    )
     return shapes
 
 
 # --------------------------------------------------------------------------- layout conversion
+
 
 def _to_train_layout(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """One model's TransformerLens-named tensors → the training layout (no K dimension)."""
@@ -70,17 +82,19 @@ def _to_train_layout(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[s
     return out
 
 
-def _from_train_layout(params: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def _from_train_layout(
+    params: dict[str, torch.Tensor], cfg: ModelConfig
+) -> dict[str, torch.Tensor]:
     """Inverse of :func:`_to_train_layout`."""
     h, d, m = cfg.n_heads, cfg.d_head, cfg.d_model
     out = {}
     for name, value in params.items():
         prefix, _, leaf = name.rpartition(".")
         if leaf == "W_QKV":
-            for x, part in zip("QKV", value.split(h * d, dim=1)):
+            for x, part in zip("QKV", value.split(h * d, dim=1), strict=True):
                 out[f"{prefix}.W_{x}"] = part.reshape(m, h, d).permute(1, 0, 2)
         elif leaf == "b_QKV":
-            for x, part in zip("QKV", value.split(h * d)):
+            for x, part in zip("QKV", value.split(h * d), strict=True):
                 out[f"{prefix}.b_{x}"] = part.reshape(h, d)
         elif leaf == "W_O":
             out[name] = value.reshape(h, d, m)
@@ -89,13 +103,17 @@ def _from_train_layout(params: dict[str, torch.Tensor], cfg: ModelConfig) -> dic
     return out
 
 
-def stack_state_dicts(states: list[dict[str, torch.Tensor]], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def stack_state_dicts(
+    states: list[dict[str, torch.Tensor]], cfg: ModelConfig
+) -> dict[str, torch.Tensor]:
     """K TransformerLens-named state dicts (weights or AdamW moments) → stacked training layout."""
     converted = [_to_train_layout(s, cfg) for s in states]
     return {k: torch.stack([c[k] for c in converted]).contiguous() for k in converted[0]}
 
 
-def unstack_state_dict(params: dict[str, torch.Tensor], index: int, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def unstack_state_dict(
+    params: dict[str, torch.Tensor], index: int, cfg: ModelConfig
+) -> dict[str, torch.Tensor]:
     """Model ``index`` of a stacked training layout → a TransformerLens-named state dict."""
     one = {k: v[index].detach() for k, v in params.items()}
     return {k: v.contiguous().clone() for k, v in _from_train_layout(one, cfg).items()}
@@ -103,12 +121,15 @@ def unstack_state_dict(params: dict[str, torch.Tensor], index: int, cfg: ModelCo
 
 # --------------------------------------------------------------------------- forward and loss
 
+
 def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
     """LayerNorm of ``x [K, N, M]`` with per-model weight and bias ``[K, M]``."""
     return torch.addcmul(b[:, None], F.layer_norm(x, x.shape[-1:], eps=eps), w[:, None])
 
 
-def forward(params: dict[str, torch.Tensor], inputs: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+def forward(
+    params: dict[str, torch.Tensor], inputs: torch.Tensor, cfg: ModelConfig
+) -> torch.Tensor:
     """Outputs ``[K, B, P, d_vocab]`` of K stacked models on inputs ``[K, B, P, d_vocab]``."""
     k, b, p, _ = inputs.shape
     if p > cfg.n_ctx:
@@ -117,17 +138,18 @@ def forward(params: dict[str, torch.Tensor], inputs: torch.Tensor, cfg: ModelCon
     x = torch.bmm(inputs.reshape(k, b * p, -1), params["embed.W_E"])
     resid = (x.view(k, b, p, m) + params["pos_embed.W_pos"][:, None, :p]).view(k, b * p, m)
     for layer in range(cfg.n_layers):
-        w = lambda name: params[f"blocks.{layer}.{name}"]  # noqa: E731
-        x = _layer_norm(resid, w("ln1.w"), w("ln1.b"), eps)
-        qkv = torch.baddbmm(w("attn.b_QKV")[:, None], x, w("attn.W_QKV"))
+        prefix = f"blocks.{layer}."
+        w = {n.removeprefix(prefix): t for n, t in params.items() if n.startswith(prefix)}
+        x = _layer_norm(resid, w["ln1.w"], w["ln1.b"], eps)
+        qkv = torch.baddbmm(w["attn.b_QKV"][:, None], x, w["attn.W_QKV"])
         q, key, v = qkv.view(k * b, p, 3, h, d).permute(2, 0, 3, 1, 4)  # each [KB, H, P, d]
         z = F.scaled_dot_product_attention(q, key, v, is_causal=True)
         z = z.transpose(1, 2).reshape(k, b * p, h * d)
-        resid = resid + torch.baddbmm(w("attn.b_O")[:, None], z, w("attn.W_O"))
-        x = _layer_norm(resid, w("ln2.w"), w("ln2.b"), eps)
-        x = torch.baddbmm(w("mlp.b_in")[:, None], x, w("mlp.W_in"))
+        resid = resid + torch.baddbmm(w["attn.b_O"][:, None], z, w["attn.W_O"])
+        x = _layer_norm(resid, w["ln2.w"], w["ln2.b"], eps)
+        x = torch.baddbmm(w["mlp.b_in"][:, None], x, w["mlp.W_in"])
         act = F.relu(x) if cfg.act_fn == "relu" else F.gelu(x)
-        resid = resid + torch.baddbmm(w("mlp.b_out")[:, None], act, w("mlp.W_out"))
+        resid = resid + torch.baddbmm(w["mlp.b_out"][:, None], act, w["mlp.W_out"])
     x = _layer_norm(resid, params["ln_final.w"], params["ln_final.b"], eps)
     out = torch.baddbmm(params["unembed.b_U"][:, None], x, params["unembed.W_U"])
     return out.view(k, b, p, -1)
@@ -150,3 +172,9 @@ def masked_losses(
     per_position = (outputs - targets).square().sum(dim=(1, 3))  # [K, P]
     mask = position_mask(lengths, p, loss_from)
     return (per_position * mask).sum(dim=1) / (b * dim * (lengths - loss_from))
+
+
+def masked_mse(pred: torch.Tensor, targets: torch.Tensor, loss_from: int) -> torch.Tensor:
+    """MSE over output positions ``loss_from..`` of one model's ``[B, P, D]`` outputs."""
+    lengths = torch.tensor([pred.shape[1]], device=pred.device)
+    return masked_losses(pred[None], targets[None], lengths, loss_from)[0]

@@ -27,14 +27,13 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -98,8 +97,11 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "auto":
         usable = torch.cuda.is_available()
         if visible is not None and not usable:
-            log.warning("CUDA_VISIBLE_DEVICES=%s is set but CUDA is not usable here; "
-                        "falling back to the CPU", visible)
+            log.warning(
+                "CUDA_VISIBLE_DEVICES=%s is set but CUDA is not usable here; "
+                "falling back to the CPU",
+                visible,
+            )
         device = torch.device("cuda" if usable else "cpu")
     else:
         device = torch.device(spec)
@@ -107,12 +109,6 @@ def resolve_device(spec: str = "auto") -> torch.device:
             raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
     log.info("device: %s (config device: %s, CUDA_VISIBLE_DEVICES=%s)", device, spec, visible)
     return device
-
-
-def masked_mse(pred: torch.Tensor, targets: torch.Tensor, loss_from: int) -> torch.Tensor:
-    """MSE over output positions ``loss_from..`` of one model's ``[B, P, D]`` outputs."""
-    lengths = torch.tensor([pred.shape[1]], device=pred.device)
-    return masked_losses(pred[None], targets[None], lengths, loss_from)[0]
 
 
 @torch.no_grad()
@@ -155,6 +151,7 @@ def check_batchable(cfgs: list[RunConfig]) -> None:
 
 # --------------------------------------------------------------------------- results and checkpoints
 
+
 @dataclass
 class RunResult:
     """One trained run: its config, final model, step count, training log and AdamW state.
@@ -180,7 +177,9 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _write_checkpoint(directory: Path, cfg: RunConfig, step: int, weights: dict, extra: dict) -> Path:
+def _write_checkpoint(
+    directory: Path, cfg: RunConfig, step: int, weights: dict, extra: dict
+) -> Path:
     """Write ``directory/step-<n>`` atomically (temp dir + rename), then drop older ones."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{step:09d}"
@@ -188,8 +187,11 @@ def _write_checkpoint(directory: Path, cfg: RunConfig, step: int, weights: dict,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     meta = {"config_hash": cfg.hash(), "step": str(step)}
-    save_file({k: v.cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"),
-              metadata=meta)
+    save_file(
+        {k: v.cpu().contiguous() for k, v in weights.items()},
+        str(tmp / "model.safetensors"),
+        metadata=meta,
+    )
     torch.save({"config_hash": cfg.hash(), "step": step, **extra}, tmp / "state.pt")
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -208,7 +210,7 @@ def _read_checkpoint(path: Path, cfg: RunConfig) -> tuple[dict, dict]:
     try:
         extra = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         weights = load_file(str(path / "model.safetensors"))
-    except Exception as exc:  # noqa: BLE001 - truncated or foreign files
+    except Exception as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable ({exc}); {hint}") from exc
     if extra.get("config_hash") != cfg.hash():
         raise CheckpointError(
@@ -219,6 +221,7 @@ def _read_checkpoint(path: Path, cfg: RunConfig) -> tuple[dict, dict]:
 
 
 # --------------------------------------------------------------------------- the trainer
+
 
 class Trainer:
     """Trains K runs that differ only in their seed as one stacked model (K = 1: one run).
@@ -234,15 +237,23 @@ class Trainer:
     each step is padded only to the longest length among the K runs at that step.
     """
 
-    def __init__(self, cfgs: list[RunConfig], device: torch.device | str = "cpu", *,
-                 capture: bool | None = None, static_shape: bool = False):
+    def __init__(
+        self,
+        cfgs: list[RunConfig],
+        device: torch.device | str = "cpu",
+        *,
+        capture: bool | None = None,
+        static_shape: bool = False,
+    ):
         check_batchable(cfgs)
         self.cfgs = list(cfgs)
         self.device = torch.device(device)
         cfg = cfgs[0]
         self.mcfg, self.tcfg = cfg.model, cfg.train
-        models = [VectorTransformer(cfg.model).init_weights(torch.Generator().manual_seed(c.train.seed))
-                  for c in cfgs]
+        models = [
+            VectorTransformer(cfg.model).init_weights(torch.Generator().manual_seed(c.train.seed))
+            for c in cfgs
+        ]
         stacked_weights = stack_state_dicts([m.state_dict() for m in models], cfg.model)
         self.params = {k: v.to(self.device).requires_grad_() for k, v in stacked_weights.items()}
         on_cuda = self.device.type == "cuda"
@@ -251,11 +262,16 @@ class Trainer:
             raise ValueError("capture=True needs a CUDA device")
         self.static_shape = static_shape or self.capture
         self.optimizer = torch.optim.AdamW(
-            list(self.params.values()), lr=self.tcfg.lr, betas=self.tcfg.betas,
-            weight_decay=self.tcfg.weight_decay, fused=True, capturable=on_cuda,
+            list(self.params.values()),
+            lr=self.tcfg.lr,
+            betas=self.tcfg.betas,
+            weight_decay=self.tcfg.weight_decay,
+            fused=True,
+            capturable=on_cuda,
         )
-        self.stream = TrainingStream(cfg.data, self.tcfg.batch_size,
-                                     [c.train.seed for c in cfgs], self.device)
+        self.stream = TrainingStream(
+            cfg.data, self.tcfg.batch_size, [c.train.seed for c in cfgs], self.device
+        )
         self.step = 0
         self.logs: list[list[dict]] = [[] for _ in cfgs]
         self.pending: list[list[float]] = [[] for _ in cfgs]
@@ -270,7 +286,9 @@ class Trainer:
     def _body(self, terms: torch.Tensor, lengths: torch.Tensor, positions: int) -> torch.Tensor:
         """Forward, masked loss, backward and AdamW on padded terms; per-run losses ``[K]``."""
         out = stacked.forward(self.params, terms[:, :, :positions], self.mcfg)
-        losses = masked_losses(out, terms[:, :, 1:positions + 1], lengths, self.tcfg.loss_from_index)
+        losses = masked_losses(
+            out, terms[:, :, 1 : positions + 1], lengths, self.tcfg.loss_from_index
+        )
         losses.sum().backward()
         self.optimizer.step()
         return losses.detach()
@@ -298,7 +316,9 @@ class Trainer:
         self._static_terms = torch.zeros(k, b, positions, dim, device=self.device)
         self._static_lengths = torch.full((k,), positions - 1, device=self.device)
         saved = {n: p.detach().clone() for n, p in self.params.items()}
-        saved_state = {id(p): {n: v.clone() for n, v in s.items()} for p, s in self.optimizer.state.items()}
+        saved_state = {
+            id(p): {n: v.clone() for n, v in s.items()} for p, s in self.optimizer.state.items()
+        }
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -318,7 +338,9 @@ class Trainer:
         self._graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(self._graph):
-            self._static_losses = self._body(self._static_terms, self._static_lengths, positions - 1)
+            self._static_losses = self._body(
+                self._static_terms, self._static_lengths, positions - 1
+            )
 
     # ---- state of one run, in the layout-independent form of checkpoints and outputs
 
@@ -332,7 +354,8 @@ class Trainer:
         out = {"step": int(state[0]["step"])}
         for moment in ("exp_avg", "exp_avg_sq"):
             out[moment] = unstack_state_dict(
-                {n: s[moment] for n, s in zip(self.params, state)}, k, self.mcfg)
+                {n: s[moment] for n, s in zip(self.params, state, strict=True)}, k, self.mcfg
+            )
         return out
 
     def run_model(self, k: int) -> VectorTransformer:
@@ -344,22 +367,36 @@ class Trainer:
         """One checkpoint per run under ``roots[k]/<config hash>/step-<n>``."""
         return [
             _write_checkpoint(
-                checkpoint_dir(root, cfg), cfg, self.step, self.run_weights(k),
-                {"optimizer": self.run_optimizer_state(k), "stream": self.stream.run_state(k),
-                 "log": json.dumps(self.logs[k]), "pending": json.dumps(self.pending[k])},
+                checkpoint_dir(root, cfg),
+                cfg,
+                self.step,
+                self.run_weights(k),
+                {
+                    "optimizer": self.run_optimizer_state(k),
+                    "stream": self.stream.run_state(k),
+                    "log": json.dumps(self.logs[k]),
+                    "pending": json.dumps(self.pending[k]),
+                },
             )
-            for k, (root, cfg) in enumerate(zip(roots, self.cfgs))
+            for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
         ]
 
     def resume(self, roots: list[Path]) -> bool:
         """Load every run's newest checkpoint; False when none has one."""
-        paths = [latest_checkpoint(checkpoint_dir(r, c)) for r, c in zip(roots, self.cfgs)]
+        paths = [
+            latest_checkpoint(checkpoint_dir(r, c)) for r, c in zip(roots, self.cfgs, strict=True)
+        ]
         if all(p is None for p in paths):
             return False
-        loaded = [_read_checkpoint(p, c) if p is not None else None for p, c in zip(paths, self.cfgs)]
+        loaded = [
+            _read_checkpoint(p, c) if p is not None else None
+            for p, c in zip(paths, self.cfgs, strict=True)
+        ]
         steps = {int(x[1]["step"]) if x else 0 for x in loaded}
         if len(steps) > 1:
-            where = ", ".join(f"seed {c.train.seed}: {p or 'none'}" for c, p in zip(self.cfgs, paths))
+            where = ", ".join(
+                f"seed {c.train.seed}: {p or 'none'}" for c, p in zip(self.cfgs, paths, strict=True)
+            )
             raise CheckpointError(
                 f"runs batched together have checkpoints at different steps ({where}); "
                 "delete the newer ones or train these runs one at a time"
@@ -371,8 +408,10 @@ class Trainer:
                 self.params[name].copy_(value)
         step = extras[0]["optimizer"]["step"]
         if step:
-            moments = {m: stack_state_dicts([e["optimizer"][m] for e in extras], self.mcfg)
-                       for m in ("exp_avg", "exp_avg_sq")}
+            moments = {
+                m: stack_state_dicts([e["optimizer"][m] for e in extras], self.mcfg)
+                for m in ("exp_avg", "exp_avg_sq")
+            }
             for name, p in self.params.items():
                 self.optimizer.state[p] = {
                     "step": torch.tensor(float(step), dtype=torch.float32, device=p.device),
@@ -432,8 +471,14 @@ class Trainer:
             return losses
 
         seeds = ",".join(str(s) for s in self.seeds)
-        bar = tqdm(total=tc.steps, initial=self.step, disable=not progress, unit="step",
-                   mininterval=5.0, desc=f"train seed{'s' if k > 1 else ''}={seeds}")
+        bar = tqdm(
+            total=tc.steps,
+            initial=self.step,
+            disable=not progress,
+            unit="step",
+            mininterval=5.0,
+            desc=f"train seed{'s' if k > 1 else ''}={seeds}",
+        )
         where = None
         with _stop_requests() as stop:
             while self.step < tc.steps:
@@ -446,14 +491,21 @@ class Trainer:
                     means = window_losses().mean(dim=1).tolist()
                     elapsed = elapsed0 + time.perf_counter() - t0
                     if self.step % tc.eval_every == 0 or at_end:
-                        last_eval = held_out_mse(self.params, eval_batches, self.mcfg,
-                                                 tc.loss_from_index).tolist()
+                        last_eval = held_out_mse(
+                            self.params, eval_batches, self.mcfg, tc.loss_from_index
+                        ).tolist()
                         evals = last_eval
                     else:
                         evals = [float("nan")] * k
                     for j in range(k):
-                        self.logs[j].append({"step": self.step, "train_loss": means[j],
-                                             "heldout_mse": evals[j], "elapsed_s": elapsed})
+                        self.logs[j].append(
+                            {
+                                "step": self.step,
+                                "train_loss": means[j],
+                                "heldout_mse": evals[j],
+                                "elapsed_s": elapsed,
+                            }
+                        )
                     window_start = self.step + 1
                     bar.update(self.step - bar.n)
                     bar.set_postfix(loss=f"{max(means):.2e}", heldout=f"{max(last_eval):.2e}")
@@ -463,15 +515,20 @@ class Trainer:
                     where = self.save_checkpoints(checkpoint_roots)
                 if stop.signum is not None:
                     name = signal.Signals(stop.signum).name
-                    saved = (f"checkpoint written to {', '.join(map(str, where))}"
-                             if checkpoint_roots is not None else "no checkpoint directory")
+                    saved = (
+                        f"checkpoint written to {', '.join(map(str, where))}"
+                        if checkpoint_roots is not None
+                        else "no checkpoint directory"
+                    )
                     raise TrainingInterrupted(
                         f"{name} received: training stopped at step {self.step} of {tc.steps}; "
                         f"{saved}; rerun to resume"
                     )
         bar.close()
-        return [RunResult(cfg, self.run_model(j), self.step, self.logs[j], self.run_optimizer_state(j))
-                for j, cfg in enumerate(self.cfgs)]
+        return [
+            RunResult(cfg, self.run_model(j), self.step, self.logs[j], self.run_optimizer_state(j))
+            for j, cfg in enumerate(self.cfgs)
+        ]
 
 
 def train_runs(
@@ -486,8 +543,9 @@ def train_runs(
 ) -> list[RunResult]:
     """Train (or resume) runs that differ only in their seed, batched as one stacked model."""
     trainer = Trainer(cfgs, device, capture=capture)
-    return trainer.run(eval_batches, checkpoint_roots=checkpoint_roots, progress=progress,
-                       on_step=on_step)
+    return trainer.run(
+        eval_batches, checkpoint_roots=checkpoint_roots, progress=progress, on_step=on_step
+    )
 
 
 def train(
@@ -502,8 +560,15 @@ def train(
 ) -> RunResult:
     """Train (or resume) one run; ``checkpoint_root``: where to keep resumable checkpoints."""
     roots = [checkpoint_root] if checkpoint_root is not None else None
-    return train_runs([cfg], eval_batches, device=device, checkpoint_roots=roots,
-                      progress=progress, on_step=on_step, capture=capture)[0]
+    return train_runs(
+        [cfg],
+        eval_batches,
+        device=device,
+        checkpoint_roots=roots,
+        progress=progress,
+        on_step=on_step,
+        capture=capture,
+    )[0]
 
 
 def log_frame(result: RunResult) -> pd.DataFrame:
@@ -514,11 +579,22 @@ def log_frame(result: RunResult) -> pd.DataFrame:
 def save_outputs(result: RunResult, weights: Path, optimizer: Path, log: Path) -> None:
     """Write final weights (safetensors), AdamW state and the training log (Parquet)."""
     cfg, optimizer = result.cfg, Path(optimizer)
-    meta = {"config_hash": cfg.hash(), "run_config": json.dumps(cfg.to_dict()),
-            "step": str(result.step)}
+    meta = {
+        "config_hash": cfg.hash(),
+        "run_config": json.dumps(cfg.to_dict()),
+        "step": str(result.step),
+    }
     save_weights(result.model, weights, extra=meta)
     optimizer.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({**result.optimizer_state, "hyperparameters": {
-        "lr": cfg.train.lr, "betas": list(cfg.train.betas), "weight_decay": cfg.train.weight_decay}},
-        optimizer)
+    torch.save(
+        {
+            **result.optimizer_state,
+            "hyperparameters": {
+                "lr": cfg.train.lr,
+                "betas": list(cfg.train.betas),
+                "weight_decay": cfg.train.weight_decay,
+            },
+        },
+        optimizer,
+    )
     write_parquet(pa.Table.from_pandas(log_frame(result), preserve_index=False), log, meta)

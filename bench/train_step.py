@@ -43,8 +43,12 @@ class ReferenceLoop:
         self.cfg = cfg
         gen = torch.Generator().manual_seed(cfg.train.seed)
         self.model = VectorTransformer(cfg.model).init_weights(gen).to(device).train()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
-                                           betas=cfg.train.betas, weight_decay=cfg.train.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=cfg.train.lr,
+            betas=cfg.train.betas,
+            weight_decay=cfg.train.weight_decay,
+        )
         self.stream = TrainingStream(cfg.data, cfg.train.batch_size, [cfg.train.seed], device)
         self.step = 0
 
@@ -81,8 +85,11 @@ def step_flops(cfg: RunConfig, length: int, models: int = 1) -> float:
     m, d, f = cfg.model, cfg.data.vector_dim, cfg.model.d_mlp
     hd = m.n_heads * m.d_head
     tokens = cfg.train.batch_size * length
-    dense = d * m.d_model + m.n_layers * (m.d_model * 3 * hd + hd * m.d_model + 2 * m.d_model * f) \
+    dense = (
+        d * m.d_model
+        + m.n_layers * (m.d_model * 3 * hd + hd * m.d_model + 2 * m.d_model * f)
         + m.d_model * d
+    )
     attention = m.n_layers * 2 * cfg.train.batch_size * m.n_heads * length * length * m.d_head
     return models * 3 * (2 * tokens * dense + 2 * attention)
 
@@ -105,8 +112,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps per path first")
     ap.add_argument("--seeds", type=int, default=0, help="also time K seeds batched (0: skip)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--to-mse", type=float, default=None,
-                    help="then train the project path until held-out MSE <= this")
+    ap.add_argument(
+        "--to-mse",
+        type=float,
+        default=None,
+        help="then train the project path until held-out MSE <= this",
+    )
     ap.add_argument("--max-steps", type=int, default=100_000, help="limit for --to-mse")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -114,10 +125,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = args.device
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if spec == "auto" else spec)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if spec == "auto" else spec
+    )
     cfg = RunConfig()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    print(
+        f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
 
     paths = {"reference": ReferenceLoop(cfg, device), "project": Trainer([cfg], device)}
     if args.seeds:
@@ -140,27 +159,42 @@ def main() -> None:
     tokens = cfg.train.batch_size * statistics.fmean(lengths)
     rates = {
         "matmul 2048^3": matmul_rate(device, (2048, 2048, 2048)),
-        f"matmul {round(tokens)}x{cfg.model.d_model}x{cfg.model.d_mlp} (MLP)":
-            matmul_rate(device, (round(tokens), cfg.model.d_model, cfg.model.d_mlp)),
+        f"matmul {round(tokens)}x{cfg.model.d_model}x{cfg.model.d_mlp} (MLP)": matmul_rate(
+            device, (round(tokens), cfg.model.d_model, cfg.model.d_mlp)
+        ),
     }
-    print(f"\n{len(lengths)} timed steps per path in {args.blocks} alternating blocks; "
-          f"mean length {statistics.fmean(lengths):.1f}, {flops / 1e9:.2f} GFLOP per step and seed")
+    print(
+        f"\n{len(lengths)} timed steps per path in {args.blocks} alternating blocks; "
+        f"mean length {statistics.fmean(lengths):.1f}, {flops / 1e9:.2f} GFLOP per step and seed"
+    )
     print(f"{'path':<14}{'ms/step':>9}{'min':>8}{'max':>8}{'vs ref':>8}{'GFLOP/s':>9}")
     for label, value in ms.items():
         k = args.seeds if label.startswith("batched") else 1
-        print(f"{label:<14}{value:9.2f}{1e3 * min(times[label]):8.2f}{1e3 * max(times[label]):8.2f}"
-              f"{ms['reference'] / value:8.2f}{k * flops / value / 1e6:9.1f}")
+        print(
+            f"{label:<14}{value:9.2f}{1e3 * min(times[label]):8.2f}{1e3 * max(times[label]):8.2f}"
+            f"{ms['reference'] / value:8.2f}{k * flops / value / 1e6:9.1f}"
+        )
     for label, rate in rates.items():
         print(f"measured {label}: {rate:.1f} GFLOP/s")
-    print(f"project path: {flops / ms['project'] / 1e6 / rates[list(rates)[1]]:.0%} of the MLP "
-          "matmul rate (the floor of this workload)")
+    print(
+        f"project path: {flops / ms['project'] / 1e6 / rates[list(rates)[1]]:.0%} of the MLP "
+        "matmul rate (the floor of this workload)"
+    )
     if args.seeds:
         label = f"batched x{args.seeds}"
-        print(f"{label}: {ms[label] / ms['project']:.2f}x the time of one seed for {args.seeds} seeds")
+        print(
+            f"{label}: {ms[label] / ms['project']:.2f}x the time of one seed for {args.seeds} seeds"
+        )
 
-    result = {"device": str(device), "device_name": name, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "ms_per_step": ms,
-              "gflop_per_step": flops / 1e9, "matmul_gflops": rates}
+    result = {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "ms_per_step": ms,
+        "gflop_per_step": flops / 1e9,
+        "matmul_gflops": rates,
+    }
     if args.to_mse is not None:
         result["to_mse"] = train_to(cfg, device, args.to_mse, args.max_steps)
     if args.json:
@@ -179,15 +213,26 @@ def train_to(cfg: RunConfig, device: torch.device, target: float, max_steps: int
     while trainer.step < max_steps and mse > target:
         for _ in range(every):
             trainer.train_step()
-        mse = float(held_out_mse(trainer.params, eval_batches, cfg.model, cfg.train.loss_from_index)[0])
-        print(f"  step {trainer.step}: held-out MSE {mse:.3e} ({time.perf_counter() - t0:.0f} s)",
-              flush=True)
+        mse = float(
+            held_out_mse(trainer.params, eval_batches, cfg.model, cfg.train.loss_from_index)[0]
+        )
+        print(
+            f"  step {trainer.step}: held-out MSE {mse:.3e} ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     seconds = time.perf_counter() - t0
     reached = mse <= target
-    print(f"held-out MSE {'reached' if reached else 'did not reach'} {target:g} "
-          f"after {trainer.step} steps, {seconds:.0f} s")
-    return {"target": target, "reached": reached, "steps": trainer.step, "seconds": seconds,
-            "heldout_mse": mse}
+    print(
+        f"held-out MSE {'reached' if reached else 'did not reach'} {target:g} "
+        f"after {trainer.step} steps, {seconds:.0f} s"
+    )
+    return {
+        "target": target,
+        "reached": reached,
+        "steps": trainer.step,
+        "seconds": seconds,
+        "heldout_mse": mse,
+    }
 
 
 if __name__ == "__main__":

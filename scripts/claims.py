@@ -1,4 +1,5 @@
 """Rule claims: the paper's quantitative claims with this run's measurements and verdicts."""
+
 import pandas as pd
 
 from affine_icl.claims import claims_table, to_markdown
@@ -6,13 +7,18 @@ from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    tables = {name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
-              for name, path in sm.input.items()}
+    tables = {
+        name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
+        for name, path in sm.input.items()
+    }
     params = {**sm.params.analysis, "loss_from_index": sm.params.loss_from}
     table = claims_table(tables, sm.params.criteria, params)
     table.to_csv(sm.output.csv, index=False)
     counts = table["verdict"].value_counts().to_dict()
-    header = (f"# Claims of Bhargav & Gu (2024) on run {sm.wildcards.run}\n\n"
-              + ", ".join(f"{v}: {n}" for v, n in counts.items()) + "\n\n")
+    header = (
+        f"# Claims of Bhargav & Gu (2024) on run {sm.wildcards.run}\n\n"
+        + ", ".join(f"{v}: {n}" for v, n in counts.items())
+        + "\n\n"
+    )
     with open(sm.output.md, "w") as fh:
         fh.write(header + to_markdown(table))

@@ -1,4 +1,5 @@
 """Rule fig01_sequence_types: Figure 1 and the table behind it."""
+
 import pandas as pd
 
 from affine_icl.figures import plot_sequence_types, save_figure, sequence_types_table

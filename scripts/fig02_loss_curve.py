@@ -1,4 +1,5 @@
 """Rule fig02_loss_curve: Figure 2 and the table behind it."""
+
 import pandas as pd
 
 from affine_icl.figures import loss_curve_table, plot_loss_curve, save_figure

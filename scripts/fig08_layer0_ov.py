@@ -1,4 +1,5 @@
 """Rule fig08_layer0_ov: Figure 8, layer-0 summed OV on residual vectors (R^2, slope)."""
+
 from affine_icl.analysis.ov import layer0_ov_regressions, ov_scatter_points
 from affine_icl.figures import plot_ov_regression
 from affine_icl.rules import analysis_run, rule_log, write_outputs
@@ -10,9 +11,20 @@ with rule_log(sm.log[0]) as log:
     residual = table[table["source"] == "residual"]
     # the vector shown is the one whose R^2 is the population median (a typical vector)
     shown = int(residual.iloc[(residual["r2"] - residual["r2"].median()).abs().argmin()]["vector"])
-    log.info("mean R^2 %.3f, median slope %.3f; showing vector %d (median R^2)",
-             residual["r2"].mean(), residual["slope"].median(), shown)
+    log.info(
+        "mean R^2 %.3f, median slope %.3f; showing vector %d (median R^2)",
+        residual["r2"].mean(),
+        residual["slope"].median(),
+        shown,
+    )
     points = ov_scatter_points(run.model, run.cache, shown, run.params["seed"])
-    write_outputs(sm, table, plot_ov_regression(
-        points, table, "Figure 8: layer-0 OV (summed over heads) applied to residual vectors",
-        dict(sm.params.paper)))
+    write_outputs(
+        sm,
+        table,
+        plot_ov_regression(
+            points,
+            table,
+            "Figure 8: layer-0 OV (summed over heads) applied to residual vectors",
+            dict(sm.params.paper),
+        ),
+    )

@@ -1,4 +1,5 @@
 """Rule fig11_layer1_ov: Figure 11, OV of the layer-1 head with the lowest effective rank."""
+
 import pandas as pd
 
 from affine_icl.analysis.ov import effective_rank, head_ov, matrix_table
@@ -18,5 +19,6 @@ with rule_log(sm.log[0]) as log:
     table = matrix_table(ov, name).assign(picked_by=reason)
     fig = plot_matrices(table, f"Figure 11: {name} (exp entropy of singular values); {reason}")
     write_outputs(sm, table, fig)
-    pd.DataFrame({"layer": layer, "head": head, "index": range(len(singular)),
-                  "singular_value": singular}).to_csv(sm.output.singular_values, index=False)
+    pd.DataFrame(
+        {"layer": layer, "head": head, "index": range(len(singular)), "singular_value": singular}
+    ).to_csv(sm.output.singular_values, index=False)

@@ -1,4 +1,5 @@
 """Rule fig12_layer2_ov: Figure 12, OV of the most negative-copying layer-2 head."""
+
 import pandas as pd
 
 from affine_icl.analysis.ov import head_ov, matrix_table
@@ -13,8 +14,13 @@ with rule_log(sm.log[0]) as log:
     (layer, head), reason = top_head(scores, 2, "eigenvalue_score", largest=False)
     log.info("picked %s", reason)
     ov = head_ov(model, layer, head)
-    table = pd.concat([
-        matrix_table(ov, f"OV of L{layer}H{head} (d_model basis)"),
-        matrix_table(model.W_E.detach() @ ov @ model.W_U.detach(), f"W_E OV W_U of L{layer}H{head} (d_vocab basis)"),
-    ]).assign(picked_by=reason)
+    table = pd.concat(
+        [
+            matrix_table(ov, f"OV of L{layer}H{head} (d_model basis)"),
+            matrix_table(
+                model.W_E.detach() @ ov @ model.W_U.detach(),
+                f"W_E OV W_U of L{layer}H{head} (d_vocab basis)",
+            ),
+        ]
+    ).assign(picked_by=reason)
     write_outputs(sm, table, plot_matrices(table, f"Figure 12: layer-2 OV circuit; {reason}"))

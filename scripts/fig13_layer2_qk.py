@@ -1,4 +1,5 @@
 """Rule fig13_layer2_qk: Figure 13, QK of the layer-2 head whose QK is closest to the identity."""
+
 import pandas as pd
 
 from affine_icl.analysis.interventions import head_qk
@@ -15,9 +16,21 @@ with rule_log(sm.log[0]) as log:
     log.info("picked %s", reason)
     qk = head_qk(model, layer, head)
     W_E = model.W_E.detach()
-    table = pd.concat([
-        matrix_table(qk, f"W_Q W_K^T of L{layer}H{head} (d_model basis)"),
-        matrix_table(W_E @ qk @ W_E.T, f"W_E W_Q W_K^T W_E^T of L{layer}H{head} (d_vocab basis)"),
-    ]).assign(picked_by=reason)
-    write_outputs(sm, table, plot_matrices(table, f"Figure 13: layer-2 QK circuit; {reason}",
-                                           xlabel="key dimension", ylabel="query dimension"))
+    table = pd.concat(
+        [
+            matrix_table(qk, f"W_Q W_K^T of L{layer}H{head} (d_model basis)"),
+            matrix_table(
+                W_E @ qk @ W_E.T, f"W_E W_Q W_K^T W_E^T of L{layer}H{head} (d_vocab basis)"
+            ),
+        ]
+    ).assign(picked_by=reason)
+    write_outputs(
+        sm,
+        table,
+        plot_matrices(
+            table,
+            f"Figure 13: layer-2 QK circuit; {reason}",
+            xlabel="key dimension",
+            ylabel="query dimension",
+        ),
+    )

@@ -1,4 +1,5 @@
 """Rule fig14_residual_after_layer0: Figure 14, the decoded residual after layer 0 vs the truth."""
+
 from affine_icl.analysis.residual import decoded_after_layer0_summary, sequence_series
 from affine_icl.figures import plot_sequence_series
 from affine_icl.rules import analysis_run, rule_log, write_outputs
@@ -7,13 +8,24 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     run = analysis_run(sm)
     pop, model = run.pop, run.model
-    summary = decoded_after_layer0_summary(model, run.cache, pop.inputs, pop.targets, sm.params.loss_from)
+    summary = decoded_after_layer0_summary(
+        model, run.cache, pop.inputs, pop.targets, sm.params.loss_from
+    )
     summary.to_csv(sm.output.summary, index=False)
-    table = sequence_series(model, run.cache, pop.inputs, pop.targets, sample=0,
-                            dims=run.params["residual_dims"])
+    table = sequence_series(
+        model, run.cache, pop.inputs, pop.targets, sample=0, dims=run.params["residual_dims"]
+    )
     table = table[table["series"].isin(["decoded residual after layer 0", "true a_(n+1)"])]
-    after = summary[summary["series"] == "decoded residual after layer 0"]["cosine_to_target"].mean()
-    write_outputs(sm, table, plot_sequence_series(
-        table, f"Figure 14: residual after layer 0 decoded through ln_final and W_U vs the true output "
-               f"(sample {pop.sample[0]}; population mean cosine {after:.2f})",
-        ["decoded residual after layer 0", "true a_(n+1)"]))
+    after = summary[summary["series"] == "decoded residual after layer 0"][
+        "cosine_to_target"
+    ].mean()
+    write_outputs(
+        sm,
+        table,
+        plot_sequence_series(
+            table,
+            f"Figure 14: residual after layer 0 decoded through ln_final and W_U vs the true output "
+            f"(sample {pop.sample[0]}; population mean cosine {after:.2f})",
+            ["decoded residual after layer 0", "true a_(n+1)"],
+        ),
+    )

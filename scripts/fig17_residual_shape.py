@@ -1,4 +1,5 @@
 """Rule fig17_residual_shape: Figure 17, residual before/after layer 0 vs a_n + alpha a_(n-1)."""
+
 import pandas as pd
 
 from affine_icl.analysis.population import pick_by_sign_of_c
@@ -14,14 +15,33 @@ with rule_log(sm.log[0]) as log:
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
     alphas = {"measured in Figure 8": alpha, "the paper's": sm.params.paper_alpha}
     shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alphas).to_csv(
-        sm.output.summary, index=False)
+        sm.output.summary, index=False
+    )
     index = pick_by_sign_of_c(run.pop, run.params["pick_c_threshold"])["alternating"]
-    table = sequence_series(run.model, run.cache, run.pop.inputs, run.pop.targets, index,
-                            run.params["residual_dims"], alphas)
-    series = ["decoded residual before layer 0", "decoded residual after layer 0",
-              *(crude_label(label, a) for label, a in alphas.items()), "true a_(n+1)"]
-    write_outputs(sm, table, plot_sequence_series(
-        table, f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
-               f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha})\nand the "
-               f"truth; alternating sample {run.pop.sample[index]}, "
-               f"c = {float(run.pop.c[index]):.2f}", series))
+    table = sequence_series(
+        run.model,
+        run.cache,
+        run.pop.inputs,
+        run.pop.targets,
+        index,
+        run.params["residual_dims"],
+        alphas,
+    )
+    series = [
+        "decoded residual before layer 0",
+        "decoded residual after layer 0",
+        *(crude_label(label, a) for label, a in alphas.items()),
+        "true a_(n+1)",
+    ]
+    write_outputs(
+        sm,
+        table,
+        plot_sequence_series(
+            table,
+            f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
+            f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha})\nand the "
+            f"truth; alternating sample {run.pop.sample[index]}, "
+            f"c = {float(run.pop.c[index]):.2f}",
+            series,
+        ),
+    )

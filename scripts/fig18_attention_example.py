@@ -1,4 +1,5 @@
 """Rule fig18_attention_example: Figure 18, one head's attention pattern on one sequence."""
+
 import pandas as pd
 
 from affine_icl.analysis.attention import pattern_table
@@ -13,5 +14,10 @@ with rule_log(sm.log[0]) as log:
     log.info("picked %s", reason)
     table = pattern_table(run.cache, layer, samples=[0])
     table = table[table["head"] == head].assign(sample=int(run.pop.sample[0]), picked_by=reason)
-    write_outputs(sm, table, plot_attention_patterns(
-        table, f"Figure 18: attention pattern example, sample {run.pop.sample[0]}\n{reason}"))
+    write_outputs(
+        sm,
+        table,
+        plot_attention_patterns(
+            table, f"Figure 18: attention pattern example, sample {run.pop.sample[0]}\n{reason}"
+        ),
+    )

@@ -1,4 +1,5 @@
 """Rule head_scores: one table of every per-head score."""
+
 from affine_icl.analysis.heads import head_scores_table
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 

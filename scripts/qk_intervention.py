@@ -1,4 +1,5 @@
 """Rule qk_intervention: W_Q random, W_K^T = pinv(W_Q) on layer-2 heads whose QK resembles I."""
+
 import pandas as pd
 
 from affine_icl.analysis.interventions import qk_intervention_table
@@ -10,11 +11,23 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, with_cache=False)
     scores = pd.read_csv(sm.input.scores)
-    heads, reason = heads_above_or_top(scores, 2, "qk_identity_d_model",
-                                       run.params["qk_identity_threshold"], k=5)  # paper: 5 heads
+    heads, reason = heads_above_or_top(
+        scores, 2, "qk_identity_d_model", run.params["qk_identity_threshold"], k=5
+    )  # paper: 5 heads
     log.info("intervening on %s", reason)
-    table = qk_intervention_table(run.model, run.pop.inputs, run.pop.targets, heads,
-                                  sm.params.loss_from, seed=run.params["seed"])
+    table = qk_intervention_table(
+        run.model,
+        run.pop.inputs,
+        run.pop.targets,
+        heads,
+        sm.params.loss_from,
+        seed=run.params["seed"],
+    )
     table = table.assign(picked_by=reason, n_sequences=len(run.pop))
-    write_outputs(sm, table, plot_before_after(
-        table, "QK intervention: W_Q random, W_K^T = pinv(W_Q)", sm.params.paper_mse))
+    write_outputs(
+        sm,
+        table,
+        plot_before_after(
+            table, "QK intervention: W_Q random, W_K^T = pinv(W_Q)", sm.params.paper_mse
+        ),
+    )

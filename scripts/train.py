@@ -1,5 +1,6 @@
 """Rules train / train_<runs>: one run, or runs that differ only in their seed batched, with the
 paper's protocol, resuming from their last checkpoints."""
+
 import shutil
 
 import torch
@@ -20,14 +21,33 @@ with rule_log(sm.log[0]) as log:
     torch.set_num_threads(sm.threads)
     cfgs = [run_config(sm.params.config, run) for run in sm.params.runs]
     device = resolve_device(sm.config["device"])
-    log.info("runs %s (seeds %s), config %s, device %s, %d threads", ", ".join(sm.params.runs),
-             [c.train.seed for c in cfgs], [c.hash() for c in cfgs], device, sm.threads)
+    log.info(
+        "runs %s (seeds %s), config %s, device %s, %d threads",
+        ", ".join(sm.params.runs),
+        [c.train.seed for c in cfgs],
+        [c.hash() for c in cfgs],
+        device,
+        sm.threads,
+    )
     eval_batches = read_population(sm.input.population, per_length=cfgs[0].train.eval_per_length)
-    results = train_runs(cfgs, eval_batches, device=device, checkpoint_roots=sm.params.checkpoint_roots)
-    outputs = zip(as_list(sm.output.weights), as_list(sm.output.optimizer), as_list(sm.output.log))
-    for run, result, paths, root in zip(sm.params.runs, results, outputs, sm.params.checkpoint_roots):
+    results = train_runs(
+        cfgs, eval_batches, device=device, checkpoint_roots=sm.params.checkpoint_roots
+    )
+    outputs = zip(
+        as_list(sm.output.weights),
+        as_list(sm.output.optimizer),
+        as_list(sm.output.log),
+        strict=True,
+    )
+    for run, result, paths, root in zip(
+        sm.params.runs, results, outputs, sm.params.checkpoint_roots, strict=False
+    ):
         save_outputs(result, *paths)
-        log.info("run %s: final held-out MSE %.3e after %d steps", run,
-                 result.log[-1]["heldout_mse"], result.step)
+        log.info(
+            "run %s: final held-out MSE %.3e after %d steps",
+            run,
+            result.log[-1]["heldout_mse"],
+            result.step,
+        )
         # The outputs now hold everything the checkpoint did.
         shutil.rmtree(checkpoint_dir(root, result.cfg), ignore_errors=True)

@@ -11,13 +11,28 @@ from affine_icl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 #: every per-run figure rule (and file name) of the workflow
-FIGURES = ["fig02_loss_curve", "fig03_attention_layer0", "fig04_attention_layer1",
-           "fig05_attention_layer2_alternating", "fig06_attention_layer2_non_alternating",
-           "fig07_head_attribution", "fig08_layer0_ov", "fig09_layer0_ov_matrix",
-           "fig10_layer0_ov_random", "embedding_span", "mean_ablation_layer1", "fig11_layer1_ov",
-           "fig12_layer2_ov", "fig13_layer2_qk", "fig14_residual_after_layer0",
-           "fig15_eigenvalue_scores", "qk_intervention", "fig16_mlp_attribution",
-           "fig17_residual_shape", "fig18_attention_example"]
+FIGURES = [
+    "fig02_loss_curve",
+    "fig03_attention_layer0",
+    "fig04_attention_layer1",
+    "fig05_attention_layer2_alternating",
+    "fig06_attention_layer2_non_alternating",
+    "fig07_head_attribution",
+    "fig08_layer0_ov",
+    "fig09_layer0_ov_matrix",
+    "fig10_layer0_ov_random",
+    "embedding_span",
+    "mean_ablation_layer1",
+    "fig11_layer1_ov",
+    "fig12_layer2_ov",
+    "fig13_layer2_qk",
+    "fig14_residual_after_layer0",
+    "fig15_eigenvalue_scores",
+    "qk_intervention",
+    "fig16_mlp_attribution",
+    "fig17_residual_shape",
+    "fig18_attention_example",
+]
 
 
 def copy_workflow(root: Path) -> Path:
@@ -44,8 +59,15 @@ def tiny_cfg() -> RunConfig:
     """A small run that trains in seconds; same protocol as the paper otherwise."""
     data = DataConfig(vector_dim=6, length_range=(3, 8), eval_per_length=16)
     model = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=2, n_ctx=16)
-    train = TrainConfig(steps=60, lr=1e-3, log_every=10, eval_every=20, eval_per_length=16,
-                        checkpoint_every=20, seed=3)
+    train = TrainConfig(
+        steps=60,
+        lr=1e-3,
+        log_every=10,
+        eval_every=20,
+        eval_per_length=16,
+        checkpoint_every=20,
+        seed=3,
+    )
     return RunConfig(data=data, model=model, train=train)
 
 
@@ -69,4 +91,5 @@ def record_bad_input(name: str) -> None:
 def pytest_terminal_summary(terminalreporter):
     if _BAD_INPUTS:
         terminalreporter.write_line(
-            f"bad-input cases rejected with a one-line error: {len(_BAD_INPUTS)}")
+            f"bad-input cases rejected with a one-line error: {len(_BAD_INPUTS)}"
+        )

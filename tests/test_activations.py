@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from test_model import random_model
 from transformer_lens import ActivationCache
 
 from affine_icl.activations import (
@@ -21,7 +22,6 @@ from affine_icl.activations import (
 )
 from affine_icl.config import ModelConfig
 from affine_icl.model import fold_weights
-from test_model import random_model
 
 N, L = 12, 5
 BATCH = 5  # batches of 5, 5 and 2 sequences
@@ -63,10 +63,15 @@ def assert_cache_matches(loaded: ActivationCache, ref: ActivationCache, layers, 
     expected = {"ln_final.hook_scale"}
     for l in layers:
         expected |= {
-            f"blocks.{l}.hook_resid_pre", f"blocks.{l}.hook_resid_mid",
-            f"blocks.{l}.hook_resid_post", f"blocks.{l}.hook_attn_out", f"blocks.{l}.hook_mlp_out",
-            f"blocks.{l}.attn.hook_result", f"blocks.{l}.attn.hook_pattern",
-            f"blocks.{l}.ln1.hook_scale", f"blocks.{l}.ln2.hook_scale",
+            f"blocks.{l}.hook_resid_pre",
+            f"blocks.{l}.hook_resid_mid",
+            f"blocks.{l}.hook_resid_post",
+            f"blocks.{l}.hook_attn_out",
+            f"blocks.{l}.hook_mlp_out",
+            f"blocks.{l}.attn.hook_result",
+            f"blocks.{l}.attn.hook_pattern",
+            f"blocks.{l}.ln1.hook_scale",
+            f"blocks.{l}.ln2.hook_scale",
         }
     if 0 in layers:
         expected |= {"hook_embed", "hook_pos_embed"}
@@ -138,8 +143,16 @@ def test_schema_types_and_zstd(written):
     vec = lambda width: pa.list_(pa.float32(), width)  # noqa: E731
     keys = {"layer": pa.int8(), "sample": pa.int64(), "position": pa.int16(), "head": pa.int8()}
     expected = {
-        "resid": ["layer", "sample", "position", ("pre", vec(32)), ("mid", vec(32)),
-                  ("post", vec(32)), ("embed", vec(32)), ("pos_embed", vec(32))],
+        "resid": [
+            "layer",
+            "sample",
+            "position",
+            ("pre", vec(32)),
+            ("mid", vec(32)),
+            ("post", vec(32)),
+            ("embed", vec(32)),
+            ("pos_embed", vec(32)),
+        ],
         "head_result": ["layer", "sample", "position", "head", ("result", vec(32))],
         "pattern": ["layer", "sample", "position", "head", ("pattern", vec(L))],
         "mlp_out": ["layer", "sample", "position", ("mlp_out", vec(32))],
@@ -164,7 +177,7 @@ def test_rows_sorted_by_layer_sample_position_head(written):
     keys = np.stack([table.column(k).to_numpy().astype(np.int64) for k in table.column_names])
     assert np.all(np.diff(np.lexsort(keys[::-1])) == 1)  # already in lexicographic order
     resid = read_family(paths["resid"], columns=["layer", "embed"]).to_pydict()
-    assert all((e is None) == (l != 0) for l, e in zip(resid["layer"], resid["embed"]))
+    assert all((e is None) == (l != 0) for l, e in zip(resid["layer"], resid["embed"], strict=True))
 
 
 class RangeRecorder:
@@ -266,8 +279,12 @@ def test_layer_and_sample_subsets(written, model, data):
 def test_family_subset_reads_only_those_families(written, model):
     out_dir, _ = written
     cache = load_activation_cache(out_dir, model, layers=[1], families=["pattern"])
-    assert set(cache.keys()) == {"blocks.1.attn.hook_pattern", "blocks.1.ln1.hook_scale",
-                                 "blocks.1.ln2.hook_scale", "ln_final.hook_scale"}
+    assert set(cache.keys()) == {
+        "blocks.1.attn.hook_pattern",
+        "blocks.1.ln1.hook_scale",
+        "blocks.1.ln2.hook_scale",
+        "ln_final.hook_scale",
+    }
     cache = load_activation_cache(out_dir, model, layers=[0], families=["resid", "head_result"])
     assert "hook_embed" in cache.keys() and "blocks.0.hook_attn_out" in cache.keys()
     assert "blocks.0.hook_mlp_out" not in cache.keys()

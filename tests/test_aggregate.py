@@ -1,4 +1,5 @@
 """Aggregation across runs: per-claim counts, and head roles compared by rank, not index."""
+
 import numpy as np
 import pandas as pd
 
@@ -11,17 +12,28 @@ from affine_icl.aggregate import (
 
 
 def claims(values, verdicts):
-    return pd.DataFrame({"claim_id": ["a", "b"], "section": ["4.1", "4.2"], "claim": ["x", "y"],
-                         "paper": ["1", "2"], "measured": values, "measured_as": [np.nan, "heads"],
-                         "criterion": [">= 1", ">= 2"], "verdict": verdicts})
+    return pd.DataFrame(
+        {
+            "claim_id": ["a", "b"],
+            "section": ["4.1", "4.2"],
+            "claim": ["x", "y"],
+            "paper": ["1", "2"],
+            "measured": values,
+            "measured_as": [np.nan, "heads"],
+            "criterion": [">= 1", ">= 2"],
+            "verdict": verdicts,
+        }
+    )
 
 
 def test_claim_holds_in_k_of_n_runs():
-    table = aggregate_claims({
-        "s0": claims([1.0, 3.0], ["reproduced", "reproduced"]),
-        "s1": claims([0.5, 2.5], ["not reproduced", "reproduced"]),
-        "s2": claims([np.nan, 1.0], ["not measurable", "differs in degree"]),
-    }).set_index("claim_id")
+    table = aggregate_claims(
+        {
+            "s0": claims([1.0, 3.0], ["reproduced", "reproduced"]),
+            "s1": claims([0.5, 2.5], ["not reproduced", "reproduced"]),
+            "s2": claims([np.nan, 1.0], ["not measurable", "differs in degree"]),
+        }
+    ).set_index("claim_id")
     assert table.loc["a", "summary"] == "holds in 1 of 3 runs"
     assert table.loc["b", "summary"] == "holds in 2 of 3 runs"
     assert table.loc["a", "mean"] == 0.75 and table.loc["b", "min"] == 1.0
@@ -40,11 +52,25 @@ def test_heads_are_compared_by_rank_not_index():
 
 
 def test_attribution_and_ov_fit_summaries():
-    attr = pd.DataFrame({"layer": 0, "head": 0, "position": [0, 1, 2, 3], "variant": "target",
-                         "attribution": [100.0, 100.0, 1.0, 3.0]})
+    attr = pd.DataFrame(
+        {
+            "layer": 0,
+            "head": 0,
+            "position": [0, 1, 2, 3],
+            "variant": "target",
+            "attribution": [100.0, 100.0, 1.0, 3.0],
+        }
+    )
     out = head_attribution_by_run({"r": attr}, from_pos=2)
     assert out["attribution"].item() == 2.0
-    fits = pd.DataFrame({"source": ["residual", "residual", "random"], "r2": [0.8, 0.6, 0.5],
-                         "slope": [2.0, 3.0, 1.0]})
+    fits = pd.DataFrame(
+        {
+            "source": ["residual", "residual", "random"],
+            "r2": [0.8, 0.6, 0.5],
+            "slope": [2.0, 3.0, 1.0],
+        }
+    )
     summary = ov_fit_by_run({"r": fits}).set_index("source")
-    assert summary.loc["residual", "mean_r2"] == 0.7 and summary.loc["residual", "median_slope"] == 2.5
+    assert (
+        summary.loc["residual", "mean_r2"] == 0.7 and summary.loc["residual", "median_slope"] == 2.5
+    )

@@ -1,10 +1,11 @@
 """Each analysis on a model whose answer is known by construction."""
+
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from test_model import random_model
 from transformer_lens import ActivationCache
 
 from affine_icl.analysis.attention import pattern_table, previous_token_scores, same_parity_mass
@@ -32,8 +33,7 @@ from affine_icl.analysis.residual import decode
 from affine_icl.analysis.selection import heads_above, top_head
 from affine_icl.config import DataConfig, ModelConfig
 from affine_icl.data import sample_batch
-from affine_icl.model import VectorTransformer, fold_weights
-from test_model import random_model
+from affine_icl.model import fold_weights
 
 CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
 
@@ -124,8 +124,10 @@ def set_ov(model, layer, matrix_per_head):
     d = CFG.d_head
     with torch.no_grad():
         for h in range(CFG.n_heads):
-            model.blocks[layer].attn.W_V[h] = torch.eye(CFG.d_model)[:, h * d:(h + 1) * d]
-            model.blocks[layer].attn.W_O[h] = matrix_per_head * torch.eye(CFG.d_model)[h * d:(h + 1) * d]
+            model.blocks[layer].attn.W_V[h] = torch.eye(CFG.d_model)[:, h * d : (h + 1) * d]
+            model.blocks[layer].attn.W_O[h] = (
+                matrix_per_head * torch.eye(CFG.d_model)[h * d : (h + 1) * d]
+            )
 
 
 def test_eigenvalue_scores_of_minus_and_plus_identity(folded):
@@ -150,7 +152,9 @@ def test_layer0_ov_of_scaled_identity_has_that_slope(folded, batch):
     cache = cache_of(folded, batch.inputs)
     table = layer0_ov_regressions(folded, cache, seed=0)
     residual = table[table["source"] == "residual"]
-    assert np.allclose(residual["slope"], 2.3, atol=1e-4) and np.allclose(residual["r2"], 1, atol=1e-6)
+    assert np.allclose(residual["slope"], 2.3, atol=1e-4) and np.allclose(
+        residual["r2"], 1, atol=1e-6
+    )
     assert len(table[table["source"] == "random"]) == len(residual)
 
 

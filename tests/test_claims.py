@@ -1,9 +1,11 @@
 """Claim verdicts follow the configured criteria, and a claim that fails says so."""
+
 import math
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
 
 from affine_icl.claims import (
     CLAIMS,
@@ -16,30 +18,35 @@ from affine_icl.claims import (
     to_markdown,
     verdict,
 )
-from conftest import REPO
 
 CRITERIA = yaml.safe_load((REPO / "config.yaml").read_text())["claims"]
 
 
-@pytest.mark.parametrize("value,criterion,expected", [
-    (1e-4, {"at_most": 2e-4, "differs_up_to": 1e-3}, REPRODUCED),
-    (5e-4, {"at_most": 2e-4, "differs_up_to": 1e-3}, DIFFERS),
-    (5e-3, {"at_most": 2e-4, "differs_up_to": 1e-3}, NOT_REPRODUCED),
-    (7, {"at_least": 7, "differs_down_to": 4}, REPRODUCED),
-    (5, {"at_least": 7, "differs_down_to": 4}, DIFFERS),
-    (1, {"at_least": 7, "differs_down_to": 4}, NOT_REPRODUCED),
-    (-1, {"at_least": 0}, NOT_REPRODUCED),
-    (0.83, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, REPRODUCED),
-    (0.7, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, DIFFERS),
-    (0.3, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, NOT_REPRODUCED),
-    (math.nan, {"at_least": 0}, NOT_MEASURABLE),
-])
+@pytest.mark.parametrize(
+    "value,criterion,expected",
+    [
+        (1e-4, {"at_most": 2e-4, "differs_up_to": 1e-3}, REPRODUCED),
+        (5e-4, {"at_most": 2e-4, "differs_up_to": 1e-3}, DIFFERS),
+        (5e-3, {"at_most": 2e-4, "differs_up_to": 1e-3}, NOT_REPRODUCED),
+        (7, {"at_least": 7, "differs_down_to": 4}, REPRODUCED),
+        (5, {"at_least": 7, "differs_down_to": 4}, DIFFERS),
+        (1, {"at_least": 7, "differs_down_to": 4}, NOT_REPRODUCED),
+        (-1, {"at_least": 0}, NOT_REPRODUCED),
+        (0.83, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, REPRODUCED),
+        (0.7, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, DIFFERS),
+        (0.3, {"within": [0.78, 0.88], "differs_within": [0.65, 1.0]}, NOT_REPRODUCED),
+        (math.nan, {"at_least": 0}, NOT_MEASURABLE),
+    ],
+)
 def test_verdicts(value, criterion, expected):
     assert verdict(value, criterion) == expected
 
 
 def test_criterion_descriptions():
-    assert describe({"at_most": 2e-4, "differs_up_to": 1e-3}) == "<= 0.0002 (differs in degree if <= 0.001)"
+    assert (
+        describe({"at_most": 2e-4, "differs_up_to": 1e-3})
+        == "<= 0.0002 (differs in degree if <= 0.001)"
+    )
     assert describe({"within": [2.1, 2.5]}) == "in [2.1, 2.5]"
 
 
@@ -48,18 +55,44 @@ def test_every_claim_has_a_default_criterion():
 
 
 def synthetic_tables(l2_eigen=-0.9):
-    heads = pd.DataFrame([
-        {"layer": l, "head": h, "previous_token_score": 0.9 if l == 0 else 0.1,
-         "key1_score": 0.8 if l == 1 else 0.1, "same_parity_alternating": 0.9,
-         "same_parity_non_alternating": 0.55, "eigenvalue_score": l2_eigen if l == 2 else 0.5,
-         "qk_identity_d_model": 0.6 if l == 2 else 0.0, "ov_effective_rank": 2.0}
-        for l in range(3) for h in range(8)])
-    attribution = pd.DataFrame([
-        {"layer": l, "head": h, "position": p, "variant": "target",
-         "attribution": {0: 1.0, 1: 0.01, 2: -0.5}[l]}
-        for l in range(3) for h in range(8) for p in range(14)])
-    regressions = pd.DataFrame({"source": ["residual"] * 2 + ["random"] * 2,
-                                "r2": [0.83, 0.83, 0.6, 0.6], "slope": [2.3, 2.3, 1.0, 1.0]})
+    heads = pd.DataFrame(
+        [
+            {
+                "layer": l,
+                "head": h,
+                "previous_token_score": 0.9 if l == 0 else 0.1,
+                "key1_score": 0.8 if l == 1 else 0.1,
+                "same_parity_alternating": 0.9,
+                "same_parity_non_alternating": 0.55,
+                "eigenvalue_score": l2_eigen if l == 2 else 0.5,
+                "qk_identity_d_model": 0.6 if l == 2 else 0.0,
+                "ov_effective_rank": 2.0,
+            }
+            for l in range(3)
+            for h in range(8)
+        ]
+    )
+    attribution = pd.DataFrame(
+        [
+            {
+                "layer": l,
+                "head": h,
+                "position": p,
+                "variant": "target",
+                "attribution": {0: 1.0, 1: 0.01, 2: -0.5}[l],
+            }
+            for l in range(3)
+            for h in range(8)
+            for p in range(14)
+        ]
+    )
+    regressions = pd.DataFrame(
+        {
+            "source": ["residual"] * 2 + ["random"] * 2,
+            "r2": [0.83, 0.83, 0.6, 0.6],
+            "slope": [2.3, 2.3, 1.0, 1.0],
+        }
+    )
     return {
         "train_log": pd.DataFrame({"heldout_mse": [1e-2, math.nan, 1e-4]}),
         "head_scores": heads,
@@ -68,19 +101,32 @@ def synthetic_tables(l2_eigen=-0.9):
         "embedding_span": pd.DataFrame({"share_outside": [0.84]}),
         "mean_ablation": pd.DataFrame({"ratio": [1.1, 2.0]}),
         "qk_intervention": pd.DataFrame({"n_heads": [5], "ratio": [1.0]}),
-        "mlp_attribution": pd.DataFrame({"variant": "target", "position": range(14),
-                                         "attribution": [0.1] * 14}),
-        "residual_after_layer0": pd.DataFrame({"series": ["decoded residual after layer 0"],
-                                               "cosine_to_target": [0.8]}),
-        "residual_shape": pd.DataFrame({
-            "compared_with": ["a_n + 0.10 a_(n-1) (measured in Figure 8)",
-                              "a_n + 2.30 a_(n-1) (the paper's)", "true a_(n+1)"],
-            "mean_correlation": [0.1, 0.9, 0.8]}),
+        "mlp_attribution": pd.DataFrame(
+            {"variant": "target", "position": range(14), "attribution": [0.1] * 14}
+        ),
+        "residual_after_layer0": pd.DataFrame(
+            {"series": ["decoded residual after layer 0"], "cosine_to_target": [0.8]}
+        ),
+        "residual_shape": pd.DataFrame(
+            {
+                "compared_with": [
+                    "a_n + 0.10 a_(n-1) (measured in Figure 8)",
+                    "a_n + 2.30 a_(n-1) (the paper's)",
+                    "true a_(n+1)",
+                ],
+                "mean_correlation": [0.1, 0.9, 0.8],
+            }
+        ),
     }
 
 
-PARAMS = {"previous_token_threshold": 0.5, "key1_threshold": 0.5, "qk_identity_threshold": 0.3,
-          "negative_eigenvalue_threshold": 0.0, "loss_from_index": 2}
+PARAMS = {
+    "previous_token_threshold": 0.5,
+    "key1_threshold": 0.5,
+    "qk_identity_threshold": 0.3,
+    "negative_eigenvalue_threshold": 0.0,
+    "loss_from_index": 2,
+}
 
 
 def test_a_run_matching_the_paper_reproduces_everything():
@@ -98,4 +144,6 @@ def test_a_claim_that_does_not_hold_says_so():
 
 def test_missing_criterion_is_an_error():
     with pytest.raises(KeyError, match="no criterion configured for final_mse"):
-        claims_table(synthetic_tables(), {k: v for k, v in CRITERIA.items() if k != "final_mse"}, PARAMS)
+        claims_table(
+            synthetic_tables(), {k: v for k, v in CRITERIA.items() if k != "final_mse"}, PARAMS
+        )

@@ -1,13 +1,14 @@
 """config.yaml validation: schema via snakemake.utils.validate plus cross-key rules."""
+
 import copy
 import subprocess
 import sys
 
 import pytest
 import yaml
+from conftest import REPO
 
 from affine_icl.config import ConfigError, RunConfig, batch_groups, run_config, validate_config
-from conftest import REPO
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -49,26 +50,40 @@ BAD = [
     ({"data.colour": 3}, "data: unknown key 'colour'"),
     ({"trian": {}}, "<top level>: unknown key 'trian'"),
     ({"data.length_range": [2, 14]}, "data.length_range.0: 2 is less than the minimum of 3"),
-    ({"data.length_range": [3, 40]},
-     "data.length_range: maximum length 40 exceeds model.n_ctx 32"),
+    ({"data.length_range": [3, 40]}, "data.length_range: maximum length 40 exceeds model.n_ctx 32"),
     ({"data.length_range": [9, 5]}, "data.length_range: minimum 9 is larger than maximum 5"),
     ({"data.c_range": [1.0, -1.0]}, "data.c_range: lower bound 1.0 must be below upper bound -1.0"),
     ({"data.norm_range": [0.0, 2.0]}, "data.norm_range: lower bound 0.0 must be > 0"),
     ({"device": "gpu"}, "device: 'gpu' does not match"),
     ({"model.act_fn": "tanh"}, "model.act_fn: 'tanh' is not one of ['relu', 'gelu']"),
-    ({"runs": [{"name": "a", "seed": 1}, {"name": "a", "seed": 2}]},
-     "runs: run name 'a' appears more than once"),
+    (
+        {"runs": [{"name": "a", "seed": 1}, {"name": "a", "seed": 2}]},
+        "runs: run name 'a' appears more than once",
+    ),
     ({"runs": [{"name": "a"}]}, "runs.0: 'seed' is a required property"),
     ({"runs": []}, "runs: [] should be non-empty"),
-    ({"train.checkpoint_every": 150}, "train.checkpoint_every: 150 must be a multiple of train.log_every 100"),
+    (
+        {"train.checkpoint_every": 150},
+        "train.checkpoint_every: 150 must be a multiple of train.log_every 100",
+    ),
     ({"train.loss_from_index": 3}, "train.loss_from_index: 3 leaves no target position"),
-    ({"train.eval_per_length": 5000}, "train.eval_per_length: 5000 exceeds the evaluation population"),
+    (
+        {"train.eval_per_length": 5000},
+        "train.eval_per_length: 5000 exceeds the evaluation population",
+    ),
     ({"resources.train.gpu": -1}, "resources.train.gpu: -1 is less than the minimum of 0"),
-    ({"runs": [{"name": "w", "seed": 0, "model": {"d_mlp": 0}}]},
-     "runs[w]: model.d_mlp: 0 is less than the minimum of 1"),
-    ({"runs": [{"name": "w", "seed": 0, "train": {"seed": 3}}]}, "runs[w]: train: unknown key 'seed'"),
-    ({"runs": [{"name": "w", "seed": 0, "model": {"n_ctx": 5}}]},
-     "runs[w]: data.length_range: maximum length 14 exceeds model.n_ctx 5"),
+    (
+        {"runs": [{"name": "w", "seed": 0, "model": {"d_mlp": 0}}]},
+        "runs[w]: model.d_mlp: 0 is less than the minimum of 1",
+    ),
+    (
+        {"runs": [{"name": "w", "seed": 0, "train": {"seed": 3}}]},
+        "runs[w]: train: unknown key 'seed'",
+    ),
+    (
+        {"runs": [{"name": "w", "seed": 0, "model": {"n_ctx": 5}}]},
+        "runs[w]: data.length_range: maximum length 14 exceeds model.n_ctx 5",
+    ),
     ({"runs": [{"name": "w", "seed": 0, "data": {"vector_dim": 5}}]}, "runs.0: unknown key 'data'"),
 ]
 
@@ -84,11 +99,15 @@ def test_bad_config_gives_one_line_naming_the_key(changes, message):
 
 
 def test_run_overrides_change_their_run_only():
-    config = validated({"runs": [
-        {"name": "a", "seed": 0},
-        {"name": "wide", "seed": 1, "model": {"d_mlp": 1024}, "train": {"steps": 500}},
-        {"name": "c", "seed": 2},
-    ]})
+    config = validated(
+        {
+            "runs": [
+                {"name": "a", "seed": 0},
+                {"name": "wide", "seed": 1, "model": {"d_mlp": 1024}, "train": {"steps": 500}},
+                {"name": "c", "seed": 2},
+            ]
+        }
+    )
     a, wide, c = (run_config(config, r) for r in ("a", "wide", "c"))
     assert (wide.model.d_mlp, wide.train.steps, wide.train.seed) == (1024, 500, 1)
     assert wide.train.lr == a.train.lr and wide.model.d_model == a.model.d_model
@@ -106,9 +125,22 @@ def test_snakemake_reports_bad_config_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {lr: fast}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "workflow/Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(REPO / "workflow/Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(bad),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -1,4 +1,5 @@
 """The affine-recurrence sampler of section 3.1 and the Parquet population built from it."""
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -7,11 +8,11 @@ import torch
 from affine_icl.config import DataConfig
 from affine_icl.data import (
     SEQUENCE_TYPES,
+    STREAM_CHUNK,
+    TrainingStream,
     example_sequences,
     population_table,
     read_population,
-    STREAM_CHUNK,
-    TrainingStream,
     sample_batch,
     write_parquet,
 )
@@ -74,7 +75,7 @@ def test_stream_batches_are_normalised_recurrences_padded_with_zeros():
         assert terms.shape == (2, 8, 15, CFG.vector_dim) and torch.equal(lengths, device_lengths)
         for k, length in enumerate(lengths.tolist()):
             seqs = terms[k, :, : length + 1]
-            assert torch.all(terms[k, :, length + 1:] == 0)
+            assert torch.all(terms[k, :, length + 1 :] == 0)
             max_norm = seqs[:, :length].norm(dim=-1).amax(dim=1)
             assert torch.all((max_norm > 1 - 1e-5) & (max_norm < 2 + 1e-5))
             # a_{n+1} - a_n = c (a_n - a_{n-1}): a recurrence with one c per sequence

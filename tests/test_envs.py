@@ -1,11 +1,11 @@
 """envs/*.yaml must name the same packages and version ranges as pyproject.toml."""
+
 import tomllib
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
-
 from conftest import REPO
+from packaging.requirements import Requirement
 
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
 

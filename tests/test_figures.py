@@ -1,4 +1,5 @@
 """Figure tables: the numbers plotted are the numbers computed."""
+
 import numpy as np
 import pandas as pd
 
@@ -21,8 +22,14 @@ def test_sequence_types_table_keeps_paper_order_and_dims():
 
 
 def test_loss_curve_table_has_both_series_without_gaps():
-    log = pd.DataFrame({"step": [10, 20, 30], "train_loss": [1.0, 0.5, 0.25],
-                        "heldout_mse": [np.nan, 0.6, np.nan], "elapsed_s": [1, 2, 3]})
+    log = pd.DataFrame(
+        {
+            "step": [10, 20, 30],
+            "train_loss": [1.0, 0.5, 0.25],
+            "heldout_mse": [np.nan, 0.6, np.nan],
+            "elapsed_s": [1, 2, 3],
+        }
+    )
     table = loss_curve_table(log)
     train = table[table["series"].str.startswith("training")]
     held = table[table["series"].str.startswith("held-out")]

@@ -1,4 +1,5 @@
 """The vector-input GPT and the TransformerLens 4 tools it must support."""
+
 import pytest
 import torch
 from transformer_lens import ActivationCache, FactoredMatrix
@@ -39,8 +40,14 @@ def test_output_shape_and_hook_names(model, x, tiny_model_cfg):
     assert cache["blocks.2.hook_resid_post"].shape == (3, p, m)
     assert cache["ln_final.hook_scale"].shape == (3, p, 1)
     assert cache["blocks.0.mlp.hook_post"].shape == (3, p, tiny_model_cfg.d_mlp)
-    assert set(model.state_dict()) >= {"embed.W_E", "pos_embed.W_pos", "unembed.W_U",
-                                       "blocks.0.attn.W_Q", "blocks.0.ln1.w", "blocks.0.mlp.W_in"}
+    assert set(model.state_dict()) >= {
+        "embed.W_E",
+        "pos_embed.W_pos",
+        "unembed.W_U",
+        "blocks.0.attn.W_Q",
+        "blocks.0.ln1.w",
+        "blocks.0.mlp.W_in",
+    }
     assert model.blocks[0].attn.W_Q.shape == (h, m, tiny_model_cfg.d_head)
     assert model.blocks[0].attn.W_O.shape == (h, tiny_model_cfg.d_head, m)
 
@@ -81,8 +88,16 @@ def test_activation_cache_decompositions(model, x):
     _, raw = model.run_with_cache(x)
     cache = ActivationCache(raw, model)
     resid, labels = cache.decompose_resid(return_labels=True)
-    assert labels == ["embed", "pos_embed", "0_attn_out", "0_mlp_out", "1_attn_out",
-                      "1_mlp_out", "2_attn_out", "2_mlp_out"]
+    assert labels == [
+        "embed",
+        "pos_embed",
+        "0_attn_out",
+        "0_mlp_out",
+        "1_attn_out",
+        "1_mlp_out",
+        "2_attn_out",
+        "2_mlp_out",
+    ]
     assert torch.allclose(resid.sum(0), cache["blocks.2.hook_resid_post"], atol=1e-5)
     heads, head_labels = cache.stack_head_results(layer=1, return_labels=True)
     assert head_labels[:2] == ["L0H0", "L0H1"] and heads.shape[0] == 4

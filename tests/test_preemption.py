@@ -1,6 +1,7 @@
 """Preemption and crashes of a real training process: SIGTERM checkpoints and exits non-zero
 within seconds; SIGKILL loses at most checkpoint_every steps; either way the resumed run ends
 with the same weights as an uninterrupted one (bitwise on CPU)."""
+
 import signal
 import subprocess
 import sys
@@ -8,11 +9,11 @@ import time
 
 import pytest
 import torch
+from conftest import REPO, tiny_cfg, with_train
 from safetensors.torch import load_file
 
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.train import checkpoint_dir, latest_checkpoint, train
-from conftest import REPO, tiny_cfg, with_train
 
 RUNNER = """
 import sys
@@ -33,8 +34,13 @@ STEPS = 700
 
 def start(ckpt_root, out):
     code = RUNNER.replace("STEPS", str(STEPS))
-    return subprocess.Popen([sys.executable, "-c", code, str(ckpt_root), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(ckpt_root), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def wait_for_step(proc, step):
@@ -70,8 +76,9 @@ def assert_same_weights(path, reference):
         assert torch.equal(weights[name], value), name
 
 
-def test_sigterm_checkpoints_and_exits_nonzero_then_resume_is_exact(tmp_path, reference,
-                                                                     tiny_run_cfg_module):
+def test_sigterm_checkpoints_and_exits_nonzero_then_resume_is_exact(
+    tmp_path, reference, tiny_run_cfg_module
+):
     proc = start(tmp_path / "ckpt", tmp_path / "w.safetensors")
     seen = wait_for_step(proc, 250)
     sent = time.monotonic()
@@ -80,7 +87,9 @@ def test_sigterm_checkpoints_and_exits_nonzero_then_resume_is_exact(tmp_path, re
     assert time.monotonic() - sent < 10
     assert proc.returncode != 0
     assert "SIGTERM received: training stopped at step" in err and "rerun to resume" in err
-    stopped = int(latest_checkpoint(checkpoint_dir(tmp_path / "ckpt", tiny_run_cfg_module)).name[5:])
+    stopped = int(
+        latest_checkpoint(checkpoint_dir(tmp_path / "ckpt", tiny_run_cfg_module)).name[5:]
+    )
     assert seen <= stopped < seen + 20  # the checkpoint is of the step the signal arrived at
     assert stopped % 100 != 0 or stopped == seen
     resumed = start(tmp_path / "ckpt", tmp_path / "w.safetensors")

@@ -1,4 +1,5 @@
 """The README's Results section is generated from the aggregated claims table."""
+
 import pandas as pd
 import pytest
 
@@ -13,12 +14,27 @@ def test_replace_block_touches_only_the_marked_section():
 
 
 def test_results_block_lists_runs_and_claims():
-    claims = pd.DataFrame({"claim_id": ["final_mse"], "section": ["4.1"], "paper": ["1e-4"],
-                           "mean": [2e-4], "min": [2e-4], "max": [2e-4],
-                           "summary": ["holds in 0 of 1 runs"], "verdicts": ["seed0: not reproduced"],
-                           "measured_as": [float("nan")]})
-    runs = pd.DataFrame({"run": ["seed0"], "steps": [100000], "final held-out MSE": [2e-4],
-                         "training wall time (min)": [55.0]})
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["final_mse"],
+            "section": ["4.1"],
+            "paper": ["1e-4"],
+            "mean": [2e-4],
+            "min": [2e-4],
+            "max": [2e-4],
+            "summary": ["holds in 0 of 1 runs"],
+            "verdicts": ["seed0: not reproduced"],
+            "measured_as": [float("nan")],
+        }
+    )
+    runs = pd.DataFrame(
+        {
+            "run": ["seed0"],
+            "steps": [100000],
+            "final held-out MSE": [2e-4],
+            "training wall time (min)": [55.0],
+        }
+    )
     block = results_block(claims, runs, "2-core CPU", note="full protocol")
     assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
     assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block
@@ -31,7 +47,8 @@ def test_provenance_reads_per_run_and_batched_benchmark_files(tmp_path):
     for run in ("a", "b", "c"):
         (tmp_path / "runs" / run).mkdir(parents=True)
         pd.DataFrame({"step": [10, 20], "heldout_mse": [0.5, 0.25]}).to_parquet(
-            tmp_path / "runs" / run / "train_log.parquet")
+            tmp_path / "runs" / run / "train_log.parquet"
+        )
     bench = tmp_path / "benchmarks" / "train"
     bench.mkdir(parents=True)
     (bench / "a.tsv").write_text("s\th:m:s\n60\t0:01:00\n")

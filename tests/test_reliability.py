@@ -1,19 +1,18 @@
 """Bad input, tried and asserted: each case must fail with one line that names the problem,
 and lose nothing already produced. The number of cases checked is printed at the end."""
+
 import copy
 import math
 
-import pyarrow.parquet as pq
 import pytest
-import torch
 import yaml
+from conftest import REPO, record_bad_input
 
 from affine_icl.config import SCHEMA_PATH, ConfigError, validate_config
 from affine_icl.data import batches_from_table, population_table
-from affine_icl.model import load_model, save_weights
+from affine_icl.model import load_model
 from affine_icl.rules import check_same_config
 from affine_icl.train import TrainingDiverged, checkpoint_dir, latest_checkpoint, train
-from conftest import REPO, record_bad_input
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -93,9 +92,14 @@ def test_missing_and_unreadable_weights(tmp_path):
 
 
 def test_activation_cache_from_another_config_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"cache.parquet was written by config aaa, but the model "
-                                         r"is config bbb; rerun"):
-        check_same_config(tmp_path / "cache.parquet", {"config_hash": "aaa"}, {"config_hash": "bbb"})
+    with pytest.raises(
+        ValueError,
+        match=r"cache.parquet was written by config aaa, but the model "
+        r"is config bbb; rerun",
+    ):
+        check_same_config(
+            tmp_path / "cache.parquet", {"config_hash": "aaa"}, {"config_hash": "bbb"}
+        )
     record_bad_input("activation cache of another config")
 
 

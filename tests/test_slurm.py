@@ -4,6 +4,7 @@
 GPUs, configured in /etc/slurm/slurm.conf. Where Slurm is not running the test skips and says why
 (the reason the start script wrote to $SLURM_TEST_STATE/unavailable, if any).
 """
+
 import os
 import re
 import shutil
@@ -12,15 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FIGURES, REPO, copy_workflow
 
 STATE = Path(os.environ.get("SLURM_TEST_STATE", "/tmp/affine-slurm"))
 CONF = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
 # Flags for a Slurm without an accounting database (see ../shared/SLURM-NOTES.md): without
 # them the plugin's sacct-based status check waits forever.
-TEST_FLAGS = ["--slurm-no-account", "--slurm-status-command", "squeue",
-              "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
+TEST_FLAGS = [
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--slurm-keep-successful-logs",
+]
 
 
 def unavailable() -> str | None:
@@ -36,7 +42,7 @@ def unavailable() -> str | None:
         return "no local Slurm: not started; start one with .ci/slurm-up.sh (root, apt-get)"
     if shutil.which("sinfo") is None:
         return "no sinfo on PATH"
-    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], check=False, capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
         return f"sinfo failed: {proc.stderr.strip() or 'no nodes'}"
     return None
@@ -49,13 +55,29 @@ pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailabl
 def slurm_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm")
     work = copy_workflow(root)
-    cmd = [sys.executable, "-m", "snakemake", "--workflow-profile",
-           str(root / "workflow" / "profiles" / "slurm"), "--snakefile",
-           str(root / "workflow" / "Snakefile"), "--directory", str(work), "--configfile",
-           str(REPO / "tests" / "config" / "tiny.yaml"), "--config", "device=auto", "--verbose", "--jobs", "4", *TEST_FLAGS,
-           # one run's whole DAG (tiny.yaml has two runs)
-           "results/runs/tiny/claims.md", *(f"results/runs/tiny/figures/{f}.png" for f in FIGURES)]
-    proc = subprocess.run(["timeout", "1500", *cmd], capture_output=True, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--workflow-profile",
+        str(root / "workflow" / "profiles" / "slurm"),
+        "--snakefile",
+        str(root / "workflow" / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(REPO / "tests" / "config" / "tiny.yaml"),
+        "--config",
+        "device=auto",
+        "--verbose",
+        "--jobs",
+        "4",
+        *TEST_FLAGS,
+        # one run's whole DAG (tiny.yaml has two runs)
+        "results/runs/tiny/claims.md",
+        *(f"results/runs/tiny/figures/{f}.png" for f in FIGURES),
+    ]
+    proc = subprocess.run(["timeout", "1500", *cmd], check=False, capture_output=True, text=True)
     (root / "snakemake.out").write_text(proc.stdout + proc.stderr)
     return proc, work
 
@@ -91,6 +113,9 @@ def test_training_asked_for_a_gpu_and_other_rules_did_not(slurm_run):
 def test_training_ran_with_slurms_cuda_visible_devices_and_fell_back_to_cpu(slurm_run):
     _, work = slurm_run
     log = (work / "results/logs/train/tiny.log").read_text()
-    assert re.search(r"CUDA_VISIBLE_DEVICES=\d+ is set but CUDA is not usable here; "
-                     r"falling back to the CPU", log), log[-2000:]
+    assert re.search(
+        r"CUDA_VISIBLE_DEVICES=\d+ is set but CUDA is not usable here; "
+        r"falling back to the CPU",
+        log,
+    ), log[-2000:]
     assert re.search(r"device: cpu \(config device: auto, CUDA_VISIBLE_DEVICES=\d+\)", log)

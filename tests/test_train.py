@@ -1,23 +1,24 @@
 """Training protocol, resumption after a crash, divergence detection and outputs."""
+
 import shutil
 
 import pandas as pd
 import pytest
 import torch
+from conftest import with_train
 
-from affine_icl.data import population_table, batches_from_table
+from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import load_model
+from affine_icl.stacked import masked_mse
 from affine_icl.train import (
     CheckpointError,
+    Trainer,
     TrainingDiverged,
     checkpoint_dir,
     latest_checkpoint,
-    Trainer,
-    masked_mse,
     save_outputs,
     train,
 )
-from conftest import with_train
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def crash_at(step):
     def hook(s):
         if s == step:
             raise Crash(s)
+
     return hook
 
 
@@ -59,17 +61,23 @@ def test_killed_run_resumes_to_identical_weights(tiny_run_cfg, eval_batches, tmp
     full = train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path / "a", progress=False)
     root = tmp_path / "b"
     with pytest.raises(Crash):  # dies between checkpoints 40 and 60
-        train(tiny_run_cfg, eval_batches, checkpoint_root=root, progress=False, on_step=crash_at(47))
+        train(
+            tiny_run_cfg, eval_batches, checkpoint_root=root, progress=False, on_step=crash_at(47)
+        )
     assert latest_checkpoint(checkpoint_dir(root, tiny_run_cfg)).name == "step-000000040"
     steps_seen = []
-    resumed = train(tiny_run_cfg, eval_batches, checkpoint_root=root, progress=False,
-                    on_step=steps_seen.append)
+    resumed = train(
+        tiny_run_cfg, eval_batches, checkpoint_root=root, progress=False, on_step=steps_seen.append
+    )
     assert steps_seen[0] == 41  # resumed, did not restart
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     drop = ["elapsed_s"]
-    pd.testing.assert_frame_equal(pd.DataFrame(full.log).drop(columns=drop),
-                                  pd.DataFrame(resumed.log).drop(columns=drop))
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(full.log).drop(columns=drop), pd.DataFrame(resumed.log).drop(columns=drop)
+    )
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tiny_run_cfg, eval_batches):
@@ -97,7 +105,13 @@ def test_nan_loss_stops_training_naming_the_step(tiny_run_cfg, eval_batches, tmp
 
 def test_foreign_or_truncated_checkpoint_is_refused(tiny_run_cfg, eval_batches, tmp_path):
     with pytest.raises(Crash):
-        train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False, on_step=crash_at(21))
+        train(
+            tiny_run_cfg,
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(21),
+        )
     other = with_train(tiny_run_cfg, lr=5e-4)
     src = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
     dst = checkpoint_dir(tmp_path, other) / src.name
@@ -109,13 +123,17 @@ def test_foreign_or_truncated_checkpoint_is_refused(tiny_run_cfg, eval_batches, 
         train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
 
 
-def test_outputs_are_safetensors_optimizer_state_and_parquet_log(tiny_run_cfg, eval_batches, tmp_path):
+def test_outputs_are_safetensors_optimizer_state_and_parquet_log(
+    tiny_run_cfg, eval_batches, tmp_path
+):
     state = train(tiny_run_cfg, eval_batches, progress=False)
     paths = tmp_path / "w.safetensors", tmp_path / "opt.pt", tmp_path / "log.parquet"
     save_outputs(state, *paths)
     model = load_model(paths[0])
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                  state.model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), state.model.state_dict().values(), strict=True)
+    )
     opt = torch.load(paths[1], weights_only=True)
     assert set(opt) == {"step", "exp_avg", "exp_avg_sq", "hyperparameters"}
     assert opt["step"] == tiny_run_cfg.train.steps and opt["hyperparameters"]["lr"] == 1e-3
@@ -132,6 +150,9 @@ def test_auto_device_falls_back_to_cpu_and_says_so(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with caplog.at_level("INFO", logger="affine_icl"):
         assert resolve_device("auto") == torch.device("cpu")
-    assert "CUDA_VISIBLE_DEVICES=0 is set but CUDA is not usable here; falling back to the CPU" in caplog.text
+    assert (
+        "CUDA_VISIBLE_DEVICES=0 is set but CUDA is not usable here; falling back to the CPU"
+        in caplog.text
+    )
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda")

@@ -3,6 +3,7 @@
 The workflow is copied into a temporary tree so that a test can edit one script there and ask
 Snakemake what it would rerun.
 """
+
 import os
 import re
 import subprocess
@@ -12,9 +13,10 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import FIGURES, REPO, copy_workflow
 
 from affine_icl.model import load_model, read_metadata
-from conftest import FIGURES, REPO, copy_workflow
+
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
@@ -24,10 +26,19 @@ def tree(tmp_path_factory):
 
 
 def snakemake(tree, *args, timeout=900):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "workflow" / "Snakefile"),
-           "--directory", str(tree / "work"), "--configfile",
-           str(REPO / "tests" / "config" / "tiny.yaml"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(tree / "workflow" / "Snakefile"),
+        "--directory",
+        str(tree / "work"),
+        "--configfile",
+        str(REPO / "tests" / "config" / "tiny.yaml"),
+        *args,
+    ]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +59,13 @@ def planned_jobs(tree) -> set[str]:
 
 
 def test_every_rule_ran_and_wrote_a_log(built):
-    for log in ["generate_data.log", "fig01_sequence_types.log", "train/tiny.log",
-                "cache_activations/tiny.log", "claims/tiny.log"] + [f"{f}/tiny.log" for f in FIGURES]:
+    for log in [
+        "generate_data.log",
+        "fig01_sequence_types.log",
+        "train/tiny.log",
+        "cache_activations/tiny.log",
+        "claims/tiny.log",
+    ] + [f"{f}/tiny.log" for f in FIGURES]:
         assert (built / "logs" / log).is_file(), log
     assert "final held-out MSE" in (built / "logs/train/tiny.log").read_text()
     bench = pd.read_csv(built / "benchmarks/train/tiny.tsv", sep="\t")
@@ -100,8 +116,12 @@ def test_every_figure_and_its_table(built):
 def test_claims_table(built):
     claims = pd.read_csv(built / "runs/tiny/claims.csv")
     assert len(claims) == 20
-    assert set(claims["verdict"]) <= {"reproduced", "differs in degree", "not reproduced",
-                                      "not measurable"}
+    assert set(claims["verdict"]) <= {
+        "reproduced",
+        "differs in degree",
+        "not reproduced",
+        "not measurable",
+    }
     # a 200-step tiny model does not reach the paper's MSE, and the table says so
     assert claims.set_index("claim_id").loc["final_mse", "verdict"] == "not reproduced"
     assert (built / "runs/tiny/claims.md").read_text().startswith("# Claims of Bhargav & Gu")
@@ -135,11 +155,24 @@ def test_nothing_left_to_do_after_a_build(built, tree):
     assert planned_jobs(tree) == set()
 
 
-@pytest.mark.parametrize("script,expected", [
-    ("fig08_layer0_ov.py", {"fig08_layer0_ov", "fig10_layer0_ov_random", "fig17_residual_shape",
-                            "claims", "aggregate_claims", "seeds_layer0_ov", "all"}),
-    ("fig15_eigenvalue_scores.py", {"fig15_eigenvalue_scores", "all"}),
-])
+@pytest.mark.parametrize(
+    "script,expected",
+    [
+        (
+            "fig08_layer0_ov.py",
+            {
+                "fig08_layer0_ov",
+                "fig10_layer0_ov_random",
+                "fig17_residual_shape",
+                "claims",
+                "aggregate_claims",
+                "seeds_layer0_ov",
+                "all",
+            },
+        ),
+        ("fig15_eigenvalue_scores.py", {"fig15_eigenvalue_scores", "all"}),
+    ],
+)
 def test_editing_one_script_reruns_only_that_rule_and_its_dependants(built, tree, script, expected):
     """Snakemake reruns a script rule when its script's mtime is newer than its outputs."""
     path = tree / "scripts" / script
@@ -154,24 +187,48 @@ def test_editing_one_script_reruns_only_that_rule_and_its_dependants(built, tree
 
 
 def test_lint_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
 def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(built, tree, tmp_path):
     """train_batched: one job trains both tiny runs; each equals its run trained alone."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "workflow" / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"),
-           "--config", "train_batched=True", "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(tree / "workflow" / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "tests" / "config" / "tiny.yaml"),
+        "--config",
+        "train_batched=True",
+        "--cores",
+        "2",
+    ]
     targets = [f"results/runs/{run}/model.safetensors" for run in ("tiny", "tiny2")]
-    plan = subprocess.run([*cmd, "--dry-run", *targets], capture_output=True, text=True, timeout=120)
+    plan = subprocess.run(
+        [*cmd, "--dry-run", *targets], check=False, capture_output=True, text=True, timeout=120
+    )
     assert plan.returncode == 0, plan.stderr
     stats = (plan.stdout + plan.stderr).split("Job stats:")[1].split("total")[0]
     assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [
-        ("generate_data", "1"), ("train_tiny_tiny2", "1")]
-    proc = subprocess.run([*cmd, *targets], capture_output=True, text=True, timeout=300)
+        ("generate_data", "1"),
+        ("train_tiny_tiny2", "1"),
+    ]
+    proc = subprocess.run(
+        [*cmd, *targets], check=False, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     for run in ("tiny", "tiny2"):
         alone = load_model(built / "runs" / run / "model.safetensors").state_dict()

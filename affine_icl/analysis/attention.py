@@ -24,19 +24,30 @@ def pattern_table(cache, layer: int, samples=None) -> pd.DataFrame:
         pat = pat[torch.as_tensor(np.atleast_1d(samples))]
     mean = pat.mean(0).cpu().numpy()  # [H, Q, K]
     h, q, k = np.meshgrid(*(np.arange(n) for n in mean.shape), indexing="ij")
-    return pd.DataFrame({"layer": layer, "head": h.ravel(), "query": q.ravel(), "key": k.ravel(),
-                         "weight": mean.ravel(), "n_sequences": pat.shape[0]})
+    return pd.DataFrame(
+        {
+            "layer": layer,
+            "head": h.ravel(),
+            "query": q.ravel(),
+            "key": k.ravel(),
+            "weight": mean.ravel(),
+            "n_sequences": pat.shape[0],
+        }
+    )
 
 
-def picked_sequence_patterns(cache, pop: Population, layer: int, kind: str,
-                             threshold: float) -> pd.DataFrame:
+def picked_sequence_patterns(
+    cache, pop: Population, layer: int, kind: str, threshold: float
+) -> pd.DataFrame:
     """``layer``'s patterns on the first ``kind`` sequence ("alternating": c < -threshold,
     "non-alternating": c > threshold), with its ``sample`` id, ``c`` and how it was picked."""
     index = pick_by_sign_of_c(pop, threshold)[kind]
     sign = "c < -" if kind == "alternating" else "c > "
     return pattern_table(cache, layer, samples=[index]).assign(
-        sample=int(pop.sample[index]), c=float(pop.c[index]),
-        picked_by=f"first sequence of the population with {sign}{threshold}")
+        sample=int(pop.sample[index]),
+        c=float(pop.c[index]),
+        picked_by=f"first sequence of the population with {sign}{threshold}",
+    )
 
 
 def previous_token_scores(cache, n_layers: int) -> pd.DataFrame:
@@ -76,6 +87,13 @@ def same_parity_mass(cache, layer: int, c: torch.Tensor, threshold: float) -> pd
     rows = []
     for group, mask in (("alternating", c < -threshold), ("non-alternating", c > threshold)):
         for head, value in enumerate(mass[mask].mean(0).tolist()):
-            rows.append({"layer": layer, "head": head, "group": group, "same_parity_mass": value,
-                         "n_sequences": int(mask.sum())})
+            rows.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "group": group,
+                    "same_parity_mass": value,
+                    "n_sequences": int(mask.sum()),
+                }
+            )
     return pd.DataFrame(rows)

@@ -48,8 +48,14 @@ def component_stack(model, cache) -> tuple[torch.Tensor, list[str]]:
 def _table(values: torch.Tensor, labels, variant: str) -> pd.DataFrame:
     mean = values.mean(1).detach().cpu().numpy()  # [C, L]
     comp, pos = np.meshgrid(np.arange(mean.shape[0]), np.arange(mean.shape[1]), indexing="ij")
-    return pd.DataFrame({"component": np.asarray(labels)[comp.ravel()], "position": pos.ravel(),
-                         "variant": variant, "attribution": mean.ravel()})
+    return pd.DataFrame(
+        {
+            "component": np.asarray(labels)[comp.ravel()],
+            "position": pos.ravel(),
+            "variant": variant,
+            "attribution": mean.ravel(),
+        }
+    )
 
 
 @torch.no_grad()
@@ -58,10 +64,13 @@ def head_attribution_table(model, cache, inputs, targets) -> pd.DataFrame:
 
     Columns: layer, head, component, position, variant, attribution.
     """
-    stack, labels = cache.stack_head_results(layer=model.cfg.n_layers, return_labels=True,
-                                             apply_ln=True)
-    frames = [_table(project(stack, model.W_U, d), labels, name)
-              for name, d in directions(inputs, targets).items()]
+    stack, labels = cache.stack_head_results(
+        layer=model.cfg.n_layers, return_labels=True, apply_ln=True
+    )
+    frames = [
+        _table(project(stack, model.W_U, d), labels, name)
+        for name, d in directions(inputs, targets).items()
+    ]
     table = pd.concat(frames, ignore_index=True)
     parts = table["component"].str.extract(r"L(\d+)H(\d+)").astype(int)
     table.insert(0, "layer", parts[0])
@@ -75,8 +84,10 @@ def mlp_attribution_table(model, cache, inputs, targets) -> pd.DataFrame:
     stack = torch.stack([cache[f"blocks.{l}.hook_mlp_out"] for l in range(model.cfg.n_layers)])
     stack = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
     labels = [f"L{l} MLP" for l in range(model.cfg.n_layers)]
-    frames = [_table(project(stack, model.W_U, d), labels, name)
-              for name, d in directions(inputs, targets).items()]
+    frames = [
+        _table(project(stack, model.W_U, d), labels, name)
+        for name, d in directions(inputs, targets).items()
+    ]
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "layer", table["component"].str.extract(r"L(\d+)")[0].astype(int))
     return table

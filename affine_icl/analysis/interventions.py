@@ -8,7 +8,7 @@ import copy
 import pandas as pd
 import torch
 
-from ..train import masked_mse
+from ..stacked import masked_mse
 
 
 def head_qk(model, layer: int, head: int) -> torch.Tensor:
@@ -37,8 +37,14 @@ def qk_identity_scores(model) -> pd.DataFrame:
         for head in range(model.cfg.n_heads):
             qk = head_qk(model, layer, head)
             for basis, m in (("d_model", qk), ("embedding (W_E QK W_E^T)", W_E @ qk @ W_E.T)):
-                rows.append({"layer": layer, "head": head, "basis": basis,
-                             "identity_score": identity_score(m)})
+                rows.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "basis": basis,
+                        "identity_score": identity_score(m),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -70,9 +76,16 @@ def qk_intervention_table(model, inputs, targets, heads, loss_from: int, seed: i
     before = prediction_mse(model, inputs, targets, loss_from)
     changed = pinv_qk_intervention(model, heads, torch.Generator().manual_seed(seed))
     after = prediction_mse(changed, inputs, targets, loss_from)
-    return pd.DataFrame({"heads": [" ".join(f"L{l}H{h}" for l, h in heads)],
-                         "n_heads": [len(heads)], "mse_before": [before], "mse_after": [after],
-                         "ratio": [after / before], "seed": [seed]})
+    return pd.DataFrame(
+        {
+            "heads": [" ".join(f"L{l}H{h}" for l, h in heads)],
+            "n_heads": [len(heads)],
+            "mse_before": [before],
+            "mse_after": [after],
+            "ratio": [after / before],
+            "seed": [seed],
+        }
+    )
 
 
 def _mean_ablate_hook(head_index):
@@ -81,6 +94,7 @@ def _mean_ablate_hook(head_index):
         z = z.clone()
         z[:, :, head_index] = mean[:, :, head_index]
         return z
+
     return hook
 
 
@@ -97,8 +111,16 @@ def mean_ablation_table(model, inputs, targets, layer: int, loss_from: int) -> p
     targets_list = [(f"L{layer}H{h}", [h]) for h in range(model.cfg.n_heads)]
     targets_list.append((f"all layer-{layer} heads", list(range(model.cfg.n_heads))))
     for label, heads in targets_list:
-        after = prediction_mse(model, inputs, targets, loss_from,
-                               [(name, _mean_ablate_hook(heads))])
-        rows.append({"layer": layer, "ablated": label, "mse_before": before, "mse_after": after,
-                     "ratio": after / before})
+        after = prediction_mse(
+            model, inputs, targets, loss_from, [(name, _mean_ablate_hook(heads))]
+        )
+        rows.append(
+            {
+                "layer": layer,
+                "ablated": label,
+                "mse_before": before,
+                "mse_after": after,
+                "ratio": after / before,
+            }
+        )
     return pd.DataFrame(rows)

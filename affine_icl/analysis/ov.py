@@ -44,8 +44,14 @@ def per_vector_regression(x: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     intercept = y.mean(1) - slope * x.mean(1)
     residual = yc - slope[:, None] * xc
     r2 = 1 - (residual**2).sum(1) / (yc * yc).sum(1)
-    return pd.DataFrame({"vector": np.arange(len(x)), "slope": slope.numpy(),
-                         "intercept": intercept.numpy(), "r2": r2.numpy()})
+    return pd.DataFrame(
+        {
+            "vector": np.arange(len(x)),
+            "slope": slope.numpy(),
+            "intercept": intercept.numpy(),
+            "r2": r2.numpy(),
+        }
+    )
 
 
 def random_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -72,15 +78,24 @@ def layer0_ov_regressions(model, cache, seed: int) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def ov_scatter_points(model, cache, vector: int, seed: int, source: str = "residual") -> pd.DataFrame:
+def ov_scatter_points(
+    model, cache, vector: int, seed: int, source: str = "residual"
+) -> pd.DataFrame:
     """The (x_d, (x OV)_d) points of one vector, for the scatter plots of Figures 8 and 10."""
     x = layer_input(cache, 0)
     if source == "random":
         x = random_like(x, torch.Generator().manual_seed(seed))
     x = x[vector]
     y = x @ layer_ov(model, 0)
-    return pd.DataFrame({"source": source, "vector": vector, "d": np.arange(len(x)),
-                         "x": x.numpy(), "ov_x": y.numpy()})
+    return pd.DataFrame(
+        {
+            "source": source,
+            "vector": vector,
+            "d": np.arange(len(x)),
+            "x": x.numpy(),
+            "ov_x": y.numpy(),
+        }
+    )
 
 
 def matrix_table(matrix: torch.Tensor, name: str) -> pd.DataFrame:
@@ -107,9 +122,15 @@ def outside_embedding_share(model, cache, layer: int = 0) -> pd.DataFrame:
     out = x @ ov
     inside = out @ basis.T @ basis
     share = (out - inside).norm(dim=1) / out.norm(dim=1)
-    return pd.DataFrame({"layer": layer, "vector": np.arange(len(share)),
-                         "share_outside": share.numpy(), "embedding_rank": rank,
-                         "chance_share": (1 - rank / W_E.shape[1]) ** 0.5})
+    return pd.DataFrame(
+        {
+            "layer": layer,
+            "vector": np.arange(len(share)),
+            "share_outside": share.numpy(),
+            "embedding_rank": rank,
+            "chance_share": (1 - rank / W_E.shape[1]) ** 0.5,
+        }
+    )
 
 
 def effective_rank(matrix: torch.Tensor) -> tuple[float, np.ndarray]:
@@ -130,9 +151,15 @@ def ov_rank_table(model) -> pd.DataFrame:
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
             rank, s = effective_rank(head_ov(model, layer, head))
-            rows.append({"layer": layer, "head": head, "effective_rank": rank,
-                         "top_singular_values": " ".join(f"{v:.4g}" for v in s[:8]),
-                         "sv1_share": float(s[0] / s.sum())})
+            rows.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "effective_rank": rank,
+                    "top_singular_values": " ".join(f"{v:.4g}" for v in s[:8]),
+                    "sv1_share": float(s[0] / s.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 

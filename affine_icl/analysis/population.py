@@ -39,8 +39,12 @@ def analysis_population(table: pa.Table, length: int, size: int) -> Population:
     rows = rows[:size]
     sub = table.take(pa.array(rows))
     batch = batches_from_table(sub)[length]
-    return Population(batch.inputs.contiguous(), batch.targets.contiguous(), batch.c,
-                      sub.column("sample").to_numpy())
+    return Population(
+        batch.inputs.contiguous(),
+        batch.targets.contiguous(),
+        batch.c,
+        sub.column("sample").to_numpy(),
+    )
 
 
 def pick_by_sign_of_c(pop: Population, threshold: float) -> dict[str, int]:

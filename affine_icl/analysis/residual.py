@@ -48,8 +48,9 @@ def crude_label(label: str, alpha: float) -> str:
 
 
 @torch.no_grad()
-def sequence_series(model, cache, inputs, targets, sample: int, dims,
-                    alphas: dict[str, float] | None = None) -> pd.DataFrame:
+def sequence_series(
+    model, cache, inputs, targets, sample: int, dims, alphas: dict[str, float] | None = None
+) -> pd.DataFrame:
     """One sequence's values along chosen dimensions, for Figures 14 and 17.
 
     Series per position n (output index n predicts a_{n+1}): the input a_n, the decoded
@@ -63,15 +64,19 @@ def sequence_series(model, cache, inputs, targets, sample: int, dims,
         "decoded residual before layer 0": decode(model, cache["blocks.0.hook_resid_pre"][sample]),
         "decoded residual after layer 0": decode(model, cache["blocks.0.hook_resid_post"][sample]),
         "true a_(n+1)": t,
-        **{crude_label(label, alpha): x + alpha * shifted for label, alpha in (alphas or {}).items()},
+        **{
+            crude_label(label, alpha): x + alpha * shifted
+            for label, alpha in (alphas or {}).items()
+        },
     }
     rows = []
     for name, values in series.items():
         v = values.cpu().numpy()
         for d in dims:
             for n in range(v.shape[0]):
-                rows.append({"sample": sample, "series": name, "dim": d, "n": n,
-                             "value": float(v[n, d])})
+                rows.append(
+                    {"sample": sample, "series": name, "dim": d, "n": n, "value": float(v[n, d])}
+                )
     return pd.DataFrame(rows)
 
 
@@ -88,9 +93,15 @@ def shape_correlations(model, cache, inputs, targets, alphas: dict[str, float]) 
         b = b - b.mean(1, keepdim=True)
         return float(np.nanmean(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).numpy()))
 
-    rows = [{"compared_with": crude_label(label, alpha), "alpha": alpha,
-             "mean_correlation": corr(after, inputs[:, 1:] + alpha * inputs[:, :-1])}
-            for label, alpha in alphas.items()]
-    rows.append({"compared_with": "true a_(n+1)", "alpha": np.nan,
-                 "mean_correlation": corr(after, truth)})
+    rows = [
+        {
+            "compared_with": crude_label(label, alpha),
+            "alpha": alpha,
+            "mean_correlation": corr(after, inputs[:, 1:] + alpha * inputs[:, :-1]),
+        }
+        for label, alpha in alphas.items()
+    ]
+    rows.append(
+        {"compared_with": "true a_(n+1)", "alpha": np.nan, "mean_correlation": corr(after, truth)}
+    )
     return pd.DataFrame(rows)

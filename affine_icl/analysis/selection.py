@@ -37,5 +37,7 @@ def heads_above_or_top(scores: pd.DataFrame, layer: int, score: str, threshold: 
         return heads, reason
     sub = scores[scores["layer"] == layer].sort_values(score, ascending=False).head(k)
     listed = ", ".join(_fmt(r, score) for _, r in sub.iterrows())
-    return ([(layer, int(h)) for h in sub["head"]],
-            f"no layer-{layer} head has {score} >= {threshold}; the {k} highest instead: {listed}")
+    return (
+        [(layer, int(h)) for h in sub["head"]],
+        f"no layer-{layer} head has {score} >= {threshold}; the {k} highest instead: {listed}",
+    )

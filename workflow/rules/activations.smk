@@ -6,18 +6,18 @@ rule cache_activations:
     output:
         folded=f"{run_dir()}/model_folded.safetensors",
         cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=FAMILIES),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/cache_activations/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{run}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     threads: 2
     resources:
         mem_mb=6000,
         runtime=30,
-    conda:
-        "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/cache_activations.py"
 
@@ -28,11 +28,11 @@ rule head_scores:
         **analysis_inputs("pattern"),
     output:
         table=f"{run_dir()}/analysis/head_scores.csv",
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/head_scores/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/head_scores.py"

@@ -12,12 +12,12 @@ rule aggregate_claims:
             caption="../report/aggregate_claims.rst",
             category="0. Claims",
         ),
-    params:
-        runs=RUNS,
     log:
         f"{RESULTS}/logs/aggregate/claims.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        runs=RUNS,
     script:
         "../../scripts/aggregate_claims.py"
 
@@ -28,12 +28,12 @@ rule seeds_eigenvalue_scores:
         tables=expand(f"{RESULTS}/runs/{{run}}/analysis/head_scores.csv", run=RUNS),
     output:
         **aggregate_outputs("seeds_eigenvalue_scores"),
-    params:
-        runs=RUNS,
     log:
         f"{RESULTS}/logs/aggregate/seeds_eigenvalue_scores.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        runs=RUNS,
     script:
         "../../scripts/seeds_eigenvalue_scores.py"
 
@@ -44,13 +44,13 @@ rule seeds_head_attribution:
         tables=expand(f"{RESULTS}/runs/{{run}}/figures/fig07_head_attribution.csv", run=RUNS),
     output:
         **aggregate_outputs("seeds_head_attribution"),
-    params:
-        runs=RUNS,
-        loss_from=config["train"]["loss_from_index"],
     log:
         f"{RESULTS}/logs/aggregate/seeds_head_attribution.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        runs=RUNS,
+        loss_from=config["train"]["loss_from_index"],
     script:
         "../../scripts/seeds_head_attribution.py"
 
@@ -61,12 +61,12 @@ rule seeds_layer0_ov:
         tables=expand(f"{RESULTS}/runs/{{run}}/figures/fig08_layer0_ov.csv", run=RUNS),
     output:
         **aggregate_outputs("seeds_layer0_ov"),
-    params:
-        runs=RUNS,
-        paper={"r2_residual": 0.832, "r2_random": 0.598, "slope_low": 2.1, "slope_high": 2.5},
     log:
         f"{RESULTS}/logs/aggregate/seeds_layer0_ov.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        runs=RUNS,
+        paper={"r2_residual": 0.832, "r2_random": 0.598, "slope_low": 2.1, "slope_high": 2.5},
     script:
         "../../scripts/seeds_layer0_ov.py"

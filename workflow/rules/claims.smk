@@ -19,13 +19,13 @@ rule claims:
             category="0. Claims",
             subcategory="{run}",
         ),
-    params:
-        criteria=config["claims"],
-        analysis=config["analysis"],
-        loss_from=config["train"]["loss_from_index"],
     log:
         f"{RESULTS}/logs/claims/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        criteria=config["claims"],
+        analysis=config["analysis"],
+        loss_from=config["train"]["loss_from_index"],
     script:
         "../../scripts/claims.py"

@@ -84,8 +84,7 @@ def analysis_inputs(*families, scores=False):
     }
     if families:
         inputs["cache"] = [
-            f"{run_dir()}/activations/{f}.parquet"
-            for f in dict.fromkeys([*families, "ln_scale"])
+            f"{run_dir()}/activations/{f}.parquet" for f in dict.fromkeys([*families, "ln_scale"])
         ]
     if scores:
         inputs["scores"] = f"{run_dir()}/analysis/head_scores.csv"

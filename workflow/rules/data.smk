@@ -3,11 +3,11 @@ rule generate_data:
     output:
         population=f"{RESULTS}/data/eval_population.parquet",
         examples=f"{RESULTS}/data/example_sequences.parquet",
-    params:
-        data=config["data"],
     log:
         f"{RESULTS}/logs/generate_data.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        data=config["data"],
     script:
         "../../scripts/generate_data.py"

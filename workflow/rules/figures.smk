@@ -10,12 +10,12 @@ rule fig01_sequence_types:
             subcategory="data",
         ),
         table=f"{RESULTS}/figures/fig01_sequence_types.csv",
-    params:
-        dims_shown=config["figures"]["fig01_dims_shown"],
     log:
         f"{RESULTS}/logs/fig01_sequence_types.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        dims_shown=config["figures"]["fig01_dims_shown"],
     script:
         "../../scripts/fig01_sequence_types.py"
 
@@ -27,12 +27,12 @@ rule fig02_loss_curve:
     output:
         png=f"{run_dir()}/figures/fig02_loss_curve.png",
         table=f"{run_dir()}/figures/fig02_loss_curve.csv",
-    params:
-        paper_mse=config["figures"]["paper_mse"],
     log:
         f"{RESULTS}/logs/fig02_loss_curve/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        paper_mse=config["figures"]["paper_mse"],
     script:
         "../../scripts/fig02_loss_curve.py"
 
@@ -43,12 +43,12 @@ rule fig03_attention_layer0:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig03_attention_layer0"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig03_attention_layer0/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig03_attention_layer0.py"
 
@@ -59,12 +59,12 @@ rule fig04_attention_layer1:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig04_attention_layer1"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig04_attention_layer1/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig04_attention_layer1.py"
 
@@ -75,12 +75,12 @@ rule fig05_attention_layer2_alternating:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig05_attention_layer2_alternating"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig05_attention_layer2_alternating/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig05_attention_layer2_alternating.py"
 
@@ -91,12 +91,12 @@ rule fig06_attention_layer2_non_alternating:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig06_attention_layer2_non_alternating"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig06_attention_layer2_non_alternating/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig06_attention_layer2_non_alternating.py"
 
@@ -107,12 +107,12 @@ rule fig07_head_attribution:
         **analysis_inputs("head_result"),
     output:
         **figure_outputs("fig07_head_attribution"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig07_head_attribution/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig07_head_attribution.py"
 
@@ -123,13 +123,13 @@ rule fig08_layer0_ov:
         **analysis_inputs("resid"),
     output:
         **figure_outputs("fig08_layer0_ov"),
-    params:
-        analysis=config["analysis"],
-        paper={"r2 (residual)": 0.83, "r2 (random)": 0.598, "slope_low": 2.1, "slope_high": 2.5},
     log:
         f"{RESULTS}/logs/fig08_layer0_ov/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        paper={"r2 (residual)": 0.83, "r2 (random)": 0.598, "slope_low": 2.1, "slope_high": 2.5},
     script:
         "../../scripts/fig08_layer0_ov.py"
 
@@ -140,12 +140,12 @@ rule fig09_layer0_ov_matrix:
         **analysis_inputs(),
     output:
         **figure_outputs("fig09_layer0_ov_matrix"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig09_layer0_ov_matrix/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig09_layer0_ov_matrix.py"
 
@@ -153,17 +153,17 @@ rule fig09_layer0_ov_matrix:
 rule fig10_layer0_ov_random:
     """Figure 10: the layer-0 OV fit on random vectors of matched norms."""
     input:
-        regressions=rules.fig08_layer0_ov.output.table,
         **analysis_inputs("resid"),
+        regressions=rules.fig08_layer0_ov.output.table,
     output:
         **figure_outputs("fig10_layer0_ov_random"),
-    params:
-        analysis=config["analysis"],
-        paper={"r2 (residual)": 0.832, "r2 (random)": 0.598},
     log:
         f"{RESULTS}/logs/fig10_layer0_ov_random/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        paper={"r2 (residual)": 0.832, "r2 (random)": 0.598},
     script:
         "../../scripts/fig10_layer0_ov_random.py"
 
@@ -174,13 +174,13 @@ rule embedding_span:
         **analysis_inputs("resid"),
     output:
         **figure_outputs("embedding_span"),
-    params:
-        analysis=config["analysis"],
-        paper_share=0.8415,
     log:
         f"{RESULTS}/logs/embedding_span/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        paper_share=0.8415,
     script:
         "../../scripts/embedding_span.py"
 
@@ -191,14 +191,14 @@ rule mean_ablation_layer1:
         **analysis_inputs(),
     output:
         **figure_outputs("mean_ablation_layer1"),
-    params:
-        analysis=config["analysis"],
-        loss_from=config["train"]["loss_from_index"],
-        paper_mse=2e-4,
     log:
         f"{RESULTS}/logs/mean_ablation_layer1/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        loss_from=config["train"]["loss_from_index"],
+        paper_mse=2e-4,
     script:
         "../../scripts/mean_ablation_layer1.py"
 
@@ -210,12 +210,12 @@ rule fig11_layer1_ov:
     output:
         **figure_outputs("fig11_layer1_ov"),
         singular_values=f"{run_dir()}/figures/fig11_layer1_ov_singular_values.csv",
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig11_layer1_ov/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig11_layer1_ov.py"
 
@@ -226,12 +226,12 @@ rule fig12_layer2_ov:
         **analysis_inputs(scores=True),
     output:
         **figure_outputs("fig12_layer2_ov"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig12_layer2_ov/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig12_layer2_ov.py"
 
@@ -242,12 +242,12 @@ rule fig13_layer2_qk:
         **analysis_inputs(scores=True),
     output:
         **figure_outputs("fig13_layer2_qk"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig13_layer2_qk/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig13_layer2_qk.py"
 
@@ -259,13 +259,13 @@ rule fig14_residual_after_layer0:
     output:
         **figure_outputs("fig14_residual_after_layer0"),
         summary=f"{run_dir()}/analysis/residual_after_layer0.csv",
-    params:
-        analysis=config["analysis"],
-        loss_from=config["train"]["loss_from_index"],
     log:
         f"{RESULTS}/logs/fig14_residual_after_layer0/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        loss_from=config["train"]["loss_from_index"],
     script:
         "../../scripts/fig14_residual_after_layer0.py"
 
@@ -290,14 +290,14 @@ rule qk_intervention:
         **analysis_inputs(scores=True),
     output:
         **figure_outputs("qk_intervention"),
-    params:
-        analysis=config["analysis"],
-        loss_from=config["train"]["loss_from_index"],
-        paper_mse=1e-4,
     log:
         f"{RESULTS}/logs/qk_intervention/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        loss_from=config["train"]["loss_from_index"],
+        paper_mse=1e-4,
     script:
         "../../scripts/qk_intervention.py"
 
@@ -308,12 +308,12 @@ rule fig16_mlp_attribution:
         **analysis_inputs("mlp_out"),
     output:
         **figure_outputs("fig16_mlp_attribution"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig16_mlp_attribution/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig16_mlp_attribution.py"
 
@@ -321,18 +321,18 @@ rule fig16_mlp_attribution:
 rule fig17_residual_shape:
     """Figure 17: residual before/after layer 0 vs a_n + alpha a_(n-1) (alpha from Fig 8) vs a_(n+1)."""
     input:
-        regressions=rules.fig08_layer0_ov.output.table,
         **analysis_inputs("resid"),
+        regressions=rules.fig08_layer0_ov.output.table,
     output:
         **figure_outputs("fig17_residual_shape"),
         summary=f"{run_dir()}/analysis/residual_shape.csv",
-    params:
-        analysis=config["analysis"],
-        paper_alpha=2.3,
     log:
         f"{RESULTS}/logs/fig17_residual_shape/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
+        paper_alpha=2.3,
     script:
         "../../scripts/fig17_residual_shape.py"
 
@@ -343,11 +343,11 @@ rule fig18_attention_example:
         **analysis_inputs("pattern", scores=True),
     output:
         **figure_outputs("fig18_attention_example"),
-    params:
-        analysis=config["analysis"],
     log:
         f"{RESULTS}/logs/fig18_attention_example/{{run}}.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../../scripts/fig18_attention_example.py"

@@ -6,21 +6,21 @@ if not config["train_batched"]:
             population=rules.generate_data.output.population,
         output:
             **{kind: trained(kind) for kind in TRAINED},
-        params:
-            runs=lambda wc: [wc.run],
-            config=lambda wc: train_config([wc.run]),
-            checkpoint_roots=lambda wc: [f"{RESULTS}/checkpoints/{wc.run}"],
         log:
             f"{RESULTS}/logs/train/{{run}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+        conda:
+            "../../envs/pipeline.yaml"
         threads: config["resources"]["train"]["threads"]
         resources:
             mem_mb=config["resources"]["train"]["mem_mb"],
             runtime=config["resources"]["train"]["runtime"],
             gpu=config["resources"]["train"]["gpu"],
-        conda:
-            "../../envs/pipeline.yaml"
+        params:
+            runs=lambda wc: [wc.run],
+            config=lambda wc: train_config([wc.run]),
+            checkpoint_roots=lambda wc: [f"{RESULTS}/checkpoints/{wc.run}"],
         script:
             "../../scripts/train.py"
 
@@ -36,20 +36,20 @@ else:
                 population=rules.generate_data.output.population,
             output:
                 **{kind: [trained(kind, run) for run in group] for kind in TRAINED},
-            params:
-                runs=group,
-                config=train_config(group),
-                checkpoint_roots=[f"{RESULTS}/checkpoints/{run}" for run in group],
             log:
                 f"{RESULTS}/logs/train/{'+'.join(group)}.log",
             benchmark:
                 f"{RESULTS}/benchmarks/train/{'+'.join(group)}.tsv"
+            conda:
+                "../../envs/pipeline.yaml"
             threads: config["resources"]["train"]["threads"]
             resources:
                 mem_mb=config["resources"]["train"]["mem_mb"],
                 runtime=config["resources"]["train"]["runtime"],
                 gpu=config["resources"]["train"]["gpu"],
-            conda:
-                "../../envs/pipeline.yaml"
+            params:
+                runs=group,
+                config=train_config(group),
+                checkpoint_roots=[f"{RESULTS}/checkpoints/{run}" for run in group],
             script:
                 "../../scripts/train.py"
