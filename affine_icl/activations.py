@@ -44,7 +44,8 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import ActivationCache
 
-from .model import VectorTransformer
+from .errors import unreadable
+from .model import Sequences, VectorTransformer
 
 FAMILIES = ("resid", "head_result", "pattern", "mlp_out", "ln_scale", "outputs")
 #: the families stored per layer (the others are per sequence position)
@@ -146,8 +147,8 @@ def same_model(a: dict[str, list[float]], b: dict[str, list[float]], rtol: float
 
 def write_activation_cache(
     model: VectorTransformer,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    inputs: Sequences,
+    targets: Sequences,
     sample_ids: np.ndarray,
     out_dir: Path | str,
     metadata: dict[str, str],
@@ -368,12 +369,18 @@ def read_family(path: Path | str, columns: list[str] | None = None, filters=None
     ``filters`` uses pyarrow's DNF form, e.g. ``[("layer", "=", 1), ("sample", "in", [3, 5])]``;
     row groups whose statistics exclude the filter (other layers) are skipped unread.
     """
-    return pq.read_table(path, columns=columns, filters=filters)
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable("activation file", path, exc) from exc
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:
     """The string metadata in a family file's schema: the caller's keys and ``activations.*``."""
-    raw = pq.read_schema(path).metadata or {}
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable("activation file", path, exc) from exc
     return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
 
 
@@ -424,7 +431,9 @@ def load_activation_cache(
     return ActivationCache(cache, model)
 
 
-def load_outputs(cache_dir: Path | str) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+def load_outputs(
+    cache_dir: Path | str,
+) -> tuple[np.ndarray, Sequences, Sequences]:
     """Sample ids ``[N]``, model outputs and targets ``[N, L, d_vocab]``, in increasing id order."""
     table = read_family(Path(cache_dir) / "outputs.parquet")
     ids = _sample_ids(table, None)

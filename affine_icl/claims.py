@@ -1,6 +1,7 @@
 """Every quantitative statement of the paper, measured on this run, with a verdict.
 
-The measurement of each claim is code (below); the criterion it is judged by is config
+What the paper says and reports is :mod:`affine_icl.paper`; the measurement of each claim is
+code (below, by claim id); the criterion it is judged by is config
 (``claims:`` in config.yaml), so a reader can see and change how strict each verdict is.
 A criterion is one of
 
@@ -20,7 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from .analysis.ov_fits import ov_alpha
+from .paper import PAPER, PAPER_CLAIMS, PaperClaim
 
 REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE = (
     "reproduced",
@@ -30,14 +35,21 @@ REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE = (
 )
 
 
+#: ``measure(tables, params)``: one number from the run's tables and the analysis parameters.
+Measure = Callable[[Mapping[str, pd.DataFrame], Mapping[str, Any]], float]
+
+
 @dataclass(frozen=True)
 class Claim:
-    id: str
-    section: str
-    statement: str
-    paper: str
-    measure: Callable[[Mapping[str, pd.DataFrame], Mapping[str, Any]], float]
+    """A claim of the paper (:data:`affine_icl.paper.PAPER_CLAIMS`) and how it is measured."""
+
+    said: PaperClaim
+    measure: Measure
     unit: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.said.id
 
 
 def verdict(value: float, criterion: Mapping[str, Any]) -> str:
@@ -99,35 +111,31 @@ def _regressions(t, source):
     return r[r["source"] == source]
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim(
-        "final_mse",
-        "4.1",
-        "the trained model reaches an MSE of 0.0001",
-        "1e-4",
+def _correlation_at_alpha(shape: pd.DataFrame, alpha: float) -> float:
+    """The ``mean_correlation`` of the row of ``residual_shape.csv`` compared with
+    ``a_n + alpha a_(n-1)`` for this ``alpha`` (the correlation depends on alpha alone)."""
+    rows = shape[np.isclose(shape["alpha"], alpha)]
+    if rows.empty:
+        raise ValueError(f"residual_shape: no row compares with alpha {alpha:g}")
+    return float(rows["mean_correlation"].iloc[0])
+
+
+#: How each claim of :data:`~affine_icl.paper.PAPER_CLAIMS` is measured: ``{id: (measure,
+#: what the number is)}``.
+MEASUREMENTS: dict[str, tuple[Measure, str]] = {
+    "final_mse": (
         lambda t, p: float(t["train_log"]["heldout_mse"].dropna().iloc[-1]),
+        "",
     ),
-    Claim(
-        "layer0_previous_token_heads",
-        "4.2",
-        "layer-0 heads attend to the previous vector, all but the last head",
-        "7 of 8 heads",
+    "layer0_previous_token_heads": (
         lambda t, p: _count(t, 0, "previous_token_score", p["previous_token_threshold"]),
         "heads",
     ),
-    Claim(
-        "layer1_second_vector_heads",
-        "4.2",
-        "most layer-1 heads focus on the second vector",
-        "a majority of 8 heads",
+    "layer1_second_vector_heads": (
         lambda t, p: _count(t, 1, "key1_score", p["key1_threshold"]),
         "heads",
     ),
-    Claim(
-        "layer2_checkerboard",
-        "4.2",
-        "layer-2 patterns are checkerboards on alternating sequences, not on others",
-        "checkerboard only when c < 0",
+    "layer2_checkerboard": (
         lambda t, p: float(
             (
                 _heads(t, 2)["same_parity_alternating"]
@@ -136,114 +144,62 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         "same-parity attention mass, alternating minus non-alternating, mean over layer-2 heads",
     ),
-    Claim(
-        "layer0_attribution_positive",
-        "4.3",
-        "layer-0 heads add information in the direction of a_(m+1)",
-        "positive",
+    "layer0_attribution_positive": (
         lambda t, p: float((_attribution(t, 0, p["loss_from_index"]) > 0).mean()),
         "share of layer-0 heads with positive mean attribution",
     ),
-    Claim(
-        "layer1_attribution_small",
-        "4.3",
-        "layer-1 heads have direct attributions near zero",
-        "near zero",
+    "layer1_attribution_small": (
         lambda t, p: float(
             _attribution(t, 1, p["loss_from_index"]).abs().mean()
             / _attribution(t, 0, p["loss_from_index"]).abs().mean()
         ),
         "mean |attribution| of layer-1 heads / that of layer-0 heads",
     ),
-    Claim(
-        "layer2_attribution_negative",
-        "4.3",
-        "layer-2 heads add information opposite to a_(m+1)",
-        "negative",
+    "layer2_attribution_negative": (
         lambda t, p: float((_attribution(t, 2, p["loss_from_index"]) < 0).mean()),
         "share of layer-2 heads with negative mean attribution",
     ),
-    Claim(
-        "layer0_ov_r2",
-        "4.4",
-        "layer-0 OV: (x_d, (OV x)_d) is nearly linear",
-        "R^2 0.83",
+    "layer0_ov_r2": (
         lambda t, p: float(_regressions(t, "residual")["r2"].mean()),
         "mean per-vector R^2",
     ),
-    Claim(
-        "layer0_ov_slope",
-        "4.4",
-        "layer-0 OV slope lies between 2.1 and 2.5",
-        "2.1-2.5",
-        lambda t, p: float(_regressions(t, "residual")["slope"].median()),
+    "layer0_ov_slope": (
+        lambda t, p: ov_alpha(t["ov_regressions"]),
         "median per-vector slope",
     ),
-    Claim(
-        "random_ov_r2",
-        "4.4",
-        "on random vectors the same fit is worse",
-        "R^2 0.598",
+    "random_ov_r2": (
         lambda t, p: float(_regressions(t, "random")["r2"].mean()),
         "mean per-vector R^2",
     ),
-    Claim(
-        "ov_r2_gap",
-        "4.4",
-        "residual vectors fit better than random vectors",
-        "0.832 vs 0.598 (gap 0.234)",
+    "ov_r2_gap": (
         lambda t, p: float(
             _regressions(t, "residual")["r2"].mean() - _regressions(t, "random")["r2"].mean()
         ),
         "R^2 gap",
     ),
-    Claim(
-        "outside_embedding_share",
-        "4.4",
-        "84.15% of layer-0 OV output lies outside the span of W_E",
-        "0.8415",
+    "outside_embedding_share": (
         lambda t, p: float(t["embedding_span"]["share_outside"].mean()),
         "mean share; a random direction gives sqrt(1 - rank(W_E)/d_model), 0.83 for 40 in 128",
     ),
-    Claim(
-        "layer1_mean_ablation",
-        "4.5",
-        "mean-ablating layer-1 heads raises the MSE only from 1e-4 to 2e-4",
-        "ratio 2",
+    "layer1_mean_ablation": (
         lambda t, p: float(t["mean_ablation"].iloc[-1]["ratio"]),
         "MSE ratio, all layer-1 heads mean-ablated / none",
     ),
-    Claim(
-        "layer1_ov_low_rank",
-        "4.5",
-        "layer-1 OV matrices have low effective rank",
-        "low (a single direction)",
+    "layer1_ov_low_rank": (
         lambda t, p: float(_heads(t, 1)["ov_effective_rank"].median()),
         "median effective rank of layer-1 OVs (max d_head)",
     ),
-    Claim(
-        "layer2_negative_copying",
-        "4.6",
-        "every layer-2 head is a negative copying head (eigenvalue score < 0)",
-        "8 of 8 heads",
+    "layer2_negative_copying": (
         lambda t, p: _count(
             t, 2, "eigenvalue_score", p["negative_eigenvalue_threshold"], below=True
         ),
         "heads",
     ),
-    Claim(
-        "layer2_qk_identity",
-        "4.6",
-        "layer-2 QK circuits resemble the identity",
-        "heads 0-4 (5 of 8)",
+    "layer2_qk_identity": (
         lambda t, p: _count(t, 2, "qk_identity_d_model", p["qk_identity_threshold"]),
         "heads",
     ),
-    Claim(
-        "qk_intervention",
-        "4.6",
-        "replacing QK by a pseudo-inverse projection leaves the MSE at 1e-4",
-        "ratio 1",
+    "qk_intervention": (
         lambda t, p: (
             float(t["qk_intervention"]["ratio"].iloc[0])
             if t["qk_intervention"]["n_heads"].iloc[0] > 0
@@ -251,11 +207,7 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         "MSE ratio after / before; heads and why in qk_intervention.csv (picked_by)",
     ),
-    Claim(
-        "mlp_final_positions",
-        "4.7",
-        "MLPs contribute in the correct direction at the final positions",
-        "positive",
+    "mlp_final_positions": (
         lambda t, p: float(
             t["mlp_attribution"]
             .query("variant == 'target'")
@@ -266,11 +218,7 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         "summed MLP attribution, mean over the last 3 positions",
     ),
-    Claim(
-        "layer0_estimate",
-        "4.6",
-        "the residual after layer 0, decoded, already approximates a_(n+1)",
-        "a reasonable estimate",
+    "layer0_estimate": (
         lambda t, p: float(
             t["residual_after_layer0"]
             .query("series == 'decoded residual after layer 0'")["cosine_to_target"]
@@ -278,21 +226,14 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         "mean cosine similarity with a_(n+1)",
     ),
-    Claim(
-        "layer0_shape",
-        "4.8",
-        "layer 0 approximately computes a_n + alpha a_(n-1)",
-        "alpha 2.1-2.5",
-        lambda t, p: float(
-            t["residual_shape"]
-            .set_index("compared_with")["mean_correlation"]
-            .filter(like="(the paper's)")
-            .iloc[0]
-        ),
+    "layer0_shape": (
+        lambda t, p: _correlation_at_alpha(t["residual_shape"], PAPER.alpha),
         "correlation over positions of the decoded residual after layer 0 with "
-        "a_n + 2.3 a_(n-1) (the paper's alpha)",
+        f"a_n + {PAPER.alpha:g} a_(n-1) (the paper's alpha)",
     ),
-)
+}
+
+CLAIMS: tuple[Claim, ...] = tuple(Claim(said, *MEASUREMENTS[said.id]) for said in PAPER_CLAIMS)
 
 
 def claims_table(
@@ -308,9 +249,9 @@ def claims_table(
         rows.append(
             {
                 "claim_id": claim.id,
-                "section": claim.section,
-                "claim": claim.statement,
-                "paper": claim.paper,
+                "section": claim.said.section,
+                "claim": claim.said.statement,
+                "paper": claim.said.reported,
                 "measured": value,
                 "measured_as": claim.unit,
                 "criterion": describe(criteria[claim.id]),

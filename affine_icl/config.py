@@ -12,10 +12,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from .paper import CLAIM_IDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -162,6 +166,32 @@ def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
     return list(groups.values())
 
 
+def batched_rule_name(group: list[str]) -> str:
+    """The Snakemake rule that trains ``group`` batched (rule names cannot hold '-')."""
+    return "train_" + "_".join(group).replace("-", "_")
+
+
+def check_batching(config: Mapping[str, Any]) -> None:
+    """With ``train_batched``: each group's seeds differ, and no two groups share a rule name."""
+    by_name: dict[str, list[str]] = {}
+    for group in batch_groups(config):
+        seeds = [run_entry(config, run)["seed"] for run in group]
+        for i, seed in enumerate(seeds):
+            if seed in seeds[:i]:
+                first = group[seeds.index(seed)]
+                raise ConfigError(
+                    f"train_batched: runs {first!r} and {group[i]!r} have the same settings and "
+                    f"the same seed {seed}, so they would train the same model; give one another "
+                    "seed or remove it"
+                )
+        other = by_name.setdefault(batched_rule_name(group), group)
+        if other is not group:
+            raise ConfigError(
+                f"train_batched: runs {'+'.join(other)!r} and {'+'.join(group)!r} give the same "
+                f"rule name {batched_rule_name(group)!r} ('-' becomes '_'); rename one"
+            )
+
+
 def _one_line(error: Exception) -> str:
     """Render a jsonschema ValidationError as 'key.path: problem'."""
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
@@ -225,10 +255,7 @@ def check_consistency(config: Mapping[str, Any]) -> None:
                 f"analysis.residual_dims: {too_big[0]} is not below data.vector_dim {data['vector_dim']}"
             )
     if config.get("claims") is not None:
-        from .claims import CLAIMS
-
-        known = {c.id for c in CLAIMS}
-        unknown = sorted(set(config["claims"]) - known)
+        unknown = sorted(set(config["claims"]) - set(CLAIM_IDS))
         if unknown:
             raise ConfigError(f"claims: unknown claim id {unknown[0]!r}")
     if train["eval_per_length"] > data["eval_per_length"]:
@@ -253,6 +280,7 @@ def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> No
         best = jsonschema.exceptions.best_match([causes[0], *causes[0].context])
         raise ConfigError(f"invalid config: {where}{_one_line(best)}") from None
     try:
+        check_values(config, _load_schema(schema_path))
         check_consistency(config)
     except ConfigError as exc:
         raise ConfigError(f"invalid config: {where}{exc}") from None
@@ -270,3 +298,121 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
         if any(section in entry for section in OVERRIDABLE):
             merged = copy.deepcopy(merged_config(config, entry))
             _validate(merged, schema_path, f"runs[{entry['name']}]: ")
+    if config.get("train_batched"):
+        try:
+            check_batching(config)
+        except ConfigError as exc:
+            raise ConfigError(f"invalid config: {exc}") from None
+
+
+# --------------------------------------------------------------------------- values the schema lets through
+
+
+def _load_schema(schema_path: Path | str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A schema node with its local ``$ref`` (``#/$defs/name``) merged in."""
+    if "$ref" in schema:
+        return {**root["$defs"][schema["$ref"].split("/")[-1]], **schema}
+    return schema
+
+
+def _children(schema: Mapping[str, Any], key: str, path: tuple, root: Mapping[str, Any]):
+    """The schema of ``key`` inside an object schema (a run's overrides: the section's own)."""
+    if len(path) == 2 and path[0] == "runs" and key in OVERRIDABLE:
+        return root["properties"][key]
+    props = schema.get("properties", {})
+    if key in props:
+        return props[key]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else {}
+
+
+def _key_path(path: tuple) -> str:
+    """``('runs', 'fast', 'train', 'lr')`` -> ``runs[fast].train.lr``; list items in brackets."""
+    text = ""
+    for i, part in enumerate(path):
+        in_list = isinstance(part, int) or (i == 1 and path[0] == "runs")
+        text += f"[{part}]" if in_list else f".{part}"
+    return text.lstrip(".") or "<top level>"
+
+
+def check_values(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Reject what JSON schema lets through: NaN and infinities anywhere (``nan < 0`` is false,
+    so a NaN passes every bound), and a float such as ``20.0`` where the schema asks for an
+    integer (JSON schema counts it as one; Python's ``range`` and tensor shapes do not)."""
+
+    def walk(value, node, path):
+        node = _resolve(node, schema)
+        where = _key_path(path)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {value} is not a finite number")
+        if node.get("type") == "integer" and isinstance(value, float):
+            raise ConfigError(f"{where}: {value!r} is not an integer (write {value:.0f})")
+        if isinstance(value, Mapping):
+            for key, sub in value.items():
+                walk(sub, _children(node, key, path, schema), (*path, key))
+        elif isinstance(value, list | tuple):
+            items = node.get("items", {})
+            for i, sub in enumerate(value):
+                label = sub.get("name", i) if isinstance(sub, Mapping) else i
+                walk(sub, items, (*path, label))
+
+    walk(config, schema, ())
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _parse_scalar(text: str, kind: str | None):
+    """``text`` as the schema's scalar ``kind``; unchanged when it does not parse."""
+    if kind == "integer" and _INTEGER.match(text.strip()):
+        return int(text)
+    if kind == "number":
+        if _INTEGER.match(text.strip()):
+            return int(text)
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean" and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    return text
+
+
+def coerce_command_line(
+    config: dict[str, Any], given: Mapping[str, Any], schema_path: Path | str = SCHEMA_PATH
+) -> None:
+    """Give values set with ``snakemake --config`` the types the schema asks for, in place.
+
+    Snakemake parses a nested ``--config train='{steps: 2000}'`` with YAML's BaseLoader, so
+    every value inside arrives as a string (``'2000'``). Only the keys in ``given`` (the
+    ``--config`` settings) are touched, and only strings where the schema wants a number,
+    an integer or a boolean; a string that does not parse is left for validation to reject.
+    """
+    schema = _load_schema(schema_path)
+
+    def walk(value, node, path):
+        node = _resolve(node, schema)
+        if isinstance(value, str):
+            return _parse_scalar(value, node.get("type"))
+        if isinstance(value, Mapping):
+            return {
+                k: walk(v, _children(node, k, path, schema), (*path, k)) for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [walk(v, node.get("items", {}), (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def merge(into: dict[str, Any], typed: Mapping[str, Any]) -> None:
+        for key, value in typed.items():
+            if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(config, walk(dict(given), schema, ()))

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .config import DataConfig
+from .errors import unreadable
 
 
 @dataclass
@@ -272,8 +273,17 @@ def write_parquet(table: pa.Table, path: Path | str, metadata: dict[str, str] | 
     pq.write_table(table, path, compression="zstd")
 
 
+def read_parquet(path: Path | str, what: str = "table") -> pa.Table:
+    """A whole Parquet file; an unreadable one is named with the way to rebuild it."""
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable(what, path, exc) from exc
+
+
 def read_population(path: Path | str, per_length: int | None = None) -> dict[int, Batch]:
-    return batches_from_table(pq.read_table(path), per_length)
+    """The evaluation population as one :class:`Batch` per length (``per_length`` of each)."""
+    return batches_from_table(read_parquet(path, "evaluation population"), per_length)
 
 
 # --------------------------------------------------------------------------- example sequences

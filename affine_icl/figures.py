@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .paper import PAPER
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -84,7 +86,7 @@ def loss_curve_table(log: pd.DataFrame) -> pd.DataFrame:
     return long.reset_index(drop=True)
 
 
-def plot_loss_curve(table: pd.DataFrame, paper_mse: float) -> plt.Figure:
+def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> plt.Figure:
     """MSE against optimizer step on a log scale, with the paper's reported final MSE."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(data=table, x="step", y="mse", hue="series", ax=ax, linewidth=1.2)
@@ -197,10 +199,14 @@ def plot_component_attribution(table: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def plot_ov_regression(
-    points: pd.DataFrame, regressions: pd.DataFrame, title: str, paper: dict[str, float]
+    points: pd.DataFrame,
+    regressions: pd.DataFrame,
+    title: str,
+    paper_slope: tuple[float, float] | None = PAPER.ov_slope,
 ) -> plt.Figure:
     """Left: (x_d, (x OV)_d) for one vector with its fitted line. Right: distribution of the
-    per-vector R^2 (and slope) over the population, residual vs random vectors."""
+    per-vector R^2 (and slope) over the population, residual vs random vectors, with the
+    paper's mean R^2 of each and (unless ``paper_slope`` is None) its slope range."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]
     source, vector = points["source"].iloc[0], points["vector"].iloc[0]
@@ -231,9 +237,8 @@ def plot_ov_regression(
         bins=40,
         element="step",
     )
-    for name, value in paper.items():
-        if name.startswith("r2"):
-            axes[1].axvline(value, linestyle="--", color="k" if "random" not in name else "grey")
+    axes[1].axvline(PAPER.ov_r2_residual, linestyle="--", color="k")
+    axes[1].axvline(PAPER.ov_r2_random, linestyle="--", color="grey")
     axes[1].set_title("per-vector R² (dashed: paper's means)")
     axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
     sns.histplot(
@@ -246,10 +251,9 @@ def plot_ov_regression(
         bins=40,
         element="step",
     )
-    if "slope_low" in paper:
+    if paper_slope is not None:
         axes[2].axvspan(
-            paper["slope_low"],
-            paper["slope_high"],
+            *paper_slope,
             color="k",
             alpha=0.1,
             label="paper's slope range",
@@ -282,7 +286,9 @@ def plot_matrices(
     return fig
 
 
-def plot_share_outside(table: pd.DataFrame, paper_share: float) -> plt.Figure:
+def plot_share_outside(
+    table: pd.DataFrame, paper_share: float = PAPER.outside_embedding_share
+) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     sns.histplot(table["share_outside"], bins=50, ax=ax, stat="density")
     mean = table["share_outside"].mean()
@@ -302,7 +308,9 @@ def plot_share_outside(table: pd.DataFrame, paper_share: float) -> plt.Figure:
     return fig
 
 
-def plot_mean_ablation(table: pd.DataFrame, paper_mse: float | None = None) -> plt.Figure:
+def plot_mean_ablation(
+    table: pd.DataFrame, paper_mse: float | None = PAPER.mean_ablation_mse
+) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.barplot(data=table, x="ablated", y="mse_after", ax=ax, color="C0")
     ax.axhline(
@@ -415,7 +423,7 @@ def plot_ranked_heads_by_run(
     return fig
 
 
-def plot_ov_fit_by_run(fits: pd.DataFrame, paper: dict[str, float]) -> plt.Figure:
+def plot_ov_fit_by_run(fits: pd.DataFrame) -> plt.Figure:
     """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     sns.pointplot(
@@ -428,15 +436,13 @@ def plot_ov_fit_by_run(fits: pd.DataFrame, paper: dict[str, float]) -> plt.Figur
         ax=axes[0],
         linestyle="none",
     )
-    axes[0].axhline(paper["r2_residual"], color="C0", linestyle="--", label="paper, residual")
-    axes[0].axhline(paper["r2_random"], color="C1", linestyle="--", label="paper, random")
+    axes[0].axhline(PAPER.ov_r2_residual, color="C0", linestyle="--", label="paper, residual")
+    axes[0].axhline(PAPER.ov_r2_random, color="C1", linestyle="--", label="paper, random")
     axes[0].set_ylabel("mean per-vector R²")
     axes[0].legend(fontsize=8)
     resid = fits[fits["source"] == "residual"]
     sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none", color="C0")
-    axes[1].axhspan(
-        paper["slope_low"], paper["slope_high"], color="k", alpha=0.1, label="paper's range"
-    )
+    axes[1].axhspan(*PAPER.ov_slope, color="k", alpha=0.1, label="paper's range")
     axes[1].set_ylabel("median slope (residual vectors)")
     axes[1].legend(fontsize=8)
     for ax in axes:

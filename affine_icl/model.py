@@ -21,14 +21,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from .config import ModelConfig
+from .errors import UnreadableInput, unreadable
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+#: A batch of sequences of d_vocab-dimensional vectors: the model's inputs, targets and outputs.
+Sequences = Float[Tensor, "batch pos d_vocab"]
 
 
 class LayerNorm(nn.Module):
@@ -44,7 +49,9 @@ class LayerNorm(nn.Module):
         self.hook_scale = HookPoint()  # [batch, pos, 1]
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: Float[Tensor, "*batch pos d_model"]
+    ) -> Float[Tensor, "*batch pos d_model"]:
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         x = x / scale
@@ -80,7 +87,7 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()  # [batch, pos, head, d_head]
         self.hook_result = HookPoint()  # [batch, pos, head, d_model]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         q = self.hook_q(torch.einsum("bpm,hmd->bphd", x, self.W_Q) + self.b_Q)
         k = self.hook_k(torch.einsum("bpm,hmd->bphd", x, self.W_K) + self.b_K)
         v = self.hook_v(torch.einsum("bpm,hmd->bphd", x, self.W_V) + self.b_V)
@@ -104,7 +111,7 @@ class MLP(nn.Module):
         self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
         self.hook_post = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         pre = self.hook_pre(x @ self.W_in + self.b_in)
         return self.hook_post(self.act(pre)) @ self.W_out + self.b_out
 
@@ -122,7 +129,9 @@ class TransformerBlock(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, resid: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos d_model"]:
         resid = self.hook_resid_pre(resid)
         resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid))))
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
@@ -135,7 +144,7 @@ class Embed(nn.Module):
         super().__init__()
         self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
 
-    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+    def forward(self, vecs: Sequences) -> Float[Tensor, "batch pos d_model"]:
         return vecs @ self.W_E
 
 
@@ -144,7 +153,7 @@ class PosEmbed(nn.Module):
         super().__init__()
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
-    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+    def forward(self, vecs: Sequences) -> Float[Tensor, "batch pos d_model"]:
         return self.W_pos[: vecs.shape[1]].expand(vecs.shape[0], -1, -1)
 
 
@@ -154,7 +163,9 @@ class Unembed(nn.Module):
         self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: Float[Tensor, "*batch pos d_model"]
+    ) -> Float[Tensor, "*batch pos d_vocab"]:
         return x @ self.W_U + self.b_U
 
 
@@ -186,7 +197,7 @@ class VectorTransformer(HookedRootModule):
                     param.zero_()
         return self
 
-    def forward(self, vecs: torch.Tensor) -> torch.Tensor:
+    def forward(self, vecs: Sequences) -> Sequences:
         if vecs.ndim != 3 or vecs.shape[-1] != self.cfg.d_vocab:
             raise ValueError(
                 f"expected input of shape [batch, pos, {self.cfg.d_vocab}], got {tuple(vecs.shape)}"
@@ -202,38 +213,38 @@ class VectorTransformer(HookedRootModule):
 
     # TransformerLens-style accessors used by ActivationCache and circuit analyses.
     @property
-    def W_U(self) -> torch.Tensor:
+    def W_U(self) -> Float[Tensor, "d_model d_vocab"]:
         return self.unembed.W_U
 
     @property
-    def b_U(self) -> torch.Tensor:
+    def b_U(self) -> Float[Tensor, " d_vocab"]:
         return self.unembed.b_U
 
     @property
-    def W_E(self) -> torch.Tensor:
+    def W_E(self) -> Float[Tensor, "d_vocab d_model"]:
         return self.embed.W_E
 
     @property
-    def W_pos(self) -> torch.Tensor:
+    def W_pos(self) -> Float[Tensor, "n_ctx d_model"]:
         return self.pos_embed.W_pos
 
     def _stack(self, name: str) -> torch.Tensor:
         return torch.stack([getattr(b.attn, name) for b in self.blocks])
 
     @property
-    def W_Q(self) -> torch.Tensor:
+    def W_Q(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
         return self._stack("W_Q")
 
     @property
-    def W_K(self) -> torch.Tensor:
+    def W_K(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
         return self._stack("W_K")
 
     @property
-    def W_V(self) -> torch.Tensor:
+    def W_V(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
         return self._stack("W_V")
 
     @property
-    def W_O(self) -> torch.Tensor:
+    def W_O(self) -> Float[Tensor, "n_layers n_heads d_head d_model"]:
         return self._stack("W_O")
 
     @property
@@ -283,10 +294,26 @@ def save_weights(model: VectorTransformer, path: Path | str, extra: dict[str, st
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:
+    """The string metadata of a weights file (config hash, run config, model config)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # SafetensorError, OSError: name the file
+        raise unreadable("weights file", path, exc) from exc
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path | str) -> None:
+    """Refuse weights with NaN or infinite entries, naming the file and the first such tensor."""
+    for name, tensor in state.items():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise unreadable(
+                "weights file",
+                path,
+                f"{name} has {bad} non-finite entries: training diverged or the file is damaged",
+            )
 
 
 def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTransformer:
@@ -303,8 +330,30 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTr
             }
         )
         state = load_file(str(path), device=str(device))
-    except Exception as exc:
-        raise ValueError(f"cannot read weights file {path}: {exc}") from exc
+    except UnreadableInput:
+        raise
+    except Exception as exc:  # a truncated file or foreign metadata
+        raise unreadable("weights file", path, exc) from exc
+    check_finite(state, path)
     model = VectorTransformer(cfg).to(device)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+#: Metadata of the trained weights that the folded weights (and the activation cache) carry on.
+PROVENANCE_KEYS = ("config_hash", "run_config")
+#: What :func:`fold_weights` does, recorded in the folded file's metadata as ``folded``.
+FOLDING = "fold_ln, center_writing_weights, fold_value_biases"
+
+
+def write_folded(weights: Path | str, out: Path | str) -> tuple[VectorTransformer, dict[str, str]]:
+    """Fold the trained weights at ``weights`` (:func:`fold_weights`) and write them to ``out``.
+
+    The folded file keeps the run's provenance (:data:`PROVENANCE_KEYS` of the trained file's
+    metadata) and records ``folded``. Returns the folded model and that provenance, for the
+    activation cache's metadata.
+    """
+    provenance = {k: v for k, v in read_metadata(weights).items() if k in PROVENANCE_KEYS}
+    folded = fold_weights(load_model(weights))
+    save_weights(folded, out, extra={**provenance, "folded": FOLDING})
+    return folded, provenance

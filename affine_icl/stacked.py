@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from .config import ModelConfig
 
@@ -128,8 +130,8 @@ def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -
 
 
 def forward(
-    params: dict[str, torch.Tensor], inputs: torch.Tensor, cfg: ModelConfig
-) -> torch.Tensor:
+    params: dict[str, Tensor], inputs: Float[Tensor, "k batch pos d_vocab"], cfg: ModelConfig
+) -> Float[Tensor, "k batch pos d_vocab"]:
     """Outputs ``[K, B, P, d_vocab]`` of K stacked models on inputs ``[K, B, P, d_vocab]``."""
     k, b, p, _ = inputs.shape
     if p > cfg.n_ctx:
@@ -155,15 +157,20 @@ def forward(
     return out.view(k, b, p, -1)
 
 
-def position_mask(lengths: torch.Tensor, positions: int, loss_from: int) -> torch.Tensor:
+def position_mask(
+    lengths: Int[Tensor, " k"], positions: int, loss_from: int
+) -> Float[Tensor, "k pos"]:
     """``[K, positions]`` float mask: 1 at output positions ``loss_from .. lengths[k] - 1``."""
     pos = torch.arange(positions, device=lengths.device)
     return ((pos >= loss_from) & (pos < lengths[:, None])).to(torch.float32)
 
 
 def masked_losses(
-    outputs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, loss_from: int
-) -> torch.Tensor:
+    outputs: Float[Tensor, "k batch pos d_vocab"],
+    targets: Float[Tensor, "k batch pos d_vocab"],
+    lengths: Int[Tensor, " k"],
+    loss_from: int,
+) -> Float[Tensor, " k"]:
     """Per-model MSE ``[K]`` over positions ``loss_from .. length - 1`` (padding excluded).
 
     Equal to ``F.mse_loss(out[:, loss_from:L], target[:, loss_from:L])`` for each model.
@@ -174,7 +181,11 @@ def masked_losses(
     return (per_position * mask).sum(dim=1) / (b * dim * (lengths - loss_from))
 
 
-def masked_mse(pred: torch.Tensor, targets: torch.Tensor, loss_from: int) -> torch.Tensor:
+def masked_mse(
+    pred: Float[Tensor, "batch pos d_vocab"],
+    targets: Float[Tensor, "batch pos d_vocab"],
+    loss_from: int,
+) -> Float[Tensor, ""]:
     """MSE over output positions ``loss_from..`` of one model's ``[B, P, D]`` outputs."""
     lengths = torch.tensor([pred.shape[1]], device=pred.device)
     return masked_losses(pred[None], targets[None], lengths, loss_from)[0]

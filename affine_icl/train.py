@@ -7,14 +7,19 @@ predicts ``a_3``, the first term that is determined by the ones before it). Loss
 device between log rows, so a step never waits for the host.
 
 :class:`Trainer` trains one run, or K runs that differ only in their seed as one stacked model
-(:mod:`affine_icl.stacked`); on CUDA it records the whole step as a CUDA graph. Each run's
-result is the same, within float tolerance, however it was batched.
+(:mod:`affine_icl.stacked`); each run's result is the same, within float tolerance, however it
+was batched. Its loop, :meth:`Trainer.run`, reads top to bottom: take a step
+(:mod:`affine_icl.steps`: eager, or on CUDA recorded once as a CUDA graph and replayed), add
+the K losses to the :class:`LossWindow`, write a log row (and evaluate) at log boundaries,
+checkpoint, and stop on SIGTERM/SIGINT. The window raises :class:`TrainingDiverged` as soon as a
+log row or checkpoint would include a loss that is not finite.
 
-Checkpoints are per run, in a directory named by the run's config hash, outside the rule's
-declared outputs, so Snakemake never deletes them and a changed config never resumes from a
-stale one. A rerun after a crash or kill resumes from the newest complete checkpoint; because
-the weights, AdamW moments and the stream's generators are restored, the resumed run ends with
-the same weights as an uninterrupted one (bitwise on CPU).
+Checkpoints (:mod:`affine_icl.checkpoints`) are per run, in a directory named by the run's
+config hash, outside the rule's declared outputs, so Snakemake never deletes them and a changed
+config never resumes from a stale one. A rerun after a crash or kill resumes from the newest
+complete checkpoint; because the weights, AdamW moments, the stream's generators and the loss
+window are restored, the resumed run ends with the same weights and log as an uninterrupted one
+(bitwise on CPU).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -34,22 +38,25 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import stacked
+from .checkpoints import (
+    checkpoint_dir,
+    load_optimizer_states,
+    read_latest,
+    run_optimizer_state,
+    write_checkpoint,
+)
 from .config import ModelConfig, RunConfig
 from .data import Batch, TrainingStream, write_parquet
 from .model import VectorTransformer, save_weights
 from .stacked import masked_losses, stack_state_dicts, unstack_state_dict
+from .steps import CapturedStep, EagerStep
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint on disk cannot be used."""
 
 
 class TrainingInterrupted(RuntimeError):
@@ -149,7 +156,7 @@ def check_batchable(cfgs: list[RunConfig]) -> None:
         raise ValueError(f"batched runs need distinct seeds, got {seeds}")
 
 
-# --------------------------------------------------------------------------- results and checkpoints
+# --------------------------------------------------------------------------- the loop's parts
 
 
 @dataclass
@@ -167,57 +174,106 @@ class RunResult:
     optimizer_state: dict
 
 
-def checkpoint_dir(root: Path | str, cfg: RunConfig) -> Path:
-    """Where checkpoints of this exact config live: ``root/<config hash>``."""
-    return Path(root) / cfg.hash()
+class LossWindow:
+    """The K runs' losses since the last log row, on the device until a log row or checkpoint.
+
+    A log row is the window's mean (:meth:`flush`); a checkpoint stores the window so far
+    (:meth:`pending`), so a run resumed from it (:meth:`restore`) logs what an uninterrupted
+    one logs. Reading the losses checks them: the first loss that is not finite raises
+    :class:`TrainingDiverged` naming its run and step, before any log row or checkpoint has it.
+    """
+
+    def __init__(self, cfgs: list[RunConfig], size: int, device: torch.device):
+        self.cfgs = cfgs
+        self.losses = torch.zeros(len(cfgs), size, device=device)
+        self.count = 0  # losses in the window, of steps last_step - count + 1 .. last_step
+        self.last_step = 0
+
+    def add(self, step: int, losses: torch.Tensor) -> None:
+        """The K losses ``[K]`` of ``step``, the step after the last one added."""
+        self.losses[:, self.count] = losses
+        self.count += 1
+        self.last_step = step
+
+    def flush(self) -> list[float]:
+        """Each run's mean loss over the window, which then starts again empty."""
+        means = self._checked().mean(dim=1).tolist()
+        self.count = 0
+        return means
+
+    def pending(self) -> list[list[float]]:
+        """Each run's losses in the window so far, as a checkpoint stores them."""
+        return self._checked().tolist()
+
+    def restore(self, pending: list[list[float]], step: int) -> None:
+        """The window of a checkpoint of ``step``: its :meth:`pending` losses."""
+        self.count, self.last_step = len(pending[0]), step
+        if self.count:
+            self.losses[:, : self.count] = torch.tensor(pending, device=self.losses.device)
+
+    def _checked(self) -> torch.Tensor:
+        """The window so far ``[K, count]``, after checking that every loss in it is finite."""
+        losses = self.losses[:, : self.count]
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            run, bad = (int(i) for i in (~finite).nonzero()[0])
+            cfg = self.cfgs[run]
+            raise TrainingDiverged(
+                f"training diverged: loss is {losses[run, bad].item()} at step "
+                f"{self.last_step - self.count + 1 + bad} (run seed {cfg.train.seed}, "
+                f"config {cfg.hash()}); no checkpoint was written after it"
+            )
+        return losses
 
 
-def latest_checkpoint(directory: Path) -> Path | None:
-    found = sorted(directory.glob("step-*")) if directory.is_dir() else []
-    return found[-1] if found else None
+class _Progress:
+    """The progress bar, and the clock of the log's ``elapsed_s`` (continued on resumption)."""
 
-
-def _write_checkpoint(
-    directory: Path, cfg: RunConfig, step: int, weights: dict, extra: dict
-) -> Path:
-    """Write ``directory/step-<n>`` atomically (temp dir + rename), then drop older ones."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step-{step:09d}"
-    tmp = directory / f".tmp-step-{step:09d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    meta = {"config_hash": cfg.hash(), "step": str(step)}
-    save_file(
-        {k: v.cpu().contiguous() for k, v in weights.items()},
-        str(tmp / "model.safetensors"),
-        metadata=meta,
-    )
-    torch.save({"config_hash": cfg.hash(), "step": step, **extra}, tmp / "state.pt")
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in directory.glob("step-*"):
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _read_checkpoint(path: Path, cfg: RunConfig) -> tuple[dict, dict]:
-    """Weights and extra state of one run's checkpoint, refusing one of another config."""
-    hint = f"delete {path} to restart this run from step 0"
-    try:
-        extra = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-        weights = load_file(str(path / "model.safetensors"))
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({exc}); {hint}") from exc
-    if extra.get("config_hash") != cfg.hash():
-        raise CheckpointError(
-            f"checkpoint {path} was written by config {extra.get('config_hash')}, "
-            f"not this run's {cfg.hash()}; {hint}"
+    def __init__(self, cfgs: list[RunConfig], logs: list[list[dict]], step: int, enabled: bool):
+        self.t0 = time.perf_counter()
+        self.elapsed0 = logs[0][-1]["elapsed_s"] if logs[0] else 0.0
+        self.heldout = [float("nan")] * len(cfgs)  # each run's latest held-out MSE
+        for j, log in enumerate(logs):
+            evals = [r["heldout_mse"] for r in log if r["heldout_mse"] == r["heldout_mse"]]
+            self.heldout[j] = evals[-1] if evals else float("nan")
+        seeds = ",".join(str(c.train.seed) for c in cfgs)
+        self.bar = tqdm(
+            total=cfgs[0].train.steps,
+            initial=step,
+            disable=not enabled,
+            unit="step",
+            mininterval=5.0,
+            desc=f"train seed{'s' if len(cfgs) > 1 else ''}={seeds}",
         )
-    return weights, extra
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, before an interruption included."""
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def show(self, step: int, means: list[float], heldout: list[float] | None) -> None:
+        """Advance the bar to ``step`` with the worst run's loss and held-out MSE."""
+        if heldout is not None:
+            self.heldout = heldout
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix(loss=f"{max(means):.2e}", heldout=f"{max(self.heldout):.2e}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _interrupted(
+    signum: int, step: int, steps: int, where: list[Path] | None
+) -> TrainingInterrupted:
+    """What to raise after signal ``signum`` at ``step``, with the checkpoints written there."""
+    saved = (
+        f"checkpoint written to {', '.join(map(str, where))}"
+        if where is not None
+        else "no checkpoint directory"
+    )
+    return TrainingInterrupted(
+        f"{signal.Signals(signum).name} received: training stopped at step {step} of {steps}; "
+        f"{saved}; rerun to resume"
+    )
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -231,10 +287,11 @@ class Trainer:
     and the stacked optimizer are exact reformulations; ``tests/test_stacked.py``).
 
     ``capture``: record the whole step (forward, backward, AdamW) as one CUDA graph and
-    replay it (default: on CUDA). A graph has fixed shapes, so every step is then padded to
-    the longest length of ``data.length_range`` and masked; ``static_shape=True`` does the
-    same padding eagerly (the CPU tests use it to check the graph's arithmetic). Otherwise
-    each step is padded only to the longest length among the K runs at that step.
+    replay it (default: on CUDA; :class:`~affine_icl.steps.CapturedStep`). A graph has fixed
+    shapes, so every step is then padded to the longest length of ``data.length_range`` and
+    masked; ``static_shape=True`` does the same padding eagerly (the CPU tests use it to check
+    the graph's arithmetic). Otherwise each step is padded only to the longest length among
+    the K runs at that step.
     """
 
     def __init__(
@@ -260,7 +317,6 @@ class Trainer:
         self.capture = on_cuda if capture is None else capture
         if self.capture and not on_cuda:
             raise ValueError("capture=True needs a CUDA device")
-        self.static_shape = static_shape or self.capture
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
             lr=self.tcfg.lr,
@@ -269,160 +325,32 @@ class Trainer:
             fused=True,
             capturable=on_cuda,
         )
-        self.stream = TrainingStream(
-            cfg.data, self.tcfg.batch_size, [c.train.seed for c in cfgs], self.device
+        self.eager_step = EagerStep(
+            self.params,
+            self.optimizer,
+            self.mcfg,
+            self.tcfg.loss_from_index,
+            static_shape=static_shape or self.capture,
         )
+        self._step = self._new_step()
+        self.stream = TrainingStream(cfg.data, self.tcfg.batch_size, self.seeds, self.device)
         self.step = 0
         self.logs: list[list[dict]] = [[] for _ in cfgs]
-        self.pending: list[list[float]] = [[] for _ in cfgs]
-        self._graph = None
+        self.window = LossWindow(self.cfgs, self.tcfg.log_every, self.device)
 
     @property
     def seeds(self) -> list[int]:
         return [c.train.seed for c in self.cfgs]
 
-    # ---- one optimizer step
-
-    def _body(self, terms: torch.Tensor, lengths: torch.Tensor, positions: int) -> torch.Tensor:
-        """Forward, masked loss, backward and AdamW on padded terms; per-run losses ``[K]``."""
-        out = stacked.forward(self.params, terms[:, :, :positions], self.mcfg)
-        losses = masked_losses(
-            out, terms[:, :, 1 : positions + 1], lengths, self.tcfg.loss_from_index
-        )
-        losses.sum().backward()
-        self.optimizer.step()
-        return losses.detach()
+    def _new_step(self) -> EagerStep | CapturedStep:
+        """The step to take: eager, or a graph recorded on its first call."""
+        return CapturedStep(self.eager_step) if self.capture else self.eager_step
 
     def train_step(self) -> torch.Tensor:
         """Take the next step of every run; returns the K losses (on the device, no sync)."""
-        lengths, device_lengths, terms = self.stream.step(self.step)
-        if self.capture:
-            if self._graph is None:
-                self._capture_graph(terms.shape)
-            self._static_terms.copy_(terms)
-            self._static_lengths.copy_(device_lengths)
-            self._graph.replay()
-            losses = self._static_losses
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            positions = terms.shape[2] - 1 if self.static_shape else int(lengths.max())
-            losses = self._body(terms, device_lengths, positions)
+        losses = self._step(*self.stream.step(self.step))
         self.step += 1
         return losses
-
-    def _capture_graph(self, shape: torch.Size) -> None:
-        """Record one step on padded terms of ``shape`` as a CUDA graph (warm-up undone)."""
-        k, b, positions, dim = shape
-        self._static_terms = torch.zeros(k, b, positions, dim, device=self.device)
-        self._static_lengths = torch.full((k,), positions - 1, device=self.device)
-        saved = {n: p.detach().clone() for n, p in self.params.items()}
-        saved_state = {
-            id(p): {n: v.clone() for n, v in s.items()} for p, s in self.optimizer.state.items()
-        }
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._body(self._static_terms, self._static_lengths, positions - 1)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        with torch.no_grad():  # undo the warm-up: weights and AdamW state as before it
-            for n, p in self.params.items():
-                p.copy_(saved[n])
-            for p, s in self.optimizer.state.items():
-                for n, v in s.items():
-                    if id(p) in saved_state:
-                        v.copy_(saved_state[id(p)][n])
-                    else:  # a fresh AdamW state is all zeros, step 0 included
-                        v.zero_()
-        self._graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(self._graph):
-            self._static_losses = self._body(
-                self._static_terms, self._static_lengths, positions - 1
-            )
-
-    # ---- state of one run, in the layout-independent form of checkpoints and outputs
-
-    def run_weights(self, k: int) -> dict[str, torch.Tensor]:
-        return unstack_state_dict(self.params, k, self.mcfg)
-
-    def run_optimizer_state(self, k: int) -> dict:
-        state = [self.optimizer.state.get(p, {}) for p in self.params.values()]
-        if not state[0]:
-            return {"step": 0}
-        out = {"step": int(state[0]["step"])}
-        for moment in ("exp_avg", "exp_avg_sq"):
-            out[moment] = unstack_state_dict(
-                {n: s[moment] for n, s in zip(self.params, state, strict=True)}, k, self.mcfg
-            )
-        return out
-
-    def run_model(self, k: int) -> VectorTransformer:
-        model = VectorTransformer(self.mcfg).to(self.device)
-        model.load_state_dict(self.run_weights(k), strict=True)
-        return model.eval()
-
-    def save_checkpoints(self, roots: list[Path]) -> list[Path]:
-        """One checkpoint per run under ``roots[k]/<config hash>/step-<n>``."""
-        return [
-            _write_checkpoint(
-                checkpoint_dir(root, cfg),
-                cfg,
-                self.step,
-                self.run_weights(k),
-                {
-                    "optimizer": self.run_optimizer_state(k),
-                    "stream": self.stream.run_state(k),
-                    "log": json.dumps(self.logs[k]),
-                    "pending": json.dumps(self.pending[k]),
-                },
-            )
-            for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
-        ]
-
-    def resume(self, roots: list[Path]) -> bool:
-        """Load every run's newest checkpoint; False when none has one."""
-        paths = [
-            latest_checkpoint(checkpoint_dir(r, c)) for r, c in zip(roots, self.cfgs, strict=True)
-        ]
-        if all(p is None for p in paths):
-            return False
-        loaded = [
-            _read_checkpoint(p, c) if p is not None else None
-            for p, c in zip(paths, self.cfgs, strict=True)
-        ]
-        steps = {int(x[1]["step"]) if x else 0 for x in loaded}
-        if len(steps) > 1:
-            where = ", ".join(
-                f"seed {c.train.seed}: {p or 'none'}" for c, p in zip(self.cfgs, paths, strict=True)
-            )
-            raise CheckpointError(
-                f"runs batched together have checkpoints at different steps ({where}); "
-                "delete the newer ones or train these runs one at a time"
-            )
-        weights = [w for w, _ in loaded]
-        extras = [e for _, e in loaded]
-        with torch.no_grad():
-            for name, value in stack_state_dicts(weights, self.mcfg).items():
-                self.params[name].copy_(value)
-        step = extras[0]["optimizer"]["step"]
-        if step:
-            moments = {
-                m: stack_state_dicts([e["optimizer"][m] for e in extras], self.mcfg)
-                for m in ("exp_avg", "exp_avg_sq")
-            }
-            for name, p in self.params.items():
-                self.optimizer.state[p] = {
-                    "step": torch.tensor(float(step), dtype=torch.float32, device=p.device),
-                    **{m: moments[m][name].to(self.device) for m in moments},
-                }
-        self.stream.load_run_states([e["stream"] for e in extras])
-        self.step = int(extras[0]["step"])
-        self.logs = [json.loads(e["log"]) for e in extras]
-        self.pending = [json.loads(e["pending"]) for e in extras]
-        self._graph = None
-        return True
 
     # ---- the loop
 
@@ -441,94 +369,100 @@ class Trainer:
         finite, and :class:`TrainingInterrupted` after SIGTERM/SIGINT, once a checkpoint of the
         current step is written (within one step of the signal).
         """
-        tc, k = self.tcfg, len(self.cfgs)
+        tc, roots, where = self.tcfg, None, None
         if checkpoint_roots is not None:
-            checkpoint_roots = [Path(r) for r in checkpoint_roots]
-            self.resume(checkpoint_roots)
-        window = torch.zeros(k, tc.log_every, device=self.device)
-        if self.pending[0]:
-            window[:, : len(self.pending[0])] = torch.tensor(self.pending, device=self.device)
-        window_start = self.step + 1 - len(self.pending[0])
-        t0 = time.perf_counter()
-        elapsed0 = self.logs[0][-1]["elapsed_s"] if self.logs[0] else 0.0
-        last_eval = [float("nan")] * k
-        for j, log in enumerate(self.logs):
-            evals = [r["heldout_mse"] for r in log if r["heldout_mse"] == r["heldout_mse"]]
-            last_eval[j] = evals[-1] if evals else float("nan")
-
-        def window_losses() -> torch.Tensor:
-            """The window so far ``[K, n]``, after checking that every loss in it is finite."""
-            losses = window[:, : self.step - window_start + 1]
-            finite = torch.isfinite(losses)
-            if not bool(finite.all()):
-                run, bad = (int(i) for i in (~finite).nonzero()[0])
-                cfg = self.cfgs[run]
-                raise TrainingDiverged(
-                    f"training diverged: loss is {losses[run, bad].item()} at step "
-                    f"{window_start + bad} (run seed {cfg.train.seed}, config {cfg.hash()}); "
-                    "no checkpoint was written after it"
-                )
-            return losses
-
-        seeds = ",".join(str(s) for s in self.seeds)
-        bar = tqdm(
-            total=tc.steps,
-            initial=self.step,
-            disable=not progress,
-            unit="step",
-            mininterval=5.0,
-            desc=f"train seed{'s' if k > 1 else ''}={seeds}",
-        )
-        where = None
+            roots = [Path(r) for r in checkpoint_roots]
+            self.resume(roots)
+        bar = _Progress(self.cfgs, self.logs, self.step, progress)
         with _stop_requests() as stop:
             while self.step < tc.steps:
                 losses = self.train_step()
-                window[:, self.step - window_start] = losses
+                self.window.add(self.step, losses)
                 if on_step is not None:
                     on_step(self.step)
                 at_end = self.step == tc.steps
                 if self.step % tc.log_every == 0 or at_end:
-                    means = window_losses().mean(dim=1).tolist()
-                    elapsed = elapsed0 + time.perf_counter() - t0
+                    means, elapsed = self.window.flush(), bar.elapsed()
+                    heldout = None
                     if self.step % tc.eval_every == 0 or at_end:
-                        last_eval = held_out_mse(
-                            self.params, eval_batches, self.mcfg, tc.loss_from_index
-                        ).tolist()
-                        evals = last_eval
-                    else:
-                        evals = [float("nan")] * k
-                    for j in range(k):
-                        self.logs[j].append(
-                            {
-                                "step": self.step,
-                                "train_loss": means[j],
-                                "heldout_mse": evals[j],
-                                "elapsed_s": elapsed,
-                            }
-                        )
-                    window_start = self.step + 1
-                    bar.update(self.step - bar.n)
-                    bar.set_postfix(loss=f"{max(means):.2e}", heldout=f"{max(last_eval):.2e}")
+                        heldout = self._evaluate(eval_batches)
+                    self._log(means, heldout, elapsed)
+                    bar.show(self.step, means, heldout)
                 periodic = self.step % tc.checkpoint_every == 0 and not at_end
-                if checkpoint_roots is not None and (periodic or stop.signum is not None):
-                    self.pending = window_losses().tolist()
-                    where = self.save_checkpoints(checkpoint_roots)
+                if roots is not None and (periodic or stop.signum is not None):
+                    where = self.save_checkpoints(roots)
                 if stop.signum is not None:
-                    name = signal.Signals(stop.signum).name
-                    saved = (
-                        f"checkpoint written to {', '.join(map(str, where))}"
-                        if checkpoint_roots is not None
-                        else "no checkpoint directory"
-                    )
-                    raise TrainingInterrupted(
-                        f"{name} received: training stopped at step {self.step} of {tc.steps}; "
-                        f"{saved}; rerun to resume"
-                    )
+                    raise _interrupted(stop.signum, self.step, tc.steps, where)
         bar.close()
+        return [self.result(j) for j in range(len(self.cfgs))]
+
+    def _evaluate(self, eval_batches: dict[int, Batch]) -> list[float]:
+        """Each run's held-out MSE now."""
+        mse = held_out_mse(self.params, eval_batches, self.mcfg, self.tcfg.loss_from_index)
+        return mse.tolist()
+
+    def _log(self, means: list[float], heldout: list[float] | None, elapsed: float) -> None:
+        """Append a row to each run's log (``heldout_mse`` NaN between evaluations)."""
+        if heldout is None:
+            heldout = [float("nan")] * len(self.cfgs)
+        for log, mean, mse in zip(self.logs, means, heldout, strict=True):
+            log.append(
+                {"step": self.step, "train_loss": mean, "heldout_mse": mse, "elapsed_s": elapsed}
+            )
+
+    # ---- state of one run, in the layout-independent form of checkpoints and outputs
+
+    def run_weights(self, k: int) -> dict[str, torch.Tensor]:
+        return unstack_state_dict(self.params, k, self.mcfg)
+
+    def run_optimizer_state(self, k: int) -> dict:
+        return run_optimizer_state(self.params, self.optimizer, k, self.mcfg)
+
+    def result(self, k: int) -> RunResult:
+        """Run ``k`` as it is now."""
+        model = VectorTransformer(self.mcfg).to(self.device)
+        model.load_state_dict(self.run_weights(k), strict=True)
+        return RunResult(
+            self.cfgs[k], model.eval(), self.step, self.logs[k], self.run_optimizer_state(k)
+        )
+
+    def save_checkpoints(self, roots: list[Path]) -> list[Path]:
+        """One checkpoint per run under ``roots[k]/<config hash>/step-<n>``."""
+        pending = self.window.pending()
         return [
-            RunResult(cfg, self.run_model(j), self.step, self.logs[j], self.run_optimizer_state(j))
-            for j, cfg in enumerate(self.cfgs)
+            write_checkpoint(
+                checkpoint_dir(root, cfg),
+                cfg,
+                self.step,
+                self.run_weights(k),
+                {
+                    "optimizer": self.run_optimizer_state(k),
+                    "stream": self.stream.run_state(k),
+                    "log": json.dumps(self.logs[k]),
+                    "pending": json.dumps(pending[k]),
+                },
+            )
+            for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
         ]
+
+    def resume(self, roots: list[Path]) -> bool:
+        """Load every run's newest checkpoint; False when none has one."""
+        loaded = read_latest(roots, self.cfgs)
+        if loaded is None:
+            return False
+        extras = [e for _, e in loaded]
+        with torch.no_grad():
+            for name, value in stack_state_dicts([w for w, _ in loaded], self.mcfg).items():
+                self.params[name].copy_(value)
+        load_optimizer_states(
+            self.params, self.optimizer, [e["optimizer"] for e in extras], self.mcfg
+        )
+        self._step = self._new_step()  # a graph recorded before updates the replaced state
+        self.stream.load_run_states([e["stream"] for e in extras])
+        self.step = int(extras[0]["step"])
+        self.logs = [json.loads(e["log"]) for e in extras]
+        self.window.restore([json.loads(e["pending"]) for e in extras], self.step)
+        return True
 
 
 def train_runs(

@@ -9,4 +9,4 @@ with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, layers=[0])
     table = outside_embedding_share(run.model, run.cache)
     log.info("mean share outside span(W_E): %.4f", table["share_outside"].mean())
-    write_outputs(sm, table, plot_share_outside(table, sm.params.paper_share))
+    write_outputs(sm, table, plot_share_outside(table))

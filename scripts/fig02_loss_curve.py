@@ -9,4 +9,4 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     table = loss_curve_table(pd.read_parquet(sm.input.log))
     table.to_csv(sm.output.table, index=False)
-    save_figure(plot_loss_curve(table, sm.params.paper_mse), sm.output.png)
+    save_figure(plot_loss_curve(table), sm.output.png)

@@ -1,4 +1,6 @@
-"""Rule fig05_attention_layer2_alternating: Figure 5, layer-2 patterns on one alternating sequence."""
+"""Rules fig05_attention_layer2_alternating and fig06_attention_layer2_non_alternating:
+Figures 5 and 6, one layer's attention patterns (``params.layer``) on one sequence of the kind
+``params.sequence`` ("alternating", c < 0, or "non-alternating", c > 0)."""
 
 from affine_icl.analysis.attention import picked_sequence_patterns
 from affine_icl.figures import plot_attention_patterns
@@ -6,17 +8,19 @@ from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    run = analysis_run(sm, layers=[2])
+    layer, kind = sm.params.layer, sm.params.sequence
+    run = analysis_run(sm, layers=[layer])
     table = picked_sequence_patterns(
-        run.cache, run.pop, 2, "alternating", run.params["pick_c_threshold"]
+        run.cache, run.pop, layer, kind, run.params["pick_c_threshold"]
     )
     first = table.iloc[0]
+    article = "an" if kind[0] in "aeiou" else "a"
     write_outputs(
         sm,
         table,
         plot_attention_patterns(
             table,
-            f"Figure 5: layer-2 attention on an alternating sequence "
+            f"Figure {sm.params.figure}: layer-{layer} attention on {article} {kind} sequence "
             f"(sample {first['sample']}, c = {first['c']:.2f}; {first['picked_by']})",
         ),
     )

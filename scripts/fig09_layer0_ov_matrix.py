@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.analysis.ov import layer_ov, matrix_table
+from affine_icl.analysis.ov import layer_ov, matrix_table, ov_in_vocab_basis
 from affine_icl.figures import plot_matrices
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
@@ -13,9 +13,7 @@ with rule_log(sm.log[0]):
     table = pd.concat(
         [
             matrix_table(ov, "sum of layer-0 OV (d_model basis)"),
-            matrix_table(
-                model.W_E.detach() @ ov @ model.W_U.detach(), "W_E (sum OV) W_U (d_vocab basis)"
-            ),
+            matrix_table(ov_in_vocab_basis(model, ov), "W_E (sum OV) W_U (d_vocab basis)"),
         ]
     )
     write_outputs(

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.analysis.ov import head_ov, matrix_table
+from affine_icl.analysis.ov import head_ov, matrix_table, ov_in_vocab_basis
 from affine_icl.analysis.selection import top_head
 from affine_icl.figures import plot_matrices
 from affine_icl.rules import analysis_run, rule_log, write_outputs
@@ -18,8 +18,7 @@ with rule_log(sm.log[0]) as log:
         [
             matrix_table(ov, f"OV of L{layer}H{head} (d_model basis)"),
             matrix_table(
-                model.W_E.detach() @ ov @ model.W_U.detach(),
-                f"W_E OV W_U of L{layer}H{head} (d_vocab basis)",
+                ov_in_vocab_basis(model, ov), f"W_E OV W_U of L{layer}H{head} (d_vocab basis)"
             ),
         ]
     ).assign(picked_by=reason)

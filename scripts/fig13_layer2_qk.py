@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.analysis.interventions import head_qk
+from affine_icl.analysis.interventions import head_qk, qk_in_vocab_basis
 from affine_icl.analysis.ov import matrix_table
 from affine_icl.analysis.selection import top_head
 from affine_icl.figures import plot_matrices
@@ -15,12 +15,12 @@ with rule_log(sm.log[0]) as log:
     (layer, head), reason = top_head(scores, 2, "qk_identity_d_model")
     log.info("picked %s", reason)
     qk = head_qk(model, layer, head)
-    W_E = model.W_E.detach()
     table = pd.concat(
         [
             matrix_table(qk, f"W_Q W_K^T of L{layer}H{head} (d_model basis)"),
             matrix_table(
-                W_E @ qk @ W_E.T, f"W_E W_Q W_K^T W_E^T of L{layer}H{head} (d_vocab basis)"
+                qk_in_vocab_basis(model, qk),
+                f"W_E W_Q W_K^T W_E^T of L{layer}H{head} (d_vocab basis)",
             ),
         ]
     ).assign(picked_by=reason)

@@ -2,18 +2,19 @@
 
 import pandas as pd
 
+from affine_icl.analysis.ov_fits import ov_alpha
 from affine_icl.analysis.population import pick_by_sign_of_c
 from affine_icl.analysis.residual import crude_label, sequence_series, shape_correlations
 from affine_icl.figures import plot_sequence_series
+from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm)
-    fits = pd.read_csv(sm.input.regressions)
-    alpha = float(fits[fits["source"] == "residual"]["slope"].median())  # measured in Figure 8
+    alpha = ov_alpha(pd.read_csv(sm.input.regressions))  # measured in Figure 8
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
-    alphas = {"measured in Figure 8": alpha, "the paper's": sm.params.paper_alpha}
+    alphas = {"measured in Figure 8": alpha, "the paper's": PAPER.alpha}
     shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alphas).to_csv(
         sm.output.summary, index=False
     )
@@ -39,7 +40,7 @@ with rule_log(sm.log[0]) as log:
         plot_sequence_series(
             table,
             f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
-            f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {sm.params.paper_alpha})\nand the "
+            f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {PAPER.alpha})\nand the "
             f"truth; alternating sample {run.pop.sample[index]}, "
             f"c = {float(run.pop.c[index]):.2f}",
             series,

@@ -10,6 +10,4 @@ with rule_log(sm.log[0]):
     table = mean_ablation_table(
         run.model, run.pop.inputs, run.pop.targets, layer=1, loss_from=sm.params.loss_from
     )
-    write_outputs(
-        sm, table.assign(n_sequences=len(run.pop)), plot_mean_ablation(table, sm.params.paper_mse)
-    )
+    write_outputs(sm, table.assign(n_sequences=len(run.pop)), plot_mean_ablation(table))

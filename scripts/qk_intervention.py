@@ -5,6 +5,7 @@ import pandas as pd
 from affine_icl.analysis.interventions import qk_intervention_table
 from affine_icl.analysis.selection import heads_above_or_top
 from affine_icl.figures import plot_before_after
+from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -12,8 +13,12 @@ with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, with_cache=False)
     scores = pd.read_csv(sm.input.scores)
     heads, reason = heads_above_or_top(
-        scores, 2, "qk_identity_d_model", run.params["qk_identity_threshold"], k=5
-    )  # paper: 5 heads
+        scores,
+        2,
+        "qk_identity_d_model",
+        run.params["qk_identity_threshold"],
+        k=len(PAPER.qk_identity_heads),  # as many as the paper intervened on
+    )
     log.info("intervening on %s", reason)
     table = qk_intervention_table(
         run.model,
@@ -28,6 +33,6 @@ with rule_log(sm.log[0]) as log:
         sm,
         table,
         plot_before_after(
-            table, "QK intervention: W_Q random, W_K^T = pinv(W_Q)", sm.params.paper_mse
+            table, "QK intervention: W_Q random, W_K^T = pinv(W_Q)", PAPER.qk_intervention_mse
         ),
     )

@@ -11,4 +11,4 @@ with rule_log(sm.log[0]):
     table = ov_fit_by_run(
         {r: pd.read_csv(p) for r, p in zip(sm.params.runs, sm.input.tables, strict=True)}
     )
-    write_outputs(sm, table, plot_ov_fit_by_run(table, dict(sm.params.paper)))
+    write_outputs(sm, table, plot_ov_fit_by_run(table))

@@ -5,10 +5,11 @@ import shutil
 
 import torch
 
+from affine_icl.checkpoints import checkpoint_dir
 from affine_icl.config import run_config
 from affine_icl.data import read_population
 from affine_icl.rules import rule_log
-from affine_icl.train import checkpoint_dir, resolve_device, save_outputs, train_runs
+from affine_icl.train import resolve_device, save_outputs, train_runs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 

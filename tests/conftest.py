@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,3 +95,29 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"bad-input cases rejected with a one-line error: {len(_BAD_INPUTS)}"
         )
+
+
+def dry_run(directory: Path, *args: str) -> str:
+    """``snakemake -n`` of the repository's workflow in ``directory``: its whole output.
+    Raises with the output's tail when Snakemake fails."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(REPO / "workflow/Snakefile"),
+            "--directory",
+            str(directory),
+            *args,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake -n {' '.join(args)} failed:\n{out[-3000:]}")
+    return out

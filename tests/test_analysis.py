@@ -8,7 +8,12 @@ import torch
 from test_model import random_model
 from transformer_lens import ActivationCache
 
-from affine_icl.analysis.attention import pattern_table, previous_token_scores, same_parity_mass
+from affine_icl.analysis.attention import (
+    key_position_scores,
+    pattern_table,
+    previous_token_scores,
+    same_parity_mass,
+)
 from affine_icl.analysis.attribution import (
     component_stack,
     directions,
@@ -16,6 +21,7 @@ from affine_icl.analysis.attribution import (
     mlp_attribution_table,
     project,
 )
+from affine_icl.analysis.heads import head_scores_table
 from affine_icl.analysis.interventions import (
     identity_score,
     mean_ablation_table,
@@ -87,6 +93,118 @@ def test_checkerboard_pattern_scores_one_and_uniform_less():
     table = same_parity_mass({"blocks.2.attn.hook_pattern": pat}, 2, c, 0.5)
     alt = table[table["group"] == "alternating"].set_index("head")["same_parity_mass"]
     assert alt[0] == pytest.approx(1.0) and 0.5 < alt[1] < 0.7
+
+
+def key_pattern(n, key):
+    """Every query q >= ``key`` attends only to ``key``; earlier queries only to themselves."""
+    q = torch.arange(n)
+    return torch.nn.functional.one_hot(torch.where(q >= key, key, q), n).float()
+
+
+def previous_pattern(n):
+    """Every query q >= 1 attends only to q - 1; query 0 to itself."""
+    q = torch.arange(n)
+    return torch.nn.functional.one_hot((q - 1).clamp(min=0), n).float()
+
+
+def uniform_pattern(n):
+    causal = torch.tril(torch.ones(n, n))
+    return causal / causal.sum(-1, keepdim=True)
+
+
+def checker_pattern(n):
+    q, k = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    checker = (((q - k) % 2 == 0) & (k <= q)).float()
+    return checker / checker.sum(-1, keepdim=True)
+
+
+def test_key_position_scores_of_known_patterns():
+    """Heads that attend to key 1, to the previous token, and uniformly, in two layers (in a
+    different order): their mean attention to key 1 and to key 3 over queries q >= key."""
+    n = 6
+    heads = [key_pattern(n, 1), previous_pattern(n), uniform_pattern(n)]
+    cache = {
+        "blocks.0.attn.hook_pattern": torch.stack(heads)[None].repeat(2, 1, 1, 1),
+        "blocks.1.attn.hook_pattern": torch.stack(heads[::-1])[None].repeat(2, 1, 1, 1),
+    }
+    expected = {  # key -> score of (key-1 head, previous-token head, uniform head)
+        1: [1.0, 1 / (n - 1), np.mean([1 / (q + 1) for q in range(1, n)])],
+        3: [0.0, 1 / (n - 3), np.mean([1 / (q + 1) for q in range(3, n)])],
+    }
+    for key, scores in expected.items():
+        table = key_position_scores(cache, 2, key)
+        assert list(table.columns) == ["layer", "head", "key", "score"]
+        assert (table["key"] == key).all()
+        assert table["layer"].tolist() == [0, 0, 0, 1, 1, 1]
+        assert table["head"].tolist() == [0, 1, 2, 0, 1, 2]
+        np.testing.assert_allclose(table["score"], scores + scores[::-1], atol=1e-6)
+
+
+def test_head_scores_table_puts_each_planted_score_on_its_head(folded, batch):
+    """One head per score is built to have a known value; the merged table must show each on
+    that head's row (a merge on the wrong key, or a swapped column, moves or duplicates it)."""
+    d = CFG.d_head
+    eye = torch.eye(CFG.d_model)
+    c = torch.tensor([-1.0] * 10 + [1.0] * 10)  # first half alternating
+
+    def force(head, pattern):
+        def hook(p, hook):
+            p = p.clone()
+            p[:, head] = pattern(p.shape[-1]) if callable(pattern) else pattern
+            return p
+
+        return hook
+
+    def parity_by_sign(p, hook):
+        p = p.clone()
+        n = p.shape[-1]
+        p[c < 0, 1] = checker_pattern(n)
+        p[c > 0, 1] = uniform_pattern(n)
+        return p
+
+    with torch.no_grad():
+        folded.embed.W_E.copy_(eye[: CFG.d_vocab])  # W_E inside block 0 of d_model
+        attn0, attn1, attn2 = (folded.blocks[l].attn for l in range(3))
+        attn0.W_Q[3] = attn0.W_K[3] = eye[:, :d]  # QK = projection onto block 0
+        attn1.W_V[0].zero_()  # OV = e_5 e_5^T: rank 1, eigenvalue +1
+        attn1.W_O[0].zero_()
+        attn1.W_V[0, 5, 0] = attn1.W_O[0, 0, 5] = 1.0
+        attn2.W_V[3] = eye[:, 3 * d : 4 * d]  # OV = -projection onto block 3
+        attn2.W_O[3] = -eye[3 * d : 4 * d]
+    hooks = [
+        ("blocks.0.attn.hook_pattern", force(0, previous_pattern)),
+        ("blocks.1.attn.hook_pattern", force(2, lambda n: key_pattern(n, 1))),
+        ("blocks.2.attn.hook_pattern", parity_by_sign),
+    ]
+    cache = cache_of(folded, batch.inputs, hooks)
+    table = head_scores_table(folded, cache, c, 0.5)
+
+    assert len(table) == CFG.n_layers * CFG.n_heads
+    assert not table.duplicated(["layer", "head"]).any()
+    assert not table.isna().any().any()
+    n = batch.length
+    uniform_parity = np.mean([(q // 2 + 1) / (q + 1) for q in range(2, n)])
+    planted = {  # column -> ((layer, head), value, is it the column's extreme?)
+        "previous_token_score": ((0, 0), 1.0, "max"),
+        "key1_score": ((1, 2), 1.0, "max"),
+        "same_parity_alternating": ((2, 1), 1.0, "max"),
+        "same_parity_non_alternating": ((2, 1), uniform_parity, None),
+        "eigenvalue_score": ((2, 3), -1.0, "min"),
+        "qk_identity_d_model": ((0, 3), math.sqrt(d / CFG.d_model), "max"),
+        "qk_identity_embedding": ((0, 3), 1.0, "max"),
+        "ov_effective_rank": ((1, 0), 1.0, "min"),
+        "ov_sv1_share": ((1, 0), 1.0, "max"),
+    }
+    rows = table.set_index(["layer", "head"])
+    for column, (head, value, extreme) in planted.items():
+        assert rows.loc[head, column] == pytest.approx(value, abs=1e-4), column
+        if extreme:
+            assert getattr(rows[column], f"idx{extreme}")() == head, column
+    # the previous-token head pays key 1 attention only from query 2; the key-1 head's
+    # previous-token score comes from query 2 alone, too
+    assert rows.loc[(0, 0), "key1_score"] == pytest.approx(1 / (n - 1))
+    assert rows.loc[(1, 2), "previous_token_score"] == pytest.approx(1 / (n - 1))
+    assert rows.loc[(2, 3), "ov_effective_rank"] == pytest.approx(d, abs=1e-4)
 
 
 def test_zeroed_head_gets_zero_attribution(folded, batch):
@@ -218,9 +336,38 @@ def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batc
     assert abs(table.set_index("ablated").loc["all layer-1 heads", "ratio"] - 1) > 1e-3
 
 
-def test_decoding_the_final_residual_gives_the_output(folded, batch):
+def test_decoding_an_intermediate_residual_gives_the_known_vector(folded, batch):
+    """W_E with orthonormal, zero-mean rows, W_U = W_E^T, no position embedding, and a layer 0
+    that only adds ``u @ W_E``: the residual after layer 0 is ``(a + u) @ W_E``, so decoding it
+    gives ``(a + u) / rms + b_U`` with ``rms = sqrt(|a + u|^2 / d_model + eps)``. Layers 1 and 2
+    stay random, so the model's output is something else."""
+    g = torch.randn(CFG.d_model, CFG.d_vocab, generator=torch.Generator().manual_seed(3))
+    basis = torch.linalg.qr(g - g.mean(0))[0]  # [d_model, d_vocab], orthonormal zero-mean columns
+    u = torch.tensor([0.5, -1.0, 2.0, 0.0, 0.3, -0.7])
+    b_U = torch.linspace(-1, 1, CFG.d_vocab)
+    with torch.no_grad():
+        folded.embed.W_E.copy_(basis.T)
+        folded.pos_embed.W_pos.zero_()
+        folded.unembed.W_U.copy_(basis)
+        folded.unembed.b_U.copy_(b_U)
+        block = folded.blocks[0]
+        for p in (block.attn.W_O, block.attn.b_O, block.mlp.W_out):
+            p.zero_()
+        block.mlp.b_out.copy_(u @ basis.T)
     out, raw = folded.run_with_cache(batch.inputs)
-    assert torch.allclose(decode(folded, raw["blocks.2.hook_resid_post"]), out, atol=1e-5)
+
+    def expected(a):
+        rms = ((a * a).sum(-1, keepdim=True) / CFG.d_model + CFG.eps).sqrt()
+        return a / rms + b_U
+
+    a = batch.inputs
+    torch.testing.assert_close(decode(folded, raw["blocks.0.hook_resid_pre"]), expected(a))
+    after = decode(folded, raw["blocks.0.hook_resid_post"])
+    torch.testing.assert_close(after, expected(a + u))
+    assert not torch.allclose(after, out, atol=1e-2)
+    # one sequence ([pos, d_model], no batch dimension), as sequence_series decodes it
+    one = decode(folded, raw["blocks.0.hook_resid_post"][4])
+    torch.testing.assert_close(one, expected(a[4] + u))
 
 
 def test_picked_sequences_follow_the_sign_of_c(folded, batch):

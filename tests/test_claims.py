@@ -114,6 +114,7 @@ def synthetic_tables(l2_eigen=-0.9):
                     "a_n + 2.30 a_(n-1) (the paper's)",
                     "true a_(n+1)",
                 ],
+                "alpha": [0.1, 2.3, math.nan],
                 "mean_correlation": [0.1, 0.9, 0.8],
             }
         ),
@@ -147,3 +148,29 @@ def test_missing_criterion_is_an_error():
         claims_table(
             synthetic_tables(), {k: v for k, v in CRITERIA.items() if k != "final_mse"}, PARAMS
         )
+
+
+def test_layer0_shape_reads_the_row_of_the_papers_alpha():
+    tables = synthetic_tables()
+    shape = tables["residual_shape"]
+    # rows in another order, and labelled differently: the claim goes by the alpha value
+    tables["residual_shape"] = shape.iloc[::-1].assign(compared_with="relabelled")
+    table = claims_table(tables, CRITERIA, PARAMS).set_index("claim_id")
+    assert table.loc["layer0_shape", "measured"] == 0.9
+    tables["residual_shape"] = shape[shape["alpha"] != 2.3]
+    with pytest.raises(ValueError, match="no row compares with alpha 2.3"):
+        claims_table(tables, CRITERIA, PARAMS)
+
+
+def test_the_claims_table_quotes_the_papers_values():
+    table = claims_table(synthetic_tables(), CRITERIA, PARAMS).set_index("claim_id")
+    assert table.loc["final_mse", "paper"] == "1e-4"
+    assert table.loc["layer0_previous_token_heads", "paper"] == "7 of 8 heads"
+    assert table.loc["layer0_ov_r2", "paper"] == "R^2 0.83"
+    assert table.loc["ov_r2_gap", "paper"] == "0.832 vs 0.598 (gap 0.234)"
+    assert table.loc["outside_embedding_share", "claim"].startswith("84.15% of layer-0 OV")
+    assert table.loc["layer1_mean_ablation", "paper"] == "ratio 2"
+    assert table.loc["layer2_qk_identity", "paper"] == "heads 0-4 (5 of 8)"
+    assert table.loc["layer0_shape", "measured_as"].endswith(
+        "a_n + 2.3 a_(n-1) (the paper's alpha)"
+    )

@@ -1,12 +1,10 @@
 """config.yaml validation: schema via snakemake.utils.validate plus cross-key rules."""
 
 import copy
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, dry_run
 
 from affine_icl.config import ConfigError, RunConfig, batch_groups, run_config, validate_config
 
@@ -124,25 +122,8 @@ def test_d_model_need_not_equal_heads_times_d_head():
 def test_snakemake_reports_bad_config_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {lr: fast}\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-n",
-            "--snakefile",
-            str(REPO / "workflow/Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(bad),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    with pytest.raises(RuntimeError) as info:
+        dry_run(tmp_path, "--configfile", str(bad))
+    out = str(info.value)
     assert "invalid config: train.lr: 'fast' is not of type 'number'" in out
     assert "Job stats" not in out

@@ -12,8 +12,9 @@ import torch
 from conftest import REPO, tiny_cfg, with_train
 from safetensors.torch import load_file
 
+from affine_icl.checkpoints import checkpoint_dir, latest_checkpoint
 from affine_icl.data import batches_from_table, population_table
-from affine_icl.train import checkpoint_dir, latest_checkpoint, train
+from affine_icl.train import train
 
 RUNNER = """
 import sys

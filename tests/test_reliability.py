@@ -6,13 +6,14 @@ import math
 
 import pytest
 import yaml
-from conftest import REPO, record_bad_input
+from conftest import REPO, dry_run, record_bad_input
 
+from affine_icl.checkpoints import checkpoint_dir, latest_checkpoint
 from affine_icl.config import SCHEMA_PATH, ConfigError, validate_config
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import load_model
 from affine_icl.rules import check_same_config
-from affine_icl.train import TrainingDiverged, checkpoint_dir, latest_checkpoint, train
+from affine_icl.train import TrainingDiverged, train
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -124,3 +125,97 @@ def test_nan_in_a_batch_stops_training_naming_the_step(tiny_run_cfg, tmp_path, m
     # the good checkpoint of step 20 is kept, nothing after the NaN was written
     assert latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg)).name == "step-000000020"
     record_bad_input("NaN in a training batch")
+
+
+NON_FINITE_OR_NOT_INTEGRAL = [
+    ("data.init_range", [math.nan, 2.0], "data.init_range[0]: nan is not a finite number"),
+    ("train.lr", math.inf, "train.lr: inf is not a finite number"),
+    ("data.c_range", [-2.0, math.inf], "data.c_range[1]: inf is not a finite number"),
+    ("train.log_every", 20.0, "train.log_every: 20.0 is not an integer (write 20)"),
+    ("analysis.residual_dims", [0, 1.0], "analysis.residual_dims[1]: 1.0 is not an integer"),
+]
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    NON_FINITE_OR_NOT_INTEGRAL,
+    ids=[k for k, _, _ in NON_FINITE_OR_NOT_INTEGRAL],
+)
+def test_non_finite_and_non_integral_values_are_rejected(key, value, message):
+    """JSON schema lets these through (a NaN passes every bound; 20.0 counts as an integer)."""
+    with pytest.raises(ConfigError) as info:
+        validate_config(with_value(key, value))
+    assert "\n" not in str(info.value)
+    assert message in str(info.value)
+    record_bad_input(f"config {key} = {value}")
+
+
+def test_a_run_override_that_is_not_finite_names_the_run():
+    config = copy.deepcopy(DEFAULT)
+    config["runs"] = [{"name": "fast", "seed": 0, "train": {"lr": math.nan}}]
+    with pytest.raises(ConfigError, match=r"runs\[fast\].*train.lr: nan is not a finite number"):
+        validate_config(config)
+    record_bad_input("NaN in a run's override")
+
+
+def test_batched_runs_with_one_seed_or_colliding_rule_names_are_rejected():
+    config = copy.deepcopy(DEFAULT)
+    config["train_batched"] = True
+    config["runs"] = [{"name": "a", "seed": 1}, {"name": "b", "seed": 1}]
+    with pytest.raises(ConfigError, match="runs 'a' and 'b' have the same settings and the same"):
+        validate_config(copy.deepcopy(config))
+    config["train_batched"] = False  # one after another, two runs of one seed are allowed
+    validate_config(copy.deepcopy(config))
+    config["train_batched"] = True
+    config["runs"] = [
+        {"name": "x-y", "seed": 1},
+        {"name": "x_y", "seed": 2, "train": {"lr": 1e-3}},
+    ]
+    with pytest.raises(ConfigError, match="give the same rule name 'train_x_y'"):
+        validate_config(config)
+    record_bad_input("batched runs on one seed")
+    record_bad_input("batched rule names that collide")
+
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ({"train": {"steps": "2000"}}, {"steps": 2000}),
+        ({"train": {"lr": "1e-3", "steps": "+30"}}, {"lr": 1e-3, "steps": 30}),
+        ({"data": {"length_range": ["4", "14"]}}, {"length_range": [4, 14]}),
+        ({"runs": [{"name": "a", "seed": "4", "train": {"steps": "50"}}]}, {"seed": 4}),
+    ],
+)
+def test_command_line_strings_get_the_schema_types(given, expected):
+    """What `snakemake --config train='{steps: 2000}'` passes: every nested value a string."""
+    from affine_icl.config import coerce_command_line
+
+    config = copy.deepcopy(DEFAULT)
+    for key, value in given.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    coerce_command_line(config, given)
+    validate_config(config)
+    section = config[next(iter(given))]
+    found = section[0] if isinstance(section, list) else section
+    assert {k: found[k] for k in expected} == expected
+    assert all(type(found[k]) is type(v) for k, v in expected.items())
+
+
+def test_command_line_strings_that_do_not_parse_are_still_rejected():
+    from affine_icl.config import coerce_command_line
+
+    config = copy.deepcopy(DEFAULT)
+    config["train"] = {**config["train"], "steps": "many", "lr": "nan"}
+    coerce_command_line(config, {"train": {"steps": "many", "lr": "nan"}})
+    with pytest.raises(ConfigError, match="train.steps: 'many' is not of type 'integer'"):
+        validate_config(copy.deepcopy(config))
+    config["train"]["steps"] = 10
+    with pytest.raises(ConfigError, match="train.lr: nan is not a finite number"):
+        validate_config(config)
+    record_bad_input("unparsable --config value")
+
+
+@pytest.mark.parametrize("setting", ["train={steps: 2000}", "train={lr: 1e-3, steps: 500}"])
+def test_the_readmes_config_spellings_plan_a_dag(setting, tmp_path):
+    """The override spelled as config.yaml's header shows it, through real Snakemake."""
+    assert "Job stats" in dry_run(tmp_path, "--config", setting)

@@ -7,18 +7,11 @@ import pytest
 import torch
 from conftest import with_train
 
+from affine_icl.checkpoints import CheckpointError, checkpoint_dir, latest_checkpoint
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import load_model
 from affine_icl.stacked import masked_mse
-from affine_icl.train import (
-    CheckpointError,
-    Trainer,
-    TrainingDiverged,
-    checkpoint_dir,
-    latest_checkpoint,
-    save_outputs,
-    train,
-)
+from affine_icl.train import Trainer, TrainingDiverged, save_outputs, train
 
 
 @pytest.fixture

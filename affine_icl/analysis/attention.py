@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from .population import Population, pick_by_sign_of_c
 
 
-def patterns(cache, layer: int) -> torch.Tensor:
+def patterns(cache, layer: int) -> Float[Tensor, "batch n_heads query_pos key_pos"]:
     """``[N, n_heads, query, key]`` attention pattern of ``layer``."""
     return cache[f"blocks.{layer}.attn.hook_pattern"]
 
@@ -71,7 +73,9 @@ def key_position_scores(cache, n_layers: int, key: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def same_parity_mass(cache, layer: int, c: torch.Tensor, threshold: float) -> pd.DataFrame:
+def same_parity_mass(
+    cache, layer: int, c: Float[Tensor, " batch"], threshold: float
+) -> pd.DataFrame:
     """Checkerboard measure: attention mass on keys whose distance to the query is even.
 
     Averaged over queries q >= 2 and over alternating (c < -threshold) and non-alternating

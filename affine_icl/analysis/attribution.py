@@ -12,20 +12,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ..model import Sequences
 
 VARIANTS = ("target", "target - input")
 
 
-def directions(inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def directions(inputs: Sequences, targets: Sequences) -> dict[str, Sequences]:
     return {"target": targets, "target - input": targets - inputs}
 
 
-def project(stack: torch.Tensor, W_U: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+def project(
+    stack: Float[Tensor, "component batch pos d_model"],
+    W_U: Float[Tensor, "d_model d_vocab"],
+    direction: Sequences,
+) -> Float[Tensor, "component batch pos"]:
     """``[C, N, L, d_model]`` LN-applied components → ``[C, N, L]`` attributions."""
     return torch.einsum("cnlm,mv,nlv->cnl", stack, W_U, direction)
 
 
-def component_stack(model, cache) -> tuple[torch.Tensor, list[str]]:
+def component_stack(model, cache) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
     """Every additive piece of the final residual stream, LN-applied: ``[C, N, L, d_model]``.
 
     Pieces: embed, pos_embed, each head (``L{l}H{h}``), each layer's ``b_O`` (``L{l} b_O``)
@@ -59,7 +67,12 @@ def _table(values: torch.Tensor, labels, variant: str) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def head_attribution_table(model, cache, inputs, targets) -> pd.DataFrame:
+def head_attribution_table(
+    model,
+    cache,
+    inputs: Sequences,
+    targets: Sequences,
+) -> pd.DataFrame:
     """Mean direct attribution per head and position, both variants (Figure 7).
 
     Columns: layer, head, component, position, variant, attribution.
@@ -79,7 +92,12 @@ def head_attribution_table(model, cache, inputs, targets) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def mlp_attribution_table(model, cache, inputs, targets) -> pd.DataFrame:
+def mlp_attribution_table(
+    model,
+    cache,
+    inputs: Sequences,
+    targets: Sequences,
+) -> pd.DataFrame:
     """Mean direct attribution of each layer's MLP per position, both variants (Figure 16)."""
     stack = torch.stack([cache[f"blocks.{l}.hook_mlp_out"] for l in range(model.cfg.n_layers)])
     stack = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pandas as pd
+from jaxtyping import Float
+from torch import Tensor
 
 from .attention import key_position_scores, previous_token_scores, same_parity_mass
 from .interventions import qk_identity_scores
 from .ov import eigenvalue_scores, ov_rank_table
 
 
-def head_scores_table(model, cache, c, pick_c_threshold: float) -> pd.DataFrame:
+def head_scores_table(
+    model, cache, c: Float[Tensor, " batch"], pick_c_threshold: float
+) -> pd.DataFrame:
     """Columns: layer, head, previous_token_score, key1_score (attention paid to the second
     vector), same-parity attention mass on alternating and non-alternating sequences,
     eigenvalue_score (OV), qk_identity_d_model, qk_identity_embedding, ov_effective_rank,

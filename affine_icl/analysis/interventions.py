@@ -7,17 +7,29 @@ import copy
 
 import pandas as pd
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
+from ..model import Sequences
 from ..stacked import masked_mse
 
 
-def head_qk(model, layer: int, head: int) -> torch.Tensor:
+def head_qk(model, layer: int, head: int) -> Float[Tensor, "d_model d_model"]:
     """``W_Q[h] @ W_K[h]^T``, ``[d_model, d_model]``: the bilinear form ``x QK y^T``."""
     attn = model.blocks[layer].attn
     return (attn.W_Q[head] @ attn.W_K[head].T).detach()
 
 
-def identity_score(matrix: torch.Tensor) -> float:
+def qk_in_vocab_basis(
+    model, qk: Float[Tensor, "d_model d_model"]
+) -> Float[Tensor, "d_vocab d_vocab"]:
+    """A QK bilinear form in the vector (d_vocab) basis: ``W_E @ qk @ W_E^T``: entry ``(i, j)``
+    is the attention score of the embedded ``e_i`` (query) on ``e_j`` (key) (Figure 13)."""
+    W_E = model.W_E.detach()
+    return W_E @ qk @ W_E.T
+
+
+def identity_score(matrix: Float[Tensor, "n n"]) -> float:
     """Cosine similarity between ``matrix`` and the identity: ``trace(M) / (||M||_F sqrt(n))``.
 
     1 for a positive multiple of the identity, -1 for a negative one, about 0 for a matrix
@@ -31,12 +43,14 @@ def identity_score(matrix: torch.Tensor) -> float:
 @torch.no_grad()
 def qk_identity_scores(model) -> pd.DataFrame:
     """Identity score of every head's QK, in the d_model basis and through W_E (d_vocab basis)."""
-    W_E = model.W_E.detach()
     rows = []
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
             qk = head_qk(model, layer, head)
-            for basis, m in (("d_model", qk), ("embedding (W_E QK W_E^T)", W_E @ qk @ W_E.T)):
+            for basis, m in (
+                ("d_model", qk),
+                ("embedding (W_E QK W_E^T)", qk_in_vocab_basis(model, qk)),
+            ):
                 rows.append(
                     {
                         "layer": layer,
@@ -65,13 +79,26 @@ def pinv_qk_intervention(model, heads: list[tuple[int, int]], generator: torch.G
 
 
 @torch.no_grad()
-def prediction_mse(model, inputs, targets, loss_from: int, fwd_hooks=()) -> float:
+def prediction_mse(
+    model,
+    inputs: Sequences,
+    targets: Sequences,
+    loss_from: int,
+    fwd_hooks=(),
+) -> float:
     out = model.run_with_hooks(inputs, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(inputs)
     return float(masked_mse(out, targets, loss_from))
 
 
 @torch.no_grad()
-def qk_intervention_table(model, inputs, targets, heads, loss_from: int, seed: int) -> pd.DataFrame:
+def qk_intervention_table(
+    model,
+    inputs: Sequences,
+    targets: Sequences,
+    heads,
+    loss_from: int,
+    seed: int,
+) -> pd.DataFrame:
     """MSE before and after the pseudo-inverse QK intervention on ``heads`` (all at once)."""
     before = prediction_mse(model, inputs, targets, loss_from)
     changed = pinv_qk_intervention(model, heads, torch.Generator().manual_seed(seed))
@@ -89,7 +116,7 @@ def qk_intervention_table(model, inputs, targets, heads, loss_from: int, seed: i
 
 
 def _mean_ablate_hook(head_index):
-    def hook(z, hook):
+    def hook(z: Float[Tensor, "batch pos n_heads d_head"], hook):
         mean = z.mean(0, keepdim=True)  # over the population, per position
         z = z.clone()
         z[:, :, head_index] = mean[:, :, head_index]
@@ -99,7 +126,13 @@ def _mean_ablate_hook(head_index):
 
 
 @torch.no_grad()
-def mean_ablation_table(model, inputs, targets, layer: int, loss_from: int) -> pd.DataFrame:
+def mean_ablation_table(
+    model,
+    inputs: Sequences,
+    targets: Sequences,
+    layer: int,
+    loss_from: int,
+) -> pd.DataFrame:
     """MSE with each head of ``layer`` (and then all of them) mean-ablated.
 
     A head's ``hook_z`` is replaced by its mean over the population at each position, so the

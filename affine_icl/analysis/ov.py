@@ -6,22 +6,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from transformer_lens import FactoredMatrix
 
 
-def head_ov(model, layer: int, head: int) -> torch.Tensor:
+def head_ov(model, layer: int, head: int) -> Float[Tensor, "d_model d_model"]:
     """``W_V[h] @ W_O[h]``, ``[d_model, d_model]`` (row-vector convention: ``x @ OV``)."""
     attn = model.blocks[layer].attn
     return (attn.W_V[head] @ attn.W_O[head]).detach()
 
 
-def layer_ov(model, layer: int) -> torch.Tensor:
+def layer_ov(model, layer: int) -> Float[Tensor, "d_model d_model"]:
     """The OV circuit of a layer: the sum of its heads' OV matrices."""
     attn = model.blocks[layer].attn
     return torch.einsum("hmd,hdn->mn", attn.W_V, attn.W_O).detach()
 
 
-def layer_input(cache, layer: int) -> torch.Tensor:
+def layer_input(cache, layer: int) -> Float[Tensor, "vector d_model"]:
     """Residual vectors entering ``layer`` after its folded LayerNorm, flattened ``[N*L, d_model]``.
 
     Recomputed from ``hook_resid_pre`` and the cached ``ln1.hook_scale``, exactly what the
@@ -32,7 +34,9 @@ def layer_input(cache, layer: int) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def per_vector_regression(x: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
+def per_vector_regression(
+    x: Float[Tensor, "vector dim"], y: Float[Tensor, "vector dim"]
+) -> pd.DataFrame:
     """For each row, least-squares fit of ``y_d = slope * x_d + intercept`` over components d.
 
     Returns one row per vector: vector, slope, intercept, r2.
@@ -54,7 +58,9 @@ def per_vector_regression(x: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     )
 
 
-def random_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def random_like(
+    x: Float[Tensor, "vector d_model"], generator: torch.Generator
+) -> Float[Tensor, "vector d_model"]:
     """Gaussian directions with the same count and the same norms as the rows of ``x``."""
     r = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return r / r.norm(dim=1, keepdim=True) * x.norm(dim=1, keepdim=True)
@@ -98,11 +104,22 @@ def ov_scatter_points(
     )
 
 
-def matrix_table(matrix: torch.Tensor, name: str) -> pd.DataFrame:
+def matrix_table(matrix: Float[Tensor, "row col"], name: str) -> pd.DataFrame:
     """A matrix in long form: row, col, value (for heatmaps and their tables)."""
     m = matrix.detach().cpu().numpy()
     r, c = np.meshgrid(np.arange(m.shape[0]), np.arange(m.shape[1]), indexing="ij")
     return pd.DataFrame({"matrix": name, "row": r.ravel(), "col": c.ravel(), "value": m.ravel()})
+
+
+def ov_in_vocab_basis(
+    model, ov: Float[Tensor, "d_model d_model"]
+) -> Float[Tensor, "d_vocab d_vocab"]:
+    """An OV map in the vector (d_vocab) basis: ``W_E @ ov @ W_U``, ``[d_vocab, d_vocab]``.
+
+    Row ``i`` is what the OV writes, read through the unembedding, for the embedded unit
+    vector ``e_i`` (Figures 9 and 12).
+    """
+    return model.W_E.detach() @ ov @ model.W_U.detach()
 
 
 @torch.no_grad()
@@ -133,7 +150,7 @@ def outside_embedding_share(model, cache, layer: int = 0) -> pd.DataFrame:
     )
 
 
-def effective_rank(matrix: torch.Tensor) -> tuple[float, np.ndarray]:
+def effective_rank(matrix: Float[Tensor, "row col"]) -> tuple[float, np.ndarray]:
     """Effective rank (Roy & Vetterli 2007): ``exp(entropy(s / sum(s)))`` of the singular values.
 
     Equals k for a matrix with k equal non-zero singular values. Returns (rank, singular values).

@@ -6,18 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from ..data import batches_from_table
+from ..model import Sequences
 
 
 @dataclass
 class Population:
     """``inputs``/``targets`` ``[N, L, d_vocab]``, ``c`` ``[N]``, ``sample`` global ids ``[N]``."""
 
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    c: torch.Tensor
+    inputs: Sequences
+    targets: Sequences
+    c: Float[Tensor, " batch"]
     sample: np.ndarray
 
     def __len__(self) -> int:

@@ -9,10 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ..model import Sequences
 
 
 @torch.no_grad()
-def decode(model, resid: torch.Tensor) -> torch.Tensor:
+def decode(
+    model, resid: Float[Tensor, "*batch pos d_model"]
+) -> Float[Tensor, "*batch pos d_vocab"]:
     """``ln_final(resid) @ W_U + b_U`` with LayerNorm statistics recomputed from ``resid``."""
     return model.unembed(model.ln_final(resid))
 
@@ -22,7 +28,13 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decoded_after_layer0_summary(model, cache, inputs, targets, loss_from: int) -> pd.DataFrame:
+def decoded_after_layer0_summary(
+    model,
+    cache,
+    inputs: Sequences,
+    targets: Sequences,
+    loss_from: int,
+) -> pd.DataFrame:
     """How well the residual after layer 0, decoded, already predicts ``a_{n+1}`` (Figure 14).
 
     Per position: mean cosine similarity with the target for the decoded residual before
@@ -49,7 +61,13 @@ def crude_label(label: str, alpha: float) -> str:
 
 @torch.no_grad()
 def sequence_series(
-    model, cache, inputs, targets, sample: int, dims, alphas: dict[str, float] | None = None
+    model,
+    cache,
+    inputs: Sequences,
+    targets: Sequences,
+    sample: int,
+    dims,
+    alphas: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """One sequence's values along chosen dimensions, for Figures 14 and 17.
 
@@ -81,7 +99,13 @@ def sequence_series(
 
 
 @torch.no_grad()
-def shape_correlations(model, cache, inputs, targets, alphas: dict[str, float]) -> pd.DataFrame:
+def shape_correlations(
+    model,
+    cache,
+    inputs: Sequences,
+    targets: Sequences,
+    alphas: dict[str, float],
+) -> pd.DataFrame:
     """Population-level check of section 4.8: correlation over positions, per sequence and dim,
     between the decoded residual after layer 0 and ``a_n + alpha a_(n-1)`` for each alpha (the
     first row is the first alpha given), then the truth ``a_(n+1)``."""

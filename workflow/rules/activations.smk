@@ -7,7 +7,7 @@ rule cache_activations:
         folded=f"{run_dir()}/model_folded.safetensors",
         cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=FAMILIES),
     log:
-        f"{RESULTS}/logs/cache_activations/{{run}}.log",
+        log_path("cache_activations"),
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{run}}.tsv"
     conda:
@@ -29,7 +29,7 @@ rule head_scores:
     output:
         table=f"{run_dir()}/analysis/head_scores.csv",
     log:
-        f"{RESULTS}/logs/head_scores/{{run}}.log",
+        log_path("head_scores"),
     conda:
         "../../envs/pipeline.yaml"
     params:

@@ -13,7 +13,7 @@ rule aggregate_claims:
             category="0. Claims",
         ),
     log:
-        f"{RESULTS}/logs/aggregate/claims.log",
+        log_path("aggregate/claims", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -29,7 +29,7 @@ rule seeds_eigenvalue_scores:
     output:
         **aggregate_outputs("seeds_eigenvalue_scores"),
     log:
-        f"{RESULTS}/logs/aggregate/seeds_eigenvalue_scores.log",
+        log_path("aggregate/seeds_eigenvalue_scores", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -45,7 +45,7 @@ rule seeds_head_attribution:
     output:
         **aggregate_outputs("seeds_head_attribution"),
     log:
-        f"{RESULTS}/logs/aggregate/seeds_head_attribution.log",
+        log_path("aggregate/seeds_head_attribution", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -62,11 +62,11 @@ rule seeds_layer0_ov:
     output:
         **aggregate_outputs("seeds_layer0_ov"),
     log:
-        f"{RESULTS}/logs/aggregate/seeds_layer0_ov.log",
+        log_path("aggregate/seeds_layer0_ov", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:
         runs=RUNS,
-        paper={"r2_residual": 0.832, "r2_random": 0.598, "slope_low": 2.1, "slope_high": 2.5},
+        paper=PAPER_VALUES,
     script:
         "../../scripts/seeds_layer0_ov.py"

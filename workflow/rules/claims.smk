@@ -20,12 +20,13 @@ rule claims:
             subcategory="{run}",
         ),
     log:
-        f"{RESULTS}/logs/claims/{{run}}.log",
+        log_path("claims"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         criteria=config["claims"],
         analysis=config["analysis"],
         loss_from=config["train"]["loss_from_index"],
+        paper=PAPER_VALUES,
     script:
         "../../scripts/claims.py"

@@ -1,8 +1,18 @@
 # Config validation and path helpers shared by every rule file.
-from affine_icl.config import batch_groups, run_entry, validate_config
+from affine_icl.config import (
+    batch_groups,
+    batched_rule_name,
+    coerce_command_line,
+    run_entry,
+    validate_config,
+)
+from affine_icl.paper import PAPER
 
+SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+# `--config train='{steps: 2000}'` arrives as strings: give them the schema's types.
+coerce_command_line(config, workflow.config_settings.config, SCHEMA)
 # One-line ConfigError naming the key, before any job is scheduled.
-validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+validate_config(config, SCHEMA)
 
 RUNS = [entry["name"] for entry in config["runs"]]
 RESULTS = "results"
@@ -91,19 +101,31 @@ def analysis_inputs(*families, scores=False):
     return inputs
 
 
-def figure_outputs(name):
+def figure_outputs(name, run="{run}"):
     """A figure rule's PNG (in the report, with workflow/report/<name>.rst as caption) and the
-    tidy table behind it."""
+    tidy table behind it; ``run=None`` for a figure of the data, not of a run (Figure 1)."""
+    where = f"{run_dir(run)}/figures" if run else f"{RESULTS}/figures"
     return {
         "png": report(
-            f"{run_dir()}/figures/{name}.png",
+            f"{where}/{name}.png",
             caption=f"../report/{name}.rst",
             category="2. Figures by run",
-            subcategory="{run}",
-            labels={"run": "{run}", "figure": name},
+            subcategory=run or "data",
+            labels={"run": run, "figure": name} if run else None,
         ),
-        "table": f"{run_dir()}/figures/{name}.csv",
+        "table": f"{where}/{name}.csv",
     }
+
+
+def log_path(name, run="{run}"):
+    """Where the job of ``name`` logs: logs/<name>/<run>.log, or logs/<name>.log (``run=None``)."""
+    return f"{RESULTS}/logs/{name}/{run}.log" if run else f"{RESULTS}/logs/{name}.log"
+
+
+#: The paper's reported values (affine_icl/paper.py) as a ``params`` entry of every rule that
+#: quotes or draws them: captions quote them ({{ snakemake.params.paper.final_mse }}), and a
+#: changed value reruns the rule.
+PAPER_VALUES = PAPER.as_dict()
 
 
 def aggregate_outputs(name):

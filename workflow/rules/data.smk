@@ -4,7 +4,7 @@ rule generate_data:
         population=f"{RESULTS}/data/eval_population.parquet",
         examples=f"{RESULTS}/data/example_sequences.parquet",
     log:
-        f"{RESULTS}/logs/generate_data.log",
+        log_path("generate_data", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:

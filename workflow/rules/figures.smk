@@ -1,17 +1,16 @@
+# One rule per figure (the table of contents of section 4). Every figure writes its PNG and the
+# table behind it through figure_outputs(), and its log through log_path() (common.smk). Rules
+# that quote or draw the paper's numbers take them as params.paper (affine_icl/paper.py).
+
+
 rule fig01_sequence_types:
     """Figure 1: an oscillating, a decaying and a growing example sequence."""
     input:
         examples=rules.generate_data.output.examples,
     output:
-        png=report(
-            f"{RESULTS}/figures/fig01_sequence_types.png",
-            caption="../report/fig01_sequence_types.rst",
-            category="2. Figures by run",
-            subcategory="data",
-        ),
-        table=f"{RESULTS}/figures/fig01_sequence_types.csv",
+        **figure_outputs("fig01_sequence_types", run=None),
     log:
-        f"{RESULTS}/logs/fig01_sequence_types.log",
+        log_path("fig01_sequence_types", run=None),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -25,80 +24,75 @@ rule fig02_loss_curve:
     input:
         log=trained("log"),
     output:
-        png=f"{run_dir()}/figures/fig02_loss_curve.png",
-        table=f"{run_dir()}/figures/fig02_loss_curve.csv",
+        **figure_outputs("fig02_loss_curve"),
     log:
-        f"{RESULTS}/logs/fig02_loss_curve/{{run}}.log",
+        log_path("fig02_loss_curve"),
     conda:
         "../../envs/pipeline.yaml"
     params:
-        paper_mse=config["figures"]["paper_mse"],
+        paper=PAPER_VALUES,
     script:
         "../../scripts/fig02_loss_curve.py"
 
 
 rule fig03_attention_layer0:
-    """Figure 3: layer-0 attention patterns (mean over the population)."""
+    """Figures 3 and 4: mean attention patterns of layer 0 (fig04: layer 1) over the population."""
     input:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig03_attention_layer0"),
     log:
-        f"{RESULTS}/logs/fig03_attention_layer0/{{run}}.log",
+        log_path("fig03_attention_layer0"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
+        figure=3,
+        layer=0,
     script:
         "../../scripts/fig03_attention_layer0.py"
 
 
-rule fig04_attention_layer1:
-    """Figure 4: layer-1 attention patterns (mean over the population)."""
-    input:
-        **analysis_inputs("pattern"),
+# Figure 4: layer-1 attention patterns (mean over the population).
+use rule fig03_attention_layer0 as fig04_attention_layer1 with:
     output:
         **figure_outputs("fig04_attention_layer1"),
     log:
-        f"{RESULTS}/logs/fig04_attention_layer1/{{run}}.log",
-    conda:
-        "../../envs/pipeline.yaml"
+        log_path("fig04_attention_layer1"),
     params:
-        analysis=config["analysis"],
-    script:
-        "../../scripts/fig04_attention_layer1.py"
+        figure=4,
+        layer=1,
 
 
 rule fig05_attention_layer2_alternating:
-    """Figure 5: layer-2 attention patterns on one alternating sequence (c < 0)."""
+    """Figures 5 and 6: layer-2 attention patterns on one alternating sequence (c < 0; fig06:
+    one non-alternating sequence, c > 0)."""
     input:
         **analysis_inputs("pattern"),
     output:
         **figure_outputs("fig05_attention_layer2_alternating"),
     log:
-        f"{RESULTS}/logs/fig05_attention_layer2_alternating/{{run}}.log",
+        log_path("fig05_attention_layer2_alternating"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
+        figure=5,
+        layer=2,
+        sequence="alternating",
     script:
         "../../scripts/fig05_attention_layer2_alternating.py"
 
 
-rule fig06_attention_layer2_non_alternating:
-    """Figure 6: layer-2 attention patterns on one non-alternating sequence (c > 0)."""
-    input:
-        **analysis_inputs("pattern"),
+# Figure 6: layer-2 attention patterns on one non-alternating sequence (c > 0).
+use rule fig05_attention_layer2_alternating as fig06_attention_layer2_non_alternating with:
     output:
         **figure_outputs("fig06_attention_layer2_non_alternating"),
     log:
-        f"{RESULTS}/logs/fig06_attention_layer2_non_alternating/{{run}}.log",
-    conda:
-        "../../envs/pipeline.yaml"
+        log_path("fig06_attention_layer2_non_alternating"),
     params:
-        analysis=config["analysis"],
-    script:
-        "../../scripts/fig06_attention_layer2_non_alternating.py"
+        figure=6,
+        sequence="non-alternating",
 
 
 rule fig07_head_attribution:
@@ -108,7 +102,7 @@ rule fig07_head_attribution:
     output:
         **figure_outputs("fig07_head_attribution"),
     log:
-        f"{RESULTS}/logs/fig07_head_attribution/{{run}}.log",
+        log_path("fig07_head_attribution"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -124,12 +118,12 @@ rule fig08_layer0_ov:
     output:
         **figure_outputs("fig08_layer0_ov"),
     log:
-        f"{RESULTS}/logs/fig08_layer0_ov/{{run}}.log",
+        log_path("fig08_layer0_ov"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
-        paper={"r2 (residual)": 0.83, "r2 (random)": 0.598, "slope_low": 2.1, "slope_high": 2.5},
+        paper=PAPER_VALUES,
     script:
         "../../scripts/fig08_layer0_ov.py"
 
@@ -141,7 +135,7 @@ rule fig09_layer0_ov_matrix:
     output:
         **figure_outputs("fig09_layer0_ov_matrix"),
     log:
-        f"{RESULTS}/logs/fig09_layer0_ov_matrix/{{run}}.log",
+        log_path("fig09_layer0_ov_matrix"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -158,47 +152,47 @@ rule fig10_layer0_ov_random:
     output:
         **figure_outputs("fig10_layer0_ov_random"),
     log:
-        f"{RESULTS}/logs/fig10_layer0_ov_random/{{run}}.log",
+        log_path("fig10_layer0_ov_random"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
-        paper={"r2 (residual)": 0.832, "r2 (random)": 0.598},
+        paper=PAPER_VALUES,
     script:
         "../../scripts/fig10_layer0_ov_random.py"
 
 
 rule embedding_span:
-    """Share of layer-0 OV output outside the row space of W_E (paper: 84.15%)."""
+    """Share of layer-0 OV output outside the row space of W_E (section 4.4)."""
     input:
         **analysis_inputs("resid"),
     output:
         **figure_outputs("embedding_span"),
     log:
-        f"{RESULTS}/logs/embedding_span/{{run}}.log",
+        log_path("embedding_span"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
-        paper_share=0.8415,
+        paper=PAPER_VALUES,
     script:
         "../../scripts/embedding_span.py"
 
 
 rule mean_ablation_layer1:
-    """Mean ablation of layer-1 heads on the analysis population (paper: MSE 2e-4)."""
+    """Mean ablation of layer-1 heads on the analysis population (section 4.5)."""
     input:
         **analysis_inputs(),
     output:
         **figure_outputs("mean_ablation_layer1"),
     log:
-        f"{RESULTS}/logs/mean_ablation_layer1/{{run}}.log",
+        log_path("mean_ablation_layer1"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
         loss_from=config["train"]["loss_from_index"],
-        paper_mse=2e-4,
+        paper=PAPER_VALUES,
     script:
         "../../scripts/mean_ablation_layer1.py"
 
@@ -211,7 +205,7 @@ rule fig11_layer1_ov:
         **figure_outputs("fig11_layer1_ov"),
         singular_values=f"{run_dir()}/figures/fig11_layer1_ov_singular_values.csv",
     log:
-        f"{RESULTS}/logs/fig11_layer1_ov/{{run}}.log",
+        log_path("fig11_layer1_ov"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -227,7 +221,7 @@ rule fig12_layer2_ov:
     output:
         **figure_outputs("fig12_layer2_ov"),
     log:
-        f"{RESULTS}/logs/fig12_layer2_ov/{{run}}.log",
+        log_path("fig12_layer2_ov"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -243,7 +237,7 @@ rule fig13_layer2_qk:
     output:
         **figure_outputs("fig13_layer2_qk"),
     log:
-        f"{RESULTS}/logs/fig13_layer2_qk/{{run}}.log",
+        log_path("fig13_layer2_qk"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -260,7 +254,7 @@ rule fig14_residual_after_layer0:
         **figure_outputs("fig14_residual_after_layer0"),
         summary=f"{run_dir()}/analysis/residual_after_layer0.csv",
     log:
-        f"{RESULTS}/logs/fig14_residual_after_layer0/{{run}}.log",
+        log_path("fig14_residual_after_layer0"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -277,7 +271,7 @@ rule fig15_eigenvalue_scores:
     output:
         **figure_outputs("fig15_eigenvalue_scores"),
     log:
-        f"{RESULTS}/logs/fig15_eigenvalue_scores/{{run}}.log",
+        log_path("fig15_eigenvalue_scores"),
     conda:
         "../../envs/pipeline.yaml"
     script:
@@ -291,13 +285,13 @@ rule qk_intervention:
     output:
         **figure_outputs("qk_intervention"),
     log:
-        f"{RESULTS}/logs/qk_intervention/{{run}}.log",
+        log_path("qk_intervention"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
         loss_from=config["train"]["loss_from_index"],
-        paper_mse=1e-4,
+        paper=PAPER_VALUES,
     script:
         "../../scripts/qk_intervention.py"
 
@@ -309,7 +303,7 @@ rule fig16_mlp_attribution:
     output:
         **figure_outputs("fig16_mlp_attribution"),
     log:
-        f"{RESULTS}/logs/fig16_mlp_attribution/{{run}}.log",
+        log_path("fig16_mlp_attribution"),
     conda:
         "../../envs/pipeline.yaml"
     params:
@@ -327,12 +321,12 @@ rule fig17_residual_shape:
         **figure_outputs("fig17_residual_shape"),
         summary=f"{run_dir()}/analysis/residual_shape.csv",
     log:
-        f"{RESULTS}/logs/fig17_residual_shape/{{run}}.log",
+        log_path("fig17_residual_shape"),
     conda:
         "../../envs/pipeline.yaml"
     params:
         analysis=config["analysis"],
-        paper_alpha=2.3,
+        paper=PAPER_VALUES,
     script:
         "../../scripts/fig17_residual_shape.py"
 
@@ -344,7 +338,7 @@ rule fig18_attention_example:
     output:
         **figure_outputs("fig18_attention_example"),
     log:
-        f"{RESULTS}/logs/fig18_attention_example/{{run}}.log",
+        log_path("fig18_attention_example"),
     conda:
         "../../envs/pipeline.yaml"
     params:

@@ -31,7 +31,7 @@ else:
 
         rule:
             name:
-                "train_" + "_".join(group).replace("-", "_")
+                batched_rule_name(group)
             input:
                 population=rules.generate_data.output.population,
             output:

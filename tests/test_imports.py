@@ -1,0 +1,95 @@
+"""The library's imports flow one way: config -> data -> model -> (stacked, train) -> activations
+-> analysis -> figures / claims -> aggregate -> glue. Checked on the source (function-local imports
+included), so a hidden cycle or an analysis rule that loads the trainer fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "affine_icl"
+
+#: Layer of each top-level module (a subpackage counts as one module). A module may import only
+#: modules of a lower layer, or its own subpackage; FORBIDDEN names the side branches that a
+#: lower layer still may not reach.
+LAYERS = {
+    "paper": 0,
+    "errors": 0,
+    "config": 1,
+    "data": 2,
+    "model": 3,
+    "stacked": 4,
+    "checkpoints": 5,
+    "steps": 5,
+    "train": 6,
+    "activations": 7,
+    "analysis": 8,
+    "figures": 9,
+    "claims": 9,
+    "aggregate": 10,
+    "readme": 11,
+    "rules": 12,
+}
+FORBIDDEN = {
+    "activations": {"stacked", "checkpoints", "train"},
+    "analysis": {"checkpoints", "train"},
+    "figures": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
+    "claims": {"model", "stacked", "checkpoints", "train", "activations"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def package_imports() -> dict[str, set[str]]:
+    """``{importing module: {imported top-level module}}`` for every module of the package."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: resolve against the module's package
+                    base = package[: len(package) - node.level + 1]
+                    target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                    if not node.module:
+                        found |= {f"{target}.{a.name}".strip(".") for a in node.names}
+                    else:
+                        found.add(target)
+                elif node.module and node.module.split(".")[0] == "affine_icl":
+                    found.add(node.module.removeprefix("affine_icl").strip("."))
+            elif isinstance(node, ast.Import):
+                found |= {
+                    a.name.removeprefix("affine_icl").strip(".")
+                    for a in node.names
+                    if a.name.split(".")[0] == "affine_icl"
+                }
+        graph[name] = {t.split(".")[0] for t in found if t}
+    return graph
+
+
+def test_every_module_has_a_layer():
+    unknown = {m.split(".")[0] for m in package_imports()} - set(LAYERS) - {""}
+    assert not unknown, f"add {sorted(unknown)} to LAYERS in tests/test_imports.py"
+
+
+def test_imports_go_one_way():
+    wrong = []
+    for module, targets in package_imports().items():
+        top = module.split(".")[0]
+        if not top:
+            continue
+        for target in targets - {top}:
+            if LAYERS[target] >= LAYERS[top] or target in FORBIDDEN.get(top, ()):
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, "; ".join(sorted(wrong))
+
+
+def test_the_checker_sees_relative_and_local_imports():
+    graph = package_imports()
+    assert "config" in graph["data"]  # from .config import DataConfig
+    assert "population" not in graph["analysis.heads"]  # sibling in the subpackage
+    assert "analysis" in graph["analysis.heads"]
