@@ -25,9 +25,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import ModelConfig, RunConfig
+from .model import save_tensors
 from .stacked import stack_state_dicts, unstack_state_dict
 
 #: AdamW's per-parameter moments, stored beside its step count.
@@ -59,11 +60,8 @@ def write_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     meta = {"config_hash": cfg.hash(), "step": str(step)}
-    save_file(
-        {k: v.cpu().contiguous() for k, v in weights.items()},
-        str(tmp / "model.safetensors"),
-        metadata=meta,
-    )
+    tensors = {k: v.cpu().contiguous() for k, v in weights.items()}
+    save_tensors(tensors, tmp / "model.safetensors", meta)
     torch.save({"config_hash": cfg.hash(), "step": step, **extra}, tmp / "state.pt")
     for f in tmp.iterdir():
         with open(f, "rb") as fh:

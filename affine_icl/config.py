@@ -96,10 +96,28 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def weights_dict(self) -> dict[str, Any]:
+        """The settings that determine the trained weights: :meth:`to_dict` less
+        :data:`NOT_IN_WEIGHTS` (the logging, evaluation and checkpoint cadence)."""
+        d = self.to_dict()
+        for section, keys in NOT_IN_WEIGHTS.items():
+            for key in keys:
+                d[section].pop(key)
+        return d
+
     def hash(self) -> str:
-        """Stable 16-hex-digit digest of every field; equal configs give equal hashes."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=list).encode()
+        """Stable 16-hex-digit digest of :meth:`weights_dict`: equal weights settings give
+        equal hashes, so a changed logging cadence keeps a run's checkpoints."""
+        blob = json.dumps(self.weights_dict(), sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: Settings that change what is logged or evaluated, or how often a checkpoint is written,
+#: but not one trained weight: they key no checkpoint and retrain nothing.
+NOT_IN_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "data": ("eval_per_length", "eval_seed"),
+    "train": ("log_every", "eval_every", "eval_per_length", "checkpoint_every"),
+}
 
 
 def _build(cls, values: Mapping[str, Any] | None):
@@ -161,7 +179,8 @@ def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
     groups: dict[str, list[str]] = {}
     for entry in config["runs"]:
         cfg = run_config(config, entry["name"])
-        key = RunConfig(cfg.data, cfg.model, TrainConfig(**{**asdict(cfg.train), "seed": 0})).hash()
+        everything = {**cfg.to_dict(), "train": {**asdict(cfg.train), "seed": 0}}
+        key = json.dumps(everything, sort_keys=True, default=list)
         groups.setdefault(key, []).append(entry["name"])
     return list(groups.values())
 

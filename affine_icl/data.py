@@ -323,3 +323,20 @@ def example_sequences(cfg: DataConfig, length: int | None = None) -> pa.Table:
             }
         )
     return pa.table({k: np.concatenate([f[k] for f in frames]) for k in frames[0]})
+
+
+# --------------------------------------------------------------------------- the training log
+
+
+def collapse_warning(log: list[dict]) -> str | None:
+    """A warning when the final held-out MSE is no better than the first evaluation's: the run
+    collapsed or never learned (too high a learning rate does this without a NaN)."""
+    evals = [r for r in log if r["heldout_mse"] == r["heldout_mse"]]
+    if len(evals) < 2 or evals[-1]["heldout_mse"] < evals[0]["heldout_mse"]:
+        return None
+    first, last = evals[0], evals[-1]
+    return (
+        f"held-out MSE {last['heldout_mse']:.3g} at step {last['step']} is no better than "
+        f"{first['heldout_mse']:.3g} at step {first['step']}: training collapsed or did not "
+        "learn (check train.lr); the analyses of this run describe an untrained model"
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -284,13 +285,22 @@ def fold_weights(model: VectorTransformer) -> VectorTransformer:
 # --------------------------------------------------------------------------- weights on disk
 
 
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path | str, metadata: dict[str, str]):
+    """``safetensors.save_file``, then the permissions the umask gives any new file (the
+    library writes 0600, which collaborators on a shared cluster directory cannot read)."""
+    save_file(tensors, str(path), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_weights(model: VectorTransformer, path: Path | str, extra: dict[str, str] | None = None):
     """Write the weights as safetensors with the model config (JSON) in the metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"model_config": json.dumps(asdict(model.cfg)), **(extra or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    save_tensors(tensors, path, metadata)
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:

@@ -57,17 +57,18 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     ``layers`` limits which layers' activations are read; only the families the rule declares
     as inputs are read.
     """
-    import pyarrow.parquet as pq
-
     from .activations import load_activation_cache
     from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
+    from .data import read_parquet
     from .model import load_model, read_metadata
 
     params = dict(sm.params.analysis)
     model = load_model(sm.input.folded)
     pop = analysis_population(
-        pq.read_table(sm.input.population), params["population_length"], params["population_size"]
+        read_parquet(sm.input.population, "evaluation population"),
+        params["population_length"],
+        params["population_size"],
     )
     cache = None
     if with_cache:

@@ -206,8 +206,12 @@ class LossWindow:
         return self._checked().tolist()
 
     def restore(self, pending: list[list[float]], step: int) -> None:
-        """The window of a checkpoint of ``step``: its :meth:`pending` losses."""
+        """The window of a checkpoint of ``step``: its :meth:`pending` losses (the checkpoint
+        may have been written with a longer ``log_every``: the window then grows to fit)."""
         self.count, self.last_step = len(pending[0]), step
+        room = self.count + self.losses.shape[1]  # until the next multiple of log_every
+        if self.count and room > self.losses.shape[1]:
+            self.losses = torch.zeros(len(self.cfgs), room, device=self.losses.device)
         if self.count:
             self.losses[:, : self.count] = torch.tensor(pending, device=self.losses.device)
 
@@ -372,7 +376,13 @@ class Trainer:
         tc, roots, where = self.tcfg, None, None
         if checkpoint_roots is not None:
             roots = [Path(r) for r in checkpoint_roots]
-            self.resume(roots)
+            if self.resume(roots):
+                logging.getLogger("affine_icl").info(
+                    "resumed from step %d of %d (checkpoints under %s)",
+                    self.step,
+                    tc.steps,
+                    ", ".join(map(str, roots)),
+                )
         bar = _Progress(self.cfgs, self.logs, self.step, progress)
         with _stop_requests() as stop:
             while self.step < tc.steps:
@@ -388,8 +398,9 @@ class Trainer:
                         heldout = self._evaluate(eval_batches)
                     self._log(means, heldout, elapsed)
                     bar.show(self.step, means, heldout)
-                periodic = self.step % tc.checkpoint_every == 0 and not at_end
-                if roots is not None and (periodic or stop.signum is not None):
+                # the last checkpoint stays: a rerun of a finished run ends here in seconds
+                due = self.step % tc.checkpoint_every == 0 or at_end
+                if roots is not None and (due or stop.signum is not None):
                     where = self.save_checkpoints(roots)
                 if stop.signum is not None:
                     raise _interrupted(stop.signum, self.step, tc.steps, where)

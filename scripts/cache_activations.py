@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 
 from affine_icl.activations import write_activation_cache
 from affine_icl.analysis.population import analysis_population
+from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
 from affine_icl.rules import rule_log
 
@@ -16,7 +16,9 @@ with rule_log(sm.log[0]) as log:
     params = sm.params.analysis
     folded, provenance = write_folded(sm.input.weights, sm.output.folded)
     pop = analysis_population(
-        pq.read_table(sm.input.population), params["population_length"], params["population_size"]
+        read_parquet(sm.input.population, "evaluation population"),
+        params["population_length"],
+        params["population_size"],
     )
     log.info("caching %d sequences of length %d", len(pop), params["population_length"])
     write_activation_cache(

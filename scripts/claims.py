@@ -3,6 +3,7 @@
 import pandas as pd
 
 from affine_icl.claims import claims_table, to_markdown
+from affine_icl.data import collapse_warning
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -20,5 +21,8 @@ with rule_log(sm.log[0]):
         + ", ".join(f"{v}: {n}" for v, n in counts.items())
         + "\n\n"
     )
+    collapse = collapse_warning(tables["train_log"].to_dict("records"))
+    if collapse:
+        header += f"**Warning: {collapse}.**\n\n"
     with open(sm.output.md, "w") as fh:
         fh.write(header + to_markdown(table))

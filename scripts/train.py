@@ -1,13 +1,10 @@
 """Rules train / train_<runs>: one run, or runs that differ only in their seed batched, with the
 paper's protocol, resuming from their last checkpoints."""
 
-import shutil
-
 import torch
 
-from affine_icl.checkpoints import checkpoint_dir
 from affine_icl.config import run_config
-from affine_icl.data import read_population
+from affine_icl.data import collapse_warning, read_population
 from affine_icl.rules import rule_log
 from affine_icl.train import resolve_device, save_outputs, train_runs
 
@@ -20,7 +17,9 @@ def as_list(value):
 
 with rule_log(sm.log[0]) as log:
     torch.set_num_threads(sm.threads)
-    cfgs = [run_config(sm.params.config, run) for run in sm.params.runs]
+    # the whole config: params hold only the weights settings, so a changed logging cadence
+    # reruns nothing, and a rerun of an unfinished run logs at the new cadence
+    cfgs = [run_config(sm.config, run) for run in sm.params.runs]
     device = resolve_device(sm.config["device"])
     log.info(
         "runs %s (seeds %s), config %s, device %s, %d threads",
@@ -40,9 +39,7 @@ with rule_log(sm.log[0]) as log:
         as_list(sm.output.log),
         strict=True,
     )
-    for run, result, paths, root in zip(
-        sm.params.runs, results, outputs, sm.params.checkpoint_roots, strict=False
-    ):
+    for run, result, paths in zip(sm.params.runs, results, outputs, strict=True):
         save_outputs(result, *paths)
         log.info(
             "run %s: final held-out MSE %.3e after %d steps",
@@ -50,5 +47,8 @@ with rule_log(sm.log[0]) as log:
             result.log[-1]["heldout_mse"],
             result.step,
         )
-        # The outputs now hold everything the checkpoint did.
-        shutil.rmtree(checkpoint_dir(root, result.cfg), ignore_errors=True)
+        collapse = collapse_warning(result.log)
+        if collapse:
+            log.warning("run %s: %s", run, collapse)
+        # The final checkpoint stays (results/checkpoints/): if these outputs are deleted or
+        # Snakemake dies before recording the job, a rerun rewrites them in seconds.

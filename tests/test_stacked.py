@@ -169,7 +169,11 @@ def test_batched_run_resumes_to_identical_weights_and_refuses_mixed_steps(eval_b
         assert [(r["step"], r["train_loss"]) for r in a.log] == [
             (r["step"], r["train_loss"]) for r in b.log
         ]
+    # a finished run keeps its final checkpoint: a rerun is a resumption at the last step
+    again = train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False, on_step=crash)
+    assert all(torch.equal(a.model.W_E, b.model.W_E) for a, b in zip(full, again, strict=True))
     # one run's checkpoint lost: batched resumption would mix steps, so it refuses
+    roots = [tmp_path / "three", tmp_path / "four"]
     with pytest.raises(KeyboardInterrupt):
         train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False, on_step=crash)
     shutil.rmtree(latest_checkpoint(checkpoint_dir(roots[1], cfgs[1])))

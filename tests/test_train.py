@@ -149,3 +149,19 @@ def test_auto_device_falls_back_to_cpu_and_says_so(monkeypatch, caplog):
     )
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+def test_collapse_warning_only_when_the_end_is_no_better_than_the_first_evaluation():
+    from affine_icl.data import collapse_warning
+
+    nan = float("nan")
+    rows = [
+        {"step": 10, "heldout_mse": nan},
+        {"step": 20, "heldout_mse": 0.5},
+        {"step": 30, "heldout_mse": nan},
+        {"step": 40, "heldout_mse": 0.1},
+    ]
+    assert collapse_warning(rows) is None
+    rows[-1]["heldout_mse"] = 0.7  # lr too high: worse at the end, and no NaN anywhere
+    assert "held-out MSE 0.7 at step 40 is no better than 0.5 at step 20" in collapse_warning(rows)
+    assert collapse_warning(rows[:2]) is None  # one evaluation: nothing to compare

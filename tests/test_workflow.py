@@ -13,7 +13,9 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 from conftest import FIGURES, REPO, copy_workflow
+from safetensors import safe_open
 
 from affine_icl.model import load_model, read_metadata
 
@@ -87,7 +89,8 @@ def test_training_outputs(built):
     log = pd.read_parquet(run / "train_log.parquet")
     assert log["step"].tolist() == list(range(20, 201, 20))
     assert log["heldout_mse"].notna().sum() == 2
-    assert not any((built / "checkpoints/tiny").glob("*/step-*"))
+    # the final checkpoint stays, so a rerun of train on this finished run takes seconds
+    assert [p.name for p in (built / "checkpoints/tiny").glob("*/step-*")] == ["step-000000200"]
 
 
 def test_activation_cache_carries_the_config_hash(built):
@@ -153,6 +156,74 @@ def test_report_holds_every_figure(built, tree):
 
 def test_nothing_left_to_do_after_a_build(built, tree):
     assert planned_jobs(tree) == set()
+
+
+def test_a_touched_population_or_a_new_logging_cadence_retrains_nothing(built, tree):
+    """Issue: a touched eval_population.parquet planned `train`, deleting a finished model."""
+    population = built / "data" / "eval_population.parquet"
+    before = population.stat()
+    try:
+        os.utime(population, (before.st_atime + 3600, before.st_mtime + 3600))
+        assert "train" not in planned_jobs(tree)
+    finally:
+        os.utime(population, (before.st_atime, before.st_mtime))
+    cadence = "train={log_every: 10, eval_every: 50, checkpoint_every: 50, eval_per_length: 8}"
+    proc = snakemake(tree, "--dry-run", "--config", cadence)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    changed = snakemake(tree, "--dry-run", "--config", "train={lr: 0.002}")
+    assert re.search(r"^train\s+2\s*$", changed.stdout + changed.stderr, flags=re.M)
+
+
+def test_a_finished_run_retrains_in_seconds_to_identical_files(built, tree):
+    """Issue: scripts/train.py removed the final checkpoint, so a rerun of `train` on a finished
+    run (forced, or after Snakemake died before recording the job) trained from step 0."""
+    run = built / "runs" / "tiny"
+    outputs = [run / name for name in ("model.safetensors", "optimizer.pt", "train_log.parquet")]
+    stats = [p.stat() for p in outputs]
+    old = _contents(run)
+    target = "results/runs/tiny/model.safetensors"
+    proc = snakemake(tree, "--cores", "1", "--forcerun", "train", "--", target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^train\s+1\s*$", proc.stdout + proc.stderr, flags=re.M)
+    new = _contents(run)
+    for name in ("weights", "optimizer"):
+        assert new[name].keys() == old[name].keys()
+        for key in old[name]:
+            assert torch.equal(new[name][key], old[name][key]), (name, key)
+    assert new["metadata"] == old["metadata"]
+    assert new["log"].equals(old["log"])
+    text = (built / "logs" / "train" / "tiny.log").read_text()
+    assert "resumed from step 200 of 200" in text
+    assert oct(outputs[0].stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    # the contents are identical: give the files their old times back so that later tests see
+    # a finished tree without rebuilding every figure
+    for path, stat in zip(outputs, stats, strict=True):
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(tree) == set()
+
+
+def _contents(run) -> dict:
+    """A run's outputs as comparable values. The safetensors header's metadata is a hash map,
+    so its key order (hence the file's bytes) varies between writes of equal contents."""
+    with safe_open(run / "model.safetensors", "pt") as f:
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = f.metadata()
+    state = torch.load(run / "optimizer.pt", weights_only=True)
+    optimizer = {
+        f"{moment}:{name}": value
+        for moment in ("exp_avg", "exp_avg_sq")
+        for name, value in state[moment].items()
+    }
+    optimizer["step"] = torch.tensor(state["step"])
+    log = pq.read_table(run / "train_log.parquet")
+    return {"weights": weights, "metadata": metadata, "optimizer": optimizer, "log": log}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @pytest.mark.parametrize(

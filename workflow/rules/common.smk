@@ -3,6 +3,7 @@ from affine_icl.config import (
     batch_groups,
     batched_rule_name,
     coerce_command_line,
+    run_config,
     run_entry,
     validate_config,
 )
@@ -34,12 +35,10 @@ def trained(kind, run="{run}"):
     return f"{run_dir(run)}/{TRAINED[kind]}"
 
 
-def train_config(runs):
-    """Only these runs' settings: adding another run or changing `device` retrains nothing."""
-    return {
-        **{k: config[k] for k in ("data", "model", "train")},
-        "runs": [run_entry(config, run) for run in runs],
-    }
+def weights_settings(runs):
+    """What decides these runs' weights, as the train rule's params: a changed logging or
+    checkpoint cadence, another run, or `device` retrain nothing."""
+    return {run: run_config(config, run).weights_dict() for run in runs}
 
 
 PER_RUN_FIGURES = [
