@@ -6,12 +6,12 @@ per-head tables are re-ranked by score within each layer before they are set sid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .claims import REPRODUCED
+from .claims import NOT_MEASURABLE, REPRODUCED, VERDICT_CLASSES, html_table
 
 
 def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -48,6 +48,55 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def held_class(verdicts: Sequence[str]) -> str:
+    """Colour class of "holds in k of n runs": green in every run, amber in some, red in none,
+    grey when no run could measure the claim."""
+    k = sum(v == REPRODUCED for v in verdicts)
+    if k:
+        return "holds" if k == len(verdicts) else "partial"
+    return "unknown" if all(v == NOT_MEASURABLE for v in verdicts) else "fails"
+
+
+def aggregate_html(
+    table: pd.DataFrame, per_run: Mapping[str, pd.DataFrame], title: str, intro: Sequence[str] = ()
+) -> str:
+    """The across-runs claims table (:func:`aggregate_claims`) as an HTML page: each run's
+    value coloured by its verdict (written beneath), "holds in k of n runs" coloured, and how
+    many claims hold in every, some and no run counted above the table."""
+    verdicts = {
+        run: t.set_index("claim_id")["verdict"].reindex(table["claim_id"]).fillna(NOT_MEASURABLE)
+        for run, t in per_run.items()
+    }
+    values = [f"value {run}" for run in per_run]
+    shown = table[
+        ["section", "claim_id", "claim", "paper", *values, "mean", "min", "max", "summary"]
+        + ["measured_as", "criterion"]
+    ].rename(columns={"claim_id": "id", "summary": "holds in", "measured_as": "measured as"})
+    shown["section"] = table["section"].astype(str)  # read back from a CSV as a number
+    by_claim = [list(row) for row in zip(*verdicts.values(), strict=True)]
+    held = pd.Series([held_class(v) for v in by_claim]).value_counts()
+    counts = {"every run": "holds", "some runs": "partial", "no run": "fails"}
+    summary = "; ".join(f"in {where}: {held.get(c, 0)}" for where, c in counts.items())
+    unknown = f"; measurable in no run: {held['unknown']}" if "unknown" in held else ""
+    classes = {
+        f"value {run}": [VERDICT_CLASSES.get(v, "") for v in verdicts[run]] for run in per_run
+    }
+    legend = {
+        "holds": "reproduced (a run) / in every run (holds in)",
+        "partial": "differs in degree / in some runs",
+        "fails": "not reproduced / in no run",
+        "unknown": "not measurable",
+    }
+    return html_table(
+        shown,
+        title,
+        [*intro, f"Claims that hold {summary}{unknown} (of {len(table)})."],
+        classes={**classes, "holds in": [held_class(v) for v in by_claim]},
+        subtexts={f"value {run}": list(verdicts[run]) for run in per_run},
+        legend=legend,
+    )
 
 
 def ranked_head_scores(

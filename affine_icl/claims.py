@@ -16,8 +16,9 @@ A measurement that cannot be made (NaN) is reported as "not measurable", never a
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis.ov_fits import ov_alpha
+from .config import RunConfig
 from .paper import PAPER, PAPER_CLAIMS, PaperClaim
 
 REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE = (
@@ -269,3 +271,141 @@ def to_markdown(table: pd.DataFrame) -> str:
         cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+#: The colour class of each verdict in the HTML tables: green, amber, red, grey.
+VERDICT_CLASSES: dict[str, str] = {
+    REPRODUCED: "holds",
+    DIFFERS: "partial",
+    NOT_REPRODUCED: "fails",
+    NOT_MEASURABLE: "unknown",
+}
+
+_LEGEND = {
+    "holds": "reproduced: the criterion is met",
+    "partial": "differs in degree: outside the criterion, inside its wider band",
+    "fails": "not reproduced",
+    "unknown": "not measurable in this run",
+}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; color: #222; }
+h1 { font-size: 1.3em; margin: 0 0 .4em; }
+p { margin: .3em 0; }
+.note { background: #fff3cd; border-left: 4px solid #e0a800; padding: .3em .6em; }
+table { border-collapse: collapse; margin-top: .8em; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; vertical-align: top; text-align: left; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td small { display: block; font-size: .8em; }
+.holds { background: #c8e6c9; } .partial { background: #ffe0a3; }
+.fails { background: #ffcdd2; } .unknown { background: #e0e0e0; }
+.holds, .partial, .fails, .unknown { white-space: nowrap; }
+td.long { min-width: 16em; }
+.badge { padding: .1em .5em; border-radius: .6em; margin-right: .4em; white-space: nowrap; }
+"""
+
+
+def protocol_differences(run: RunConfig) -> list[str]:
+    """Where a run's weight settings depart from the paper's protocol (:class:`RunConfig`'s
+    defaults, as in config.yaml), as ``"train.steps = 200 (paper: 100000)"``; the seed and the
+    logging cadence do not count."""
+    paper = RunConfig().weights_dict()
+    ran = run.weights_dict()
+    return [
+        f"{section}.{key} = {_plain(ran[section][key])} (paper: {_plain(value)})"
+        for section, values in paper.items()
+        for key, value in values.items()
+        if key != "seed" and ran[section][key] != value
+    ]
+
+
+def protocol_note(name: str, run: RunConfig) -> str:
+    """One line on what run ``name`` trained, and whether that is the paper's protocol."""
+    differs = protocol_differences(run)
+    return f"Run {name}: seed {run.train.seed}, {run.train.steps:,} training steps; " + (
+        "not the paper's protocol: " + "; ".join(differs) + "."
+        if differs
+        else "the paper's protocol."
+    )
+
+
+def _plain(value: Any) -> str:
+    """A config value as config.yaml would write it: 0.0001 as 1e-04, a tuple as a list."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> tuple[str, bool]:
+    """A cell's text and whether it is a number."""
+    if isinstance(value, float | np.floating):
+        return ("n/a" if math.isnan(value) else f"{value:.4g}"), True
+    if isinstance(value, int | np.integer):
+        return str(value), True
+    return str(value), False
+
+
+def html_table(
+    table: pd.DataFrame,
+    title: str,
+    intro: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    classes: Mapping[str, Sequence[str]] | None = None,
+    subtexts: Mapping[str, Sequence[str]] | None = None,
+    legend: Mapping[str, str] = _LEGEND,
+) -> str:
+    """A stand-alone HTML page: ``title``, a paragraph per ``intro`` line, a highlighted one
+    per warning in ``notes``, a colour legend and ``table``. ``classes`` gives, for some
+    columns, each cell's colour class (a key of ``legend``); ``subtexts`` a small second line
+    per cell. All text is escaped."""
+    classes, subtexts = classes or {}, subtexts or {}
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in table.columns)
+    rows = []
+    for i in range(len(table)):
+        cells = []
+        for column in table.columns:
+            text, numeric = _cell(table[column].iloc[i])
+            colour = classes.get(column, [""] * len(table))[i]
+            css = [c for c in (colour, numeric and "num", len(text) > 40 and "long") if c]
+            sub = subtexts.get(column, [""] * len(table))[i]
+            attr = f' class="{" ".join(css)}"' if css else ""
+            extra = f"<small>{esc(sub)}</small>" if sub else ""
+            cells.append(f"<td{attr}>{esc(text)}{extra}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    key = "".join(f'<span class="badge {c}">{esc(t)}</span>' for c, t in legend.items())
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+            f"<h1>{esc(title)}</h1>",
+            *(f"<p>{esc(line)}</p>" for line in intro),
+            *(f'<p class="note">{esc(n)}</p>' for n in notes),
+            f"<p>Colours: {key}</p>",
+            f"<table><thead><tr>{head}</tr></thead><tbody>",
+            *rows,
+            "</tbody></table></body></html>",
+            "",
+        ]
+    )
+
+
+def to_html(
+    table: pd.DataFrame, title: str, intro: Sequence[str] = (), notes: Sequence[str] = ()
+) -> str:
+    """One run's claims table (:func:`claims_table`) as an HTML page, verdicts coloured and
+    counted above the table; ``intro`` and ``notes`` (warnings) as in :func:`html_table`."""
+    counts = table["verdict"].value_counts()
+    summary = ", ".join(f"{v}: {counts[v]}" for v in VERDICT_CLASSES if v in counts)
+    shown = table[
+        ["section", "claim_id", "claim", "paper", "measured", "verdict", "measured_as", "criterion"]
+    ].rename(columns={"claim_id": "id", "measured": "this run", "measured_as": "measured as"})
+    return html_table(
+        shown,
+        title,
+        [*intro, f"Verdicts: {summary}."],
+        notes,
+        classes={"verdict": [VERDICT_CLASSES.get(v, "") for v in table["verdict"]]},
+    )

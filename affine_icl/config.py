@@ -185,6 +185,56 @@ def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
     return list(groups.values())
 
 
+def flat_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as one level of dotted keys: ``{"train": {"lr": 1e-3}}`` ->
+    ``{"train.lr": 1e-3}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_settings(value, f"{name}."))
+        else:
+            flat[name] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def setting_params(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Dotted settings as Snakemake params, one param per key (``train.lr`` -> ``train__lr``),
+    each value a one-entry dict ``{"train.lr": 0.001}``.
+
+    Snakemake reruns a job when a param's value changes and names the values that differ (not
+    the params): one param per key makes its rerun reason list only the changed keys, each with
+    its name and old and new value, instead of a whole config section.
+    """
+    return {key.replace(".", "__"): {key: value} for key, value in settings.items()}
+
+
+def settings_from_params(params: Any, section: str) -> dict[str, Any]:
+    """The ``section`` keys of :func:`setting_params` params, back as ``{key: value}``;
+    ``params`` is a rule's ``snakemake.params`` or a mapping."""
+    prefix = f"{section}."
+    found = {}
+    for _, entry in params.items():
+        if isinstance(entry, Mapping) and len(entry) == 1:
+            ((key, value),) = entry.items()
+            if isinstance(key, str) and key.startswith(prefix):
+                found[key[len(prefix) :]] = value
+    return found
+
+
+def weights_settings(config: Mapping[str, Any], runs: list[str]) -> dict[str, Any]:
+    """The dotted settings that decide the weights of ``runs`` (trained together): one value
+    where the runs agree, ``{run: value}`` where they differ (the seed). For one run, the same
+    whether it trains alone or batched, so switching ``train_batched`` retrains nothing."""
+    per_run = {run: flat_settings(run_config(config, run).weights_dict()) for run in runs}
+    settings = {}
+    for key in per_run[runs[0]]:
+        values = {run: per_run[run][key] for run in runs}
+        distinct = list(values.values())
+        settings[key] = distinct[0] if all(v == distinct[0] for v in distinct) else values
+    return settings
+
+
 def batched_rule_name(group: list[str]) -> str:
     """The Snakemake rule that trains ``group`` batched (rule names cannot hold '-')."""
     return "train_" + "_".join(group).replace("-", "_")

@@ -281,9 +281,12 @@ def read_parquet(path: Path | str, what: str = "table") -> pa.Table:
         raise unreadable(what, path, exc) from exc
 
 
-def read_population(path: Path | str, per_length: int | None = None) -> dict[int, Batch]:
-    """The evaluation population as one :class:`Batch` per length (``per_length`` of each)."""
-    return batches_from_table(read_parquet(path, "evaluation population"), per_length)
+def heldout_batches(cfg: DataConfig, per_length: int | None = None) -> dict[int, Batch]:
+    """The evaluation population, drawn again from ``cfg`` (seeded, float32 as on disk), as one
+    :class:`Batch` per length (``per_length`` of each): the same sequences as
+    ``results/data/eval_population.parquet``, so training needs no file that a touch or a
+    rewrite could make Snakemake retrain from."""
+    return batches_from_table(population_table(cfg), per_length)
 
 
 # --------------------------------------------------------------------------- example sequences

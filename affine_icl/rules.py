@@ -53,17 +53,19 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     """Load the inputs of an analysis rule from a Snakemake ``snakemake`` object.
 
     Expects ``input.folded`` (folded weights), ``input.population`` (evaluation population),
-    ``input.cache`` (activation files, when ``with_cache``) and ``params.analysis``.
+    ``input.cache`` (activation files, when ``with_cache``) and the ``analysis.*`` params
+    (:func:`affine_icl.config.setting_params`).
     ``layers`` limits which layers' activations are read; only the families the rule declares
     as inputs are read.
     """
     from .activations import load_activation_cache
     from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
+    from .config import settings_from_params
     from .data import read_parquet
     from .model import load_model, read_metadata
 
-    params = dict(sm.params.analysis)
+    params = settings_from_params(sm.params, "analysis")
     model = load_model(sm.input.folded)
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -230,36 +231,79 @@ class LossWindow:
         return losses
 
 
-class _Progress:
-    """The progress bar, and the clock of the log's ``elapsed_s`` (continued on resumption)."""
+def _mse_text(value: float) -> str:
+    """A held-out MSE for people: '-' before the first evaluation (not 'nan', which reads like
+    divergence)."""
+    return "-" if value != value else f"{value:.2e}"
 
-    def __init__(self, cfgs: list[RunConfig], logs: list[list[dict]], step: int, enabled: bool):
-        self.t0 = time.perf_counter()
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class _Progress:
+    """The progress bar (into the rule's log), a status line every ``STATUS_PERCENT`` % of the
+    steps on ``status`` (the terminal), and the clock of the log's ``elapsed_s`` (continued on
+    resumption)."""
+
+    STATUS_PERCENT = 5
+
+    def __init__(
+        self,
+        cfgs: list[RunConfig],
+        logs: list[list[dict]],
+        step: int,
+        enabled: bool,
+        status: TextIO | None = None,
+        label: str | None = None,
+    ):
+        self.t0, self.step0, self.total = time.perf_counter(), step, cfgs[0].train.steps
         self.elapsed0 = logs[0][-1]["elapsed_s"] if logs[0] else 0.0
         self.heldout = [float("nan")] * len(cfgs)  # each run's latest held-out MSE
         for j, log in enumerate(logs):
             evals = [r["heldout_mse"] for r in log if r["heldout_mse"] == r["heldout_mse"]]
             self.heldout[j] = evals[-1] if evals else float("nan")
         seeds = ",".join(str(c.train.seed) for c in cfgs)
+        self.label = label or f"seed{'s' if len(cfgs) > 1 else ''}={seeds}"
+        self.status, self.reported = status, self._bucket(step)
         self.bar = tqdm(
-            total=cfgs[0].train.steps,
+            total=self.total,
             initial=step,
             disable=not enabled,
             unit="step",
             mininterval=5.0,
-            desc=f"train seed{'s' if len(cfgs) > 1 else ''}={seeds}",
+            desc=f"train {self.label}",
         )
+
+    def _bucket(self, step: int) -> int:
+        return step * 100 // (self.STATUS_PERCENT * self.total)
 
     def elapsed(self) -> float:
         """Seconds of training so far, before an interruption included."""
         return self.elapsed0 + time.perf_counter() - self.t0
 
     def show(self, step: int, means: list[float], heldout: list[float] | None) -> None:
-        """Advance the bar to ``step`` with the worst run's loss and held-out MSE."""
+        """Advance the bar to ``step`` with the worst run's loss and held-out MSE, and write a
+        status line when ``step`` enters the next ``STATUS_PERCENT`` % of the steps."""
         if heldout is not None:
             self.heldout = heldout
+        loss, mse = f"{max(means):.2e}", _mse_text(max(self.heldout))
         self.bar.update(step - self.bar.n)
-        self.bar.set_postfix(loss=f"{max(means):.2e}", heldout=f"{max(self.heldout):.2e}")
+        self.bar.set_postfix(loss=loss, heldout=mse)
+        if self.status is None or self._bucket(step) == self.reported:
+            return
+        self.reported = self._bucket(step)
+        seconds = time.perf_counter() - self.t0
+        rate = (step - self.step0) / seconds if seconds > 0 else float("inf")
+        left = (self.total - step) / rate if rate > 0 else float("inf")
+        print(
+            f"train {self.label}: step {step}/{self.total} ({100 * step // self.total}%) "
+            f"loss {loss}, held-out MSE {mse} | {rate:.0f} steps/s, {_duration(left)} left",
+            file=self.status,
+            flush=True,
+        )
 
     def close(self) -> None:
         self.bar.close()
@@ -364,10 +408,14 @@ class Trainer:
         *,
         checkpoint_roots: list[Path] | None = None,
         progress: bool = True,
+        status: TextIO | None = None,
+        label: str | None = None,
         on_step: Callable[[int], None] | None = None,
     ) -> list[RunResult]:
         """Train every run to ``train.steps`` (resuming from checkpoints) and return the results.
 
+        ``progress``: a progress bar on stderr; ``status``: where to write a line every 5% of
+        the steps (the terminal, when stderr goes to a log), naming the runs by ``label``.
         ``on_step(step)`` is called after every optimizer step; tests use it to simulate a crash.
         Raises :class:`TrainingDiverged` naming the first run and step whose loss was not
         finite, and :class:`TrainingInterrupted` after SIGTERM/SIGINT, once a checkpoint of the
@@ -383,7 +431,7 @@ class Trainer:
                     tc.steps,
                     ", ".join(map(str, roots)),
                 )
-        bar = _Progress(self.cfgs, self.logs, self.step, progress)
+        bar = _Progress(self.cfgs, self.logs, self.step, progress, status, label)
         with _stop_requests() as stop:
             while self.step < tc.steps:
                 losses = self.train_step()
@@ -483,13 +531,21 @@ def train_runs(
     device: torch.device | str = "cpu",
     checkpoint_roots: list[Path | str] | None = None,
     progress: bool = True,
+    status: TextIO | None = None,
+    label: str | None = None,
     on_step: Callable[[int], None] | None = None,
     capture: bool | None = None,
 ) -> list[RunResult]:
-    """Train (or resume) runs that differ only in their seed, batched as one stacked model."""
+    """Train (or resume) runs that differ only in their seed, batched as one stacked model
+    (``progress``, ``status``, ``label``: :meth:`Trainer.run`)."""
     trainer = Trainer(cfgs, device, capture=capture)
     return trainer.run(
-        eval_batches, checkpoint_roots=checkpoint_roots, progress=progress, on_step=on_step
+        eval_batches,
+        checkpoint_roots=checkpoint_roots,
+        progress=progress,
+        status=status,
+        label=label,
+        on_step=on_step,
     )
 
 

@@ -6,6 +6,7 @@ import torch
 
 from affine_icl.activations import write_activation_cache
 from affine_icl.analysis.population import analysis_population
+from affine_icl.config import settings_from_params
 from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
 from affine_icl.rules import rule_log
@@ -13,7 +14,7 @@ from affine_icl.rules import rule_log
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     torch.set_num_threads(sm.threads)
-    params = sm.params.analysis
+    params = settings_from_params(sm.params, "analysis")
     folded, provenance = write_folded(sm.input.weights, sm.output.folded)
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),

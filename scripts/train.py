@@ -1,10 +1,12 @@
 """Rules train / train_<runs>: one run, or runs that differ only in their seed batched, with the
 paper's protocol, resuming from their last checkpoints."""
 
+import sys
+
 import torch
 
 from affine_icl.config import run_config
-from affine_icl.data import collapse_warning, read_population
+from affine_icl.data import collapse_warning, heldout_batches
 from affine_icl.rules import rule_log
 from affine_icl.train import resolve_device, save_outputs, train_runs
 
@@ -29,9 +31,15 @@ with rule_log(sm.log[0]) as log:
         device,
         sm.threads,
     )
-    eval_batches = read_population(sm.input.population, per_length=cfgs[0].train.eval_per_length)
+    eval_batches = heldout_batches(cfgs[0].data, per_length=cfgs[0].train.eval_per_length)
+    # the bar goes to the log; a line every 5% goes to the terminal Snakemake runs in
     results = train_runs(
-        cfgs, eval_batches, device=device, checkpoint_roots=sm.params.checkpoint_roots
+        cfgs,
+        eval_batches,
+        device=device,
+        checkpoint_roots=sm.params.checkpoint_roots,
+        status=sys.__stderr__,
+        label="+".join(sm.params.runs),
     )
     outputs = zip(
         as_list(sm.output.weights),

@@ -6,7 +6,17 @@ import pytest
 import yaml
 from conftest import REPO, dry_run
 
-from affine_icl.config import ConfigError, RunConfig, batch_groups, run_config, validate_config
+from affine_icl.config import (
+    ConfigError,
+    RunConfig,
+    batch_groups,
+    flat_settings,
+    run_config,
+    setting_params,
+    settings_from_params,
+    validate_config,
+    weights_settings,
+)
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -127,3 +137,30 @@ def test_snakemake_reports_bad_config_before_any_job(tmp_path):
     out = str(info.value)
     assert "invalid config: train.lr: 'fast' is not of type 'number'" in out
     assert "Job stats" not in out
+
+
+def test_settings_become_one_named_param_per_key_and_back():
+    """Snakemake prints the values of the params that changed: one param per key, each
+    carrying its dotted name, makes a rerun reason name only the changed keys."""
+    params = setting_params(flat_settings({"analysis": {"seed": 0, "residual_dims": (0, 1)}}))
+    assert params == {
+        "analysis__seed": {"analysis.seed": 0},
+        "analysis__residual_dims": {"analysis.residual_dims": [0, 1]},
+    }
+    mixed = {**params, "loss_from": 2, "claims__x": {"claims.x": {"at_most": 1}}}
+    assert settings_from_params(mixed, "analysis") == {"seed": 0, "residual_dims": [0, 1]}
+    assert settings_from_params(mixed, "claims") == {"x": {"at_most": 1}}
+
+
+def test_weights_settings_leave_out_the_cadence_and_agree_batched_or_alone():
+    config = validated({"runs": [{"name": "a", "seed": 1}, {"name": "b", "seed": 2}]})
+    alone = weights_settings(config, ["a"])
+    assert alone["train.seed"] == 1 and alone["train.lr"] == 1e-4
+    assert not {"train.log_every", "train.checkpoint_every", "data.eval_seed"} & set(alone)
+    together = weights_settings(config, ["a", "b"])
+    assert together["train.seed"] == {"a": 1, "b": 2}
+    assert {k: v for k, v in together.items() if k != "train.seed"} == {
+        k: v for k, v in alone.items() if k != "train.seed"
+    }
+    cadence = validated({"train.log_every": 50, "train.eval_every": 500, "data.eval_seed": 3})
+    assert weights_settings(cadence, ["seed0"]) == weights_settings(validated({}), ["seed0"])

@@ -10,9 +10,10 @@ from affine_icl.data import (
     SEQUENCE_TYPES,
     STREAM_CHUNK,
     TrainingStream,
+    batches_from_table,
     example_sequences,
+    heldout_batches,
     population_table,
-    read_population,
     sample_batch,
     write_parquet,
 )
@@ -117,14 +118,19 @@ def test_population_round_trips_through_parquet(tmp_path):
     path = tmp_path / "pop.parquet"
     write_parquet(table, path, {"note": "x"})
     assert pq.read_schema(path).metadata[b"note"] == b"x"
-    batches = read_population(path)
+    batches = batches_from_table(pq.read_table(path))
     assert sorted(batches) == [3, 4, 5, 6]
     for length, batch in batches.items():
         assert batch.terms.shape == (7, length + 1, 5)
         predicted = batch.c[:, None, None] * batch.terms[:, :-1] + batch.d[:, None]
         assert torch.allclose(predicted, batch.terms[:, 1:], atol=1e-4)
     assert population_table(cfg).equals(table)  # seeded: identical on every call
-    assert read_population(path, per_length=2)[4].terms.shape[0] == 2
+    # training draws the held-out batches again instead of reading the file: the same tensors
+    drawn = heldout_batches(cfg, per_length=2)
+    assert drawn[4].terms.shape[0] == 2
+    for length, batch in batches_from_table(pq.read_table(path), per_length=2).items():
+        for field in ("terms", "c", "d", "scale"):
+            assert torch.equal(getattr(drawn[length], field), getattr(batch, field)), field
 
 
 def test_example_sequences_cover_the_three_regimes():

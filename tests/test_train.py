@@ -1,5 +1,7 @@
 """Training protocol, resumption after a crash, divergence detection and outputs."""
 
+import io
+import re
 import shutil
 
 import pandas as pd
@@ -11,7 +13,7 @@ from affine_icl.checkpoints import CheckpointError, checkpoint_dir, latest_check
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import load_model
 from affine_icl.stacked import masked_mse
-from affine_icl.train import Trainer, TrainingDiverged, save_outputs, train
+from affine_icl.train import Trainer, TrainingDiverged, save_outputs, train, train_runs
 
 
 @pytest.fixture
@@ -165,3 +167,19 @@ def test_collapse_warning_only_when_the_end_is_no_better_than_the_first_evaluati
     rows[-1]["heldout_mse"] = 0.7  # lr too high: worse at the end, and no NaN anywhere
     assert "held-out MSE 0.7 at step 40 is no better than 0.5 at step 20" in collapse_warning(rows)
     assert collapse_warning(rows[:2]) is None  # one evaluation: nothing to compare
+
+
+def test_the_terminal_gets_a_status_line_every_five_percent(tiny_run_cfg, eval_batches):
+    """The bar goes to the rule's log; the terminal needs its own lines, with '-' (not 'nan')
+    for the held-out MSE before the first evaluation."""
+    cfg = with_train(tiny_run_cfg, steps=200, log_every=5, eval_every=100)
+    status = io.StringIO()
+    train_runs([cfg], eval_batches, progress=False, status=status, label="tiny")
+    lines = status.getvalue().splitlines()
+    assert len(lines) == 20
+    assert lines[0].startswith("train tiny: step 10/200 (5%) loss ")
+    assert "held-out MSE -" in lines[0] and "nan" not in status.getvalue()
+    assert re.search(r"held-out MSE \d\.\d\de-\d\d \| \d+ steps/s, 0m00s left$", lines[-1])
+    assert [int(re.search(r"step (\d+)/", line).group(1)) for line in lines] == list(
+        range(10, 201, 10)
+    )

@@ -4,10 +4,12 @@ The workflow is copied into a temporary tree so that a test can edit one script 
 Snakemake what it would rerun.
 """
 
+import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -50,8 +52,8 @@ def built(tree):
     return tree / "work" / "results"
 
 
-def planned_jobs(tree) -> set[str]:
-    proc = snakemake(tree, "--dry-run")
+def planned_jobs(tree, *args) -> set[str]:
+    proc = snakemake(tree, "--dry-run", *args)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:
@@ -141,17 +143,62 @@ def test_across_runs_outputs(built):
         assert mpimg.imread(built / f"aggregate/{name}.png").shape[0] > 250
 
 
-def test_report_holds_every_figure(built, tree):
-    report = tree / "work" / "report.html"
+def rule_names(smk: str) -> list[str]:
+    """The rules a workflow/rules/*.smk file defines, ``use rule ... as`` ones included."""
+    text = (REPO / "workflow" / "rules" / smk).read_text()
+    return re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.M)
+
+
+def zip_report(path) -> tuple[dict, dict, str, zipfile.ZipFile]:
+    """A zip report's items ({path: entry}), categories ({category: {subcategory: [path]}}),
+    its report.html and the archive (items lie at ``<stem>/<entry["data_uri"]>``)."""
+    archive = zipfile.ZipFile(path)
+    page = archive.read(f"{path.stem}/report.html").decode()
+    found = {
+        name: json.loads(re.search(rf"^\s*var {name} = (\{{.*\}});$", page, flags=re.M)[1])
+        for name in ("results", "categories")
+    }
+    return found["results"], found["categories"], page, archive
+
+
+def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tree):
+    report = tree / "work" / "report.zip"
     proc = snakemake(tree, "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ERROR/" not in proc.stdout + proc.stderr  # docutils errors in a caption
-    html = report.read_text()
-    expected = ["fig01_sequence_types.png", "claims.md"] + [f"{name}.png" for name in FIGURES]
-    expected += ["seeds_eigenvalue_scores.png", "seeds_head_attribution.png", "seeds_layer0_ov.png"]
-    missing = [name for name in expected if name not in html]
-    assert not missing
-    assert "Paper:" in html and "0. Claims" in html
+    results, categories, page, archive = zip_report(report)
+    # every figure rule has its PNG in the report, once per run (Figure 1 once)
+    items = {
+        (e["job_properties"]["rule"], e["job_properties"]["wildcards"]): e for e in results.values()
+    }
+    figures = rule_names("figures.smk")
+    across = [r for r in rule_names("aggregate.smk") if r != "aggregate_claims"]
+    expected = [("fig01_sequence_types", "")] + [
+        (f, f"run={r}") for f in figures[1:] for r in ("tiny", "tiny2")
+    ]
+    expected += [(f, "") for f in across]
+    assert [k for k in expected if k not in items or items[k]["mime_type"] != "image/png"] == []
+    # the claims, per run and across runs, as HTML tables with coloured verdicts
+    for key in [("claims", "run=tiny"), ("claims", "run=tiny2"), ("aggregate_claims", "")]:
+        assert items[key]["mime_type"] == "text/html", key
+        table = archive.read(f"{report.stem}/{items[key]['data_uri']}").decode()
+        assert "<table>" in table and re.search(r'<td class="(holds|partial|fails|unknown)', table)
+    # categories, subcategories and items in the order the report lists them (as text)
+    assert list(sorted(categories)) == ["0. Claims", "1. Figures by run", "2. Figures across runs"]
+    assert sorted(categories["0. Claims"]) == ["across runs", "run tiny", "run tiny2"]
+    assert sorted(categories["1. Figures by run"]) == ["data (Figure 1)", "run tiny", "run tiny2"]
+    shown = sorted(
+        [results[p]["labels"]["in the paper"], results[p]["labels"]["figure"]]
+        for p in categories["1. Figures by run"]["run tiny"]
+    )
+    extra = ["embedding_span", "mean_ablation_layer1", "qk_intervention"]
+    in_paper_order = sorted(f for f in figures[1:] if f not in extra) + extra
+    assert [figure for _, figure in shown] == in_paper_order
+    assert [label for label, _ in shown][:3] == ["Fig. 02", "Fig. 03", "Fig. 04"]
+    # captions and introduction
+    captions = [e["caption"] for e in results.values()]
+    assert all(captions) and not any("measured values are in the figure" in c for c in captions)
+    assert "Paper:" in page and "200 steps" in page and "not the paper" in page
 
 
 def test_nothing_left_to_do_after_a_build(built, tree):
@@ -161,18 +208,54 @@ def test_nothing_left_to_do_after_a_build(built, tree):
 def test_a_touched_population_or_a_new_logging_cadence_retrains_nothing(built, tree):
     """Issue: a touched eval_population.parquet planned `train`, deleting a finished model."""
     population = built / "data" / "eval_population.parquet"
-    before = population.stat()
+    before, content = population.stat(), population.read_bytes()
     try:
+        # new bytes (Snakemake ignores a newer file with the recorded checksum) and a new mtime
+        population.write_bytes(content + b"\0")
         os.utime(population, (before.st_atime + 3600, before.st_mtime + 3600))
-        assert "train" not in planned_jobs(tree)
+        planned = planned_jobs(tree)
+        # ... while the rules that analyse the population do rerun
+        assert "train" not in planned and "cache_activations" in planned
     finally:
-        os.utime(population, (before.st_atime, before.st_mtime))
+        population.write_bytes(content)
+        os.utime(population, ns=(before.st_atime_ns, before.st_mtime_ns))
     cadence = "train={log_every: 10, eval_every: 50, checkpoint_every: 50, eval_per_length: 8}"
     proc = snakemake(tree, "--dry-run", "--config", cadence)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
     changed = snakemake(tree, "--dry-run", "--config", "train={lr: 0.002}")
-    assert re.search(r"^train\s+2\s*$", changed.stdout + changed.stderr, flags=re.M)
+    text = changed.stdout + changed.stderr
+    assert re.search(r"^train\s+2\s*$", text, flags=re.M)
+    # the rerun reason names the changed key, not the whole config (1,300 characters before)
+    reasons = [line for line in text.splitlines() if "Params have changed" in line]
+    assert reasons and all("'train.lr': 0.001" in line for line in reasons)
+    assert all("'train.lr': 0.002" in line for line in reasons)
+    assert max(map(len, reasons)) < 250, reasons[0]
+
+
+def test_switching_train_batched_on_a_trained_one_run_config_retrains_nothing(built, tree):
+    one_run = "runs=[{name: tiny, seed: 7}]"
+    assert not {"train", "train_tiny"} & planned_jobs(tree, "--config", one_run)
+    planned = planned_jobs(tree, "--config", one_run, "train_batched=True")
+    assert not {"train", "train_tiny"} & planned
+
+
+def test_started_from_workflow_it_refuses_and_writes_nothing(tree):
+    """Snakemake finds workflow/Snakefile from workflow/ too, and would plan everything into
+    workflow/results/."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run"],
+        cwd=tree / "workflow",
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    message = "run snakemake from the repository root (cd ..), not from workflow/"
+    assert message in proc.stdout + proc.stderr
+    assert not (tree / "workflow" / "results").exists()
+    assert not (tree / "workflow" / ".snakemake").exists()
 
 
 def test_a_finished_run_retrains_in_seconds_to_identical_files(built, tree):
@@ -293,10 +376,8 @@ def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(buil
     )
     assert plan.returncode == 0, plan.stderr
     stats = (plan.stdout + plan.stderr).split("Job stats:")[1].split("total")[0]
-    assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [
-        ("generate_data", "1"),
-        ("train_tiny_tiny2", "1"),
-    ]
+    # training reads no file (it draws its held-out sequences from the config): one job
+    assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [("train_tiny_tiny2", "1")]
     proc = subprocess.run(
         [*cmd, *targets], check=False, capture_output=True, text=True, timeout=300
     )

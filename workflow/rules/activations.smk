@@ -17,7 +17,7 @@ rule cache_activations:
         mem_mb=6000,
         runtime=30,
     params:
-        analysis=config["analysis"],
+        **analysis_params("cache_batch_size"),
     script:
         "../../scripts/cache_activations.py"
 
@@ -33,6 +33,6 @@ rule head_scores:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("pick_c_threshold"),
     script:
         "../../scripts/head_scores.py"

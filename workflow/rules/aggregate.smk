@@ -7,10 +7,12 @@ rule aggregate_claims:
         claims=expand(f"{RESULTS}/runs/{{run}}/claims.csv", run=RUNS),
     output:
         csv=f"{RESULTS}/aggregate/claims.csv",
-        md=report(
-            f"{RESULTS}/aggregate/claims.md",
+        md=f"{RESULTS}/aggregate/claims.md",
+        html=report(
+            f"{RESULTS}/aggregate/claims.html",
             caption="../report/aggregate_claims.rst",
-            category="0. Claims",
+            category=REPORT_CLAIMS,
+            subcategory="across runs",
         ),
     log:
         log_path("aggregate/claims", run=None),

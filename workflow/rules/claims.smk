@@ -13,19 +13,20 @@ rule claims:
         residual_shape=rules.fig17_residual_shape.output.summary,
     output:
         csv=f"{run_dir()}/claims.csv",
-        md=report(
-            f"{run_dir()}/claims.md",
+        md=f"{run_dir()}/claims.md",
+        html=report(
+            f"{run_dir()}/claims.html",
             caption="../report/claims.rst",
-            category="0. Claims",
-            subcategory="{run}",
+            category=REPORT_CLAIMS,
+            subcategory="run {run}",
         ),
     log:
         log_path("claims"),
     conda:
         "../../envs/pipeline.yaml"
     params:
-        criteria=config["claims"],
-        analysis=config["analysis"],
+        **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
+        **setting_params({f"analysis.{key}": v for key, v in config["analysis"].items()}),
         loss_from=config["train"]["loss_from_index"],
         paper=PAPER_VALUES,
     script:

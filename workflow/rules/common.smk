@@ -1,11 +1,13 @@
 # Config validation and path helpers shared by every rule file.
+import functools
+
 from affine_icl.config import (
     batch_groups,
     batched_rule_name,
     coerce_command_line,
-    run_config,
-    run_entry,
+    setting_params,
     validate_config,
+    weights_settings,
 )
 from affine_icl.paper import PAPER
 
@@ -35,10 +37,54 @@ def trained(kind, run="{run}"):
     return f"{run_dir(run)}/{TRAINED[kind]}"
 
 
-def weights_settings(runs):
-    """What decides these runs' weights, as the train rule's params: a changed logging or
-    checkpoint cadence, another run, or `device` retrain nothing."""
-    return {run: run_config(config, run).weights_dict() for run in runs}
+def train_groups():
+    """The training jobs' run groups: ``[None]`` (one rule with a {run} wildcard), or with
+    `train_batched` the groups of runs that differ only in their seed."""
+    return batch_groups(config) if config["train_batched"] else [None]
+
+
+def train_rule_name(group):
+    return "train" if group is None else batched_rule_name(group)
+
+
+def group_label(group):
+    """A training job's log and benchmark name: its run, or its runs joined by '+'."""
+    return "{run}" if group is None else "+".join(group)
+
+
+def trained_by(kind, group):
+    return trained(kind) if group is None else [trained(kind, run) for run in group]
+
+
+def runs_of(group):
+    return (lambda wc: [wc.run]) if group is None else group
+
+
+def checkpoint_roots(group):
+    if group is None:
+        return lambda wc: [f"{RESULTS}/checkpoints/{wc.run}"]
+    return [f"{RESULTS}/checkpoints/{run}" for run in group]
+
+
+@functools.cache
+def _run_weights_params(run):
+    return setting_params(weights_settings(config, [run]))
+
+
+def weights_params(group):
+    """What decides the weights, one param per key (affine_icl.config.setting_params): a
+    changed logging or checkpoint cadence, another run, or `device` retrain nothing."""
+    if group is not None:
+        return setting_params(weights_settings(config, group))
+    names = _run_weights_params(RUNS[0])
+    return {name: (lambda wc, name=name: _run_weights_params(wc.run)[name]) for name in names}
+
+
+def analysis_params(*keys):
+    """The `analysis` settings a rule uses, one param per key; every analysis rule reads the
+    analysis population, so its length and size are always among them."""
+    used = ("population_length", "population_size", *keys)
+    return setting_params({f"analysis.{key}": config["analysis"][key] for key in used})
 
 
 PER_RUN_FIGURES = [
@@ -100,6 +146,38 @@ def analysis_inputs(*families, scores=False):
     return inputs
 
 
+#: The report's categories, listed by name (hence the numbers): the claims first, then every
+#: run's figures, then the figures across runs. Within a category Snakemake lists the
+#: subcategories by name and the items by their labels (first label first), as text.
+REPORT_CLAIMS, REPORT_FIGURES, REPORT_ACROSS = (
+    "0. Claims",
+    "1. Figures by run",
+    "2. Figures across runs",
+)
+
+#: Where the paper reports the analyses that have no figure of their own.
+PAPER_SECTIONS = {"embedding_span": "4.4", "mean_ablation_layer1": "4.5", "qk_intervention": "4.6"}
+
+#: The paper's figure that each across-runs figure repeats for every run.
+AGGREGATED_FIGURE = {
+    "seeds_head_attribution": 7,
+    "seeds_layer0_ov": 8,
+    "seeds_eigenvalue_scores": 15,
+}
+
+
+def paper_place(name):
+    """The report label that puts figure ``name`` in the paper's order: "Fig. 02" (zero-padded,
+    as labels sort as text), or "Sec. 4.4" for an analysis without a figure (after Fig. 18)."""
+    if name in PAPER_SECTIONS:
+        return f"Sec. {PAPER_SECTIONS[name]}"
+    if name in AGGREGATED_FIGURE:
+        return f"Fig. {AGGREGATED_FIGURE[name]:02d}"
+    if not (name.startswith("fig") and name[3:5].isdigit() and name[5:6] == "_"):
+        raise ValueError(f"{name}: name it figNN_... or add it to PAPER_SECTIONS (common.smk)")
+    return f"Fig. {name[3:5]}"
+
+
 def figure_outputs(name, run="{run}"):
     """A figure rule's PNG (in the report, with workflow/report/<name>.rst as caption) and the
     tidy table behind it; ``run=None`` for a figure of the data, not of a run (Figure 1)."""
@@ -108,9 +186,9 @@ def figure_outputs(name, run="{run}"):
         "png": report(
             f"{where}/{name}.png",
             caption=f"../report/{name}.rst",
-            category="2. Figures by run",
-            subcategory=run or "data",
-            labels={"run": run, "figure": name} if run else None,
+            category=REPORT_FIGURES,
+            subcategory=f"run {run}" if run else "data (Figure 1)",
+            labels={"in the paper": paper_place(name), "figure": name, "run": run or "all runs"},
         ),
         "table": f"{where}/{name}.csv",
     }
@@ -133,8 +211,9 @@ def aggregate_outputs(name):
         "png": report(
             f"{RESULTS}/aggregate/{name}.png",
             caption=f"../report/{name}.rst",
-            category="1. Across runs",
-            labels={"figure": name},
+            category=REPORT_ACROSS,
+            subcategory="all runs",
+            labels={"in the paper": paper_place(name), "figure": name},
         ),
         "table": f"{RESULTS}/aggregate/{name}.csv",
     }

@@ -8,6 +8,6 @@ rule generate_data:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        data=config["data"],
+        **setting_params({f"data.{key}": value for key, value in config["data"].items()}),
     script:
         "../../scripts/generate_data.py"

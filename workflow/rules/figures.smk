@@ -46,7 +46,7 @@ rule fig03_attention_layer0:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
         figure=3,
         layer=0,
     script:
@@ -76,7 +76,7 @@ rule fig05_attention_layer2_alternating:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("pick_c_threshold"),
         figure=5,
         layer=2,
         sequence="alternating",
@@ -106,7 +106,7 @@ rule fig07_head_attribution:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig07_head_attribution.py"
 
@@ -122,7 +122,7 @@ rule fig08_layer0_ov:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("seed"),
         paper=PAPER_VALUES,
     script:
         "../../scripts/fig08_layer0_ov.py"
@@ -139,7 +139,7 @@ rule fig09_layer0_ov_matrix:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig09_layer0_ov_matrix.py"
 
@@ -156,7 +156,7 @@ rule fig10_layer0_ov_random:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("seed"),
         paper=PAPER_VALUES,
     script:
         "../../scripts/fig10_layer0_ov_random.py"
@@ -173,7 +173,7 @@ rule embedding_span:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
         paper=PAPER_VALUES,
     script:
         "../../scripts/embedding_span.py"
@@ -190,7 +190,7 @@ rule mean_ablation_layer1:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
         loss_from=config["train"]["loss_from_index"],
         paper=PAPER_VALUES,
     script:
@@ -209,7 +209,7 @@ rule fig11_layer1_ov:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig11_layer1_ov.py"
 
@@ -225,7 +225,7 @@ rule fig12_layer2_ov:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig12_layer2_ov.py"
 
@@ -241,7 +241,7 @@ rule fig13_layer2_qk:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig13_layer2_qk.py"
 
@@ -258,7 +258,7 @@ rule fig14_residual_after_layer0:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("residual_dims"),
         loss_from=config["train"]["loss_from_index"],
     script:
         "../../scripts/fig14_residual_after_layer0.py"
@@ -289,7 +289,7 @@ rule qk_intervention:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("qk_identity_threshold", "seed"),
         loss_from=config["train"]["loss_from_index"],
         paper=PAPER_VALUES,
     script:
@@ -307,7 +307,7 @@ rule fig16_mlp_attribution:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig16_mlp_attribution.py"
 
@@ -325,7 +325,7 @@ rule fig17_residual_shape:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params("pick_c_threshold", "residual_dims"),
         paper=PAPER_VALUES,
     script:
         "../../scripts/fig17_residual_shape.py"
@@ -342,6 +342,6 @@ rule fig18_attention_example:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        analysis=config["analysis"],
+        **analysis_params(),
     script:
         "../../scripts/fig18_attention_example.py"

@@ -1,19 +1,27 @@
-if not config["train_batched"]:
+# One rule `train` with a {run} wildcard, or with `train_batched` one rule per group of runs that
+# differ only in their seed (`train_<runs>`, trained as one stacked model). Both are this one
+# definition, so their recorded code is the same, and a one-run group has the same outputs and
+# params as the per-run rule: switching `train_batched` on a trained one-run config retrains
+# nothing.
+for group in train_groups():
 
-    rule train:
-        """Train one run with the paper's protocol; resumes from results/checkpoints after a crash.
+    rule:
+        """Train with the paper's protocol, resuming from results/checkpoints/{run} after a crash.
 
-        The population (held-out MSE in the log) is `ancient`: touching or rewriting it retrains
-        nothing; a changed setting that changes the weights reruns through params.weights.
+        No input: the held-out MSE in the log is measured on the evaluation population drawn
+        again from the config (affine_icl.data.heldout_batches), so touching or rewriting
+        results/data/eval_population.parquet retrains nothing. The params are the settings that
+        decide the weights, one per key, so a rerun reason names the changed keys; the logging
+        and checkpoint cadence are not among them.
         """
-        input:
-            population=ancient(rules.generate_data.output.population),
+        name:
+            train_rule_name(group)
         output:
-            **{kind: trained(kind) for kind in TRAINED},
+            **{kind: trained_by(kind, group) for kind in TRAINED},
         log:
-            f"{RESULTS}/logs/train/{{run}}.log",
+            f"{RESULTS}/logs/train/{group_label(group)}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+            f"{RESULTS}/benchmarks/train/{group_label(group)}.tsv"
         conda:
             "../../envs/pipeline.yaml"
         threads: config["resources"]["train"]["threads"]
@@ -22,38 +30,8 @@ if not config["train_batched"]:
             runtime=config["resources"]["train"]["runtime"],
             gpu=config["resources"]["train"]["gpu"],
         params:
-            runs=lambda wc: [wc.run],
-            weights=lambda wc: weights_settings([wc.run]),
-            checkpoint_roots=lambda wc: [f"{RESULTS}/checkpoints/{wc.run}"],
+            **weights_params(group),
+            runs=runs_of(group),
+            checkpoint_roots=checkpoint_roots(group),
         script:
             "../../scripts/train.py"
-
-else:
-    # train_batched: one job per group of runs that differ only in their seed, training them
-    # as one stacked model. Outputs are the same files as the per-run rule's.
-    for group in batch_groups(config):
-
-        rule:
-            name:
-                batched_rule_name(group)
-            input:
-                population=ancient(rules.generate_data.output.population),
-            output:
-                **{kind: [trained(kind, run) for run in group] for kind in TRAINED},
-            log:
-                f"{RESULTS}/logs/train/{'+'.join(group)}.log",
-            benchmark:
-                f"{RESULTS}/benchmarks/train/{'+'.join(group)}.tsv"
-            conda:
-                "../../envs/pipeline.yaml"
-            threads: config["resources"]["train"]["threads"]
-            resources:
-                mem_mb=config["resources"]["train"]["mem_mb"],
-                runtime=config["resources"]["train"]["runtime"],
-                gpu=config["resources"]["train"]["gpu"],
-            params:
-                runs=group,
-                weights=weights_settings(group),
-                checkpoint_roots=[f"{RESULTS}/checkpoints/{run}" for run in group],
-            script:
-                "../../scripts/train.py"
