@@ -88,7 +88,7 @@ def loss_curve_table(log: pd.DataFrame) -> pd.DataFrame:
 
 def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> plt.Figure:
     """MSE against optimizer step on a log scale, with the paper's reported final MSE."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     sns.lineplot(data=table, x="step", y="mse", hue="series", ax=ax, linewidth=1.2)
     ax.set_yscale("log")
     ax.axhline(
@@ -100,11 +100,11 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> 
     )
     held = table[table["series"].str.startswith("held-out")]
     if len(held):
-        ax.text(
-            0.98,
-            0.96,
+        ax.text(  # under the legend, outside the data
+            1.02,
+            0.68,
             f"final held-out MSE {held['mse'].iloc[-1]:.2e}",
-            ha="right",
+            ha="left",
             va="top",
             transform=ax.transAxes,
             fontsize=9,
@@ -112,7 +112,7 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> 
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("MSE on predicted terms a_3 onward (log scale)")
     ax.set_title("Figure 2: loss as a function of training steps")
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)  # outside the data
     fig.tight_layout()
     return fig
 
@@ -125,10 +125,23 @@ def save_figure(fig: plt.Figure, path) -> None:
 # --------------------------------------------------------------------------- helpers for section 4
 
 
+def _wrap_balanced(line: str, width: int) -> str:
+    """``line`` wrapped at word boundaries into as few lines as ``width`` allows, of about equal
+    length, so that no short fragment is left alone on the last line."""
+    if len(line) <= width:
+        return line
+    n_lines = len(textwrap.wrap(line, width))
+    for w in range(-(-len(line) // n_lines), width + 1):
+        wrapped = textwrap.wrap(line, w)
+        if len(wrapped) <= n_lines:
+            return "\n".join(wrapped)
+    return textwrap.fill(line, width)
+
+
 def _suptitle(fig: plt.Figure, title: str) -> None:
     """A figure title wrapped to the figure's width, so a long title is never cut off."""
     width = max(30, int(fig.get_figwidth() * 8))  # about 8 characters per inch at this size
-    lines = [textwrap.fill(line, width) for line in title.split("\n")]
+    lines = [_wrap_balanced(line, width) for line in title.split("\n")]
     fig.suptitle("\n".join(lines))
 
 
@@ -150,6 +163,30 @@ def _heatmap(ax, matrix, title, xlabel, ylabel, center=0.0, annotate=False, cmap
     ax.set_ylabel(ylabel)
 
 
+def _legend_below(ax, ncol: int = 1, fontsize: int = 8) -> None:
+    """One legend under ``ax`` (outside the data) with seaborn's hue entries, if any, followed
+    by every labelled artist drawn on ``ax`` (reference lines, spans, fits)."""
+    handles, labels = [], []
+    old = ax.get_legend()
+    if old is not None:  # seaborn's hue legend: keep its entries
+        handles += list(old.legend_handles)
+        labels += [t.get_text() for t in old.get_texts()]
+        old.remove()
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+        if label not in labels:
+            handles.append(handle)
+            labels.append(label)
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        ncol=ncol,
+        fontsize=fontsize,
+        frameon=False,
+    )
+
+
 def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
     """One heatmap per head: rows are query (destination) positions, columns key (source)."""
     heads = sorted(table["head"].unique())
@@ -157,7 +194,11 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
     rows = -(-len(heads) // cols)
     size = 3.6 if len(heads) > 1 else 6.0  # a single pattern is drawn large
     fig, axes = plt.subplots(
-        rows, cols, figsize=(size * cols, 0.92 * size * rows + 0.6), squeeze=False
+        rows,
+        cols,
+        figsize=(size * cols + 0.8, 0.92 * size * rows + 0.6),
+        squeeze=False,
+        layout="constrained",  # makes room for the shared colourbar
     )
     # a grid may have spare axes
     for ax, head in zip(axes.flat, heads, strict=False):
@@ -168,8 +209,15 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_ylabel("query (destination) position")
     for ax in list(axes.flat)[len(heads) :]:
         ax.axis("off")
+    # every panel is drawn on the same 0..1 scale, so one colourbar serves them all
+    fig.colorbar(
+        axes.flat[0].collections[0],
+        ax=axes,
+        label="attention weight",
+        shrink=0.9 if rows > 1 else 0.8,
+        pad=0.02,
+    )
     _suptitle(fig, title)
-    fig.tight_layout()
     return fig
 
 
@@ -226,7 +274,7 @@ def plot_ov_regression(
     )
     ax.set_ylabel("(x OV)_d, OV summed over layer-0 heads")
     ax.set_title(f"one {source} vector (#{vector}), each dot a component d")
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     sns.histplot(
         data=regressions,
         x="r2",
@@ -237,10 +285,21 @@ def plot_ov_regression(
         bins=40,
         element="step",
     )
-    axes[1].axvline(PAPER.ov_r2_residual, linestyle="--", color="k")
-    axes[1].axvline(PAPER.ov_r2_random, linestyle="--", color="grey")
+    axes[1].axvline(
+        PAPER.ov_r2_residual,
+        linestyle="--",
+        color="k",
+        label=f"paper's mean R², residual vectors ({PAPER.ov_r2_residual:g})",
+    )
+    axes[1].axvline(
+        PAPER.ov_r2_random,
+        linestyle="--",
+        color="grey",
+        label=f"paper's mean R², random vectors ({PAPER.ov_r2_random:g})",
+    )
     axes[1].set_title("per-vector R² (dashed: paper's means)")
     axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
+    _legend_below(axes[1], ncol=2)
     sns.histplot(
         data=regressions,
         x="slope",
@@ -258,12 +317,20 @@ def plot_ov_regression(
             alpha=0.1,
             label="paper's slope range",
         )
-        axes[2].legend(fontsize=8)
     axes[2].set_title("per-vector slope")
     axes[2].set_xlabel("fitted slope")
+    _legend_below(axes[2], ncol=2)
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
+
+
+def _tick_step(n: int) -> int:
+    """Label every tick of a small matrix, every 5th (10th, ...) of a larger one."""
+    for step in (1, 5, 10, 20, 50):
+        if n <= 16 * step:
+            return step
+    return 100
 
 
 def plot_matrices(
@@ -272,15 +339,31 @@ def plot_matrices(
     xlabel: str = "output dimension",
     ylabel: str = "input dimension",
 ) -> plt.Figure:
-    """One diverging heatmap per matrix in the table (centred at 0)."""
+    """One diverging heatmap per matrix in the table (centred at 0), ticks labelled with the
+    vector component index (every 5th or 10th on a large matrix); the axis labels name the
+    basis when the matrix name does ("d_model basis", "d_vocab basis")."""
     names = list(dict.fromkeys(table["matrix"]))
     fig, axes = plt.subplots(1, len(names), figsize=(max(6.2 * len(names), 8), 5.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         sub = table[table["matrix"] == name].pivot(index="row", columns="col", values="value")
         lim = float(np.nanpercentile(np.abs(sub.values), 99.5)) or 1.0
+        basis = next((b for b in ("d_model", "d_vocab") if f"{b} basis" in name), None)
+        index = f"{basis} component index" if basis else "component index"
         _heatmap(
-            ax, sub, name, xlabel, ylabel, vmin=-lim, vmax=lim, xticklabels=False, yticklabels=False
+            ax,
+            sub,
+            name,
+            f"{xlabel} ({index})",
+            f"{ylabel} ({index})",
+            vmin=-lim,
+            vmax=lim,
+            cbar_kws={"label": "matrix entry"},
+            xticklabels=_tick_step(sub.shape[1]),
+            yticklabels=_tick_step(sub.shape[0]),
         )
+        ax.tick_params(axis="both", labelsize=8)
+        ax.tick_params(axis="x", labelrotation=0)
+        ax.tick_params(axis="y", labelrotation=0)
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
@@ -289,45 +372,127 @@ def plot_matrices(
 def plot_share_outside(
     table: pd.DataFrame, paper_share: float = PAPER.outside_embedding_share
 ) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.histplot(table["share_outside"], bins=50, ax=ax, stat="density")
+    """Histogram of the per-vector share with three reference lines. The lines can coincide
+    (a random direction's share is close to the paper's), so each has its own style, width and
+    end marker and the thinner ones are drawn on top of the wider ones."""
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    sns.histplot(table["share_outside"], bins=50, ax=ax, stat="count", zorder=1)
     mean = table["share_outside"].mean()
-    ax.axvline(mean, color="C3", label=f"this run: mean {mean:.1%}")
-    ax.axvline(paper_share, color="k", linestyle="--", label=f"paper: {paper_share:.2%}")
+    common = dict(markevery=[1], markersize=9, clip_on=False)  # marker at the top end
+    ax.axvline(
+        mean,
+        color="C3",
+        linewidth=4,
+        alpha=0.8,
+        zorder=3,
+        marker="o",
+        label=f"this run: mean {mean:.1%}",
+        **common,
+    )
+    ax.axvline(
+        paper_share,
+        color="k",
+        linestyle="--",
+        linewidth=1.5,
+        zorder=4,
+        marker="s",
+        label=f"paper: {paper_share:.2%}",
+        **common,
+    )
     chance = table["chance_share"].iloc[0]
     ax.axvline(
         chance,
-        color="grey",
-        linestyle=":",
-        label=f"a random direction: {chance:.1%} (sqrt(1 - rank W_E / d_model))",
+        color="C2",
+        linestyle=(0, (1, 1.5)),
+        linewidth=2.5,
+        zorder=5,
+        marker="v",
+        label=f"a random direction: {chance:.1%}\n(sqrt(1 - rank W_E / d_model))",
+        **common,
     )
     ax.set_xlabel("||x OV outside span(W_E)|| / ||x OV||, per residual vector")
+    ax.set_ylabel("number of residual vectors")
     ax.set_title("Share of layer-0 OV output outside the embedding space")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside the data
     fig.tight_layout()
     return fig
+
+
+def fallback_pick(reason) -> str | None:
+    """What a head choice fell back on, if it did: the reason written by
+    ``selection.heads_above_or_top`` reads "no layer-L head has SCORE >= T; the k highest
+    instead: ..." when no head passed the threshold. None for a regular pick (or no reason)."""
+    if not isinstance(reason, str) or not reason.startswith("no ") or " instead" not in reason:
+        return None
+    return reason.split(";")[0]  # "no layer-2 head has qk_identity_d_model >= 0.3"
+
+
+def _mse_points(ax, labels, values, notes, refs, label: str, xlabel: str) -> None:
+    """MSE values as points on a log x axis, one row per label, each value (and its note)
+    written next to its point; ``refs`` are (x, label, style) reference lines; the legend goes
+    right of the axes, outside the data."""
+    y = np.arange(len(labels))
+    values = np.asarray(values, dtype=float)
+    ax.scatter(values, y, s=55, color="C0", zorder=5, label=label)
+    for yi, value, note in zip(y, values, notes, strict=True):
+        ax.annotate(
+            f"{value:.4g}{note}",
+            (value, yi),
+            xytext=(9, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            zorder=6,
+        )
+    for x, ref_label, style in refs:
+        ax.axvline(x, label=ref_label, zorder=2, **style)
+    ax.set_xscale("log")
+    xs = np.concatenate([values, [x for x, _, _ in refs]])
+    span = max(np.log10(xs.max() / xs.min()), 0.3)  # decades shown
+    ax.set_xlim(xs.min() / 10 ** (0.1 * span), xs.max() * 10 ** (0.8 * span))  # room for text
+    ax.set_yticks(y, labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first label on top
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside the data
 
 
 def plot_mean_ablation(
     table: pd.DataFrame, paper_mse: float | None = PAPER.mean_ablation_mse
 ) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.barplot(data=table, x="ablated", y="mse_after", ax=ax, color="C0")
-    ax.axhline(
-        table["mse_before"].iloc[0],
-        color="C3",
-        label=f"no ablation: {table['mse_before'].iloc[0]:.2e}",
-    )
+    """MSE with each head of the layer (then all of them) mean-ablated, as labelled points, with
+    the unablated MSE and the paper's all-heads-ablated MSE as labelled reference lines."""
+    layer = table["layer"].iloc[0]
+    before = table["mse_before"].iloc[0]
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 2.2))
+    refs = [(before, f"no ablation: {before:.4g}", dict(color="C3", linewidth=1.5))]
     if paper_mse is not None:
-        ax.axhline(
-            paper_mse, color="k", linestyle="--", label=f"paper, layer ablated: {paper_mse:g}"
+        refs.append(
+            (
+                paper_mse,
+                f"paper, all layer-{layer} heads ablated: {paper_mse:g}",
+                dict(color="k", linestyle="--", linewidth=1.2),
+            )
         )
-    ax.set_yscale("log")
-    ax.set_ylabel("MSE (log scale)")
-    ax.set_xlabel("mean-ablated head(s)")
-    ax.tick_params(axis="x", rotation=30)
-    ax.set_title(f"Mean ablation of layer-{table['layer'].iloc[0]} heads")
-    ax.legend(fontsize=8)
+    _mse_points(
+        ax,
+        table["ablated"].tolist(),
+        table["mse_after"],
+        [f" (x{r:.4f})" for r in table["ratio"]],
+        refs,
+        "MSE with the head(s) mean-ablated",
+        "MSE on predicted terms (log scale); in brackets: ratio to no ablation",
+    )
+    ax.set_ylabel("mean-ablated head(s)")
+    n = f", {table['n_sequences'].iloc[0]} sequences" if "n_sequences" in table else ""
+    ax.set_title(
+        _wrap_balanced(
+            f"Mean ablation of layer-{layer} heads: each head alone, then all together "
+            f"(output replaced by its population mean{n})",
+            90,
+        ),
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -335,7 +500,14 @@ def plot_mean_ablation(
 def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> plt.Figure:
     """One panel per dimension; x is the position n, one line per named series."""
     dims = sorted(table["dim"].unique())
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(dims),
+        figsize=(5.2 * len(dims), 4 + 0.25 * -(-len(series) // 3)),
+        squeeze=False,
+        layout="constrained",  # makes room for the legend under the panels
+    )
+    colours = dict(zip(series, sns.color_palette(n_colors=len(series)), strict=True))
     for ax, d in zip(axes[0], dims, strict=True):
         sub = table[(table["dim"] == d) & table["series"].isin(series)]
         sns.lineplot(
@@ -344,17 +516,18 @@ def plot_sequence_series(table: pd.DataFrame, title: str, series: list[str]) -> 
             y="value",
             hue="series",
             hue_order=series,
+            palette=colours,
             marker="o",
             ax=ax,
-            legend=d == dims[0],
+            legend=False,
         )
         ax.set_title(f"dimension {d}")
         ax.set_xlabel("position n (output predicts a_(n+1))")
         ax.set_ylabel("value")
-    if axes[0][0].get_legend():
-        sns.move_legend(axes[0][0], "upper left", fontsize=8, title=None)
+    # one legend for all panels, under them (outside the data); same colours in every panel
+    handles = [plt.Line2D([], [], color=colours[name], marker="o", label=name) for name in series]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(series)), fontsize=9)
     _suptitle(fig, title)
-    fig.tight_layout()
     return fig
 
 
@@ -377,15 +550,37 @@ def plot_head_scores(
 def plot_before_after(
     table: pd.DataFrame, title: str, paper_mse: float | None = None
 ) -> plt.Figure:
+    """MSE before and after an intervention on ``row["heads"]``, as labelled points with the
+    paper's after-intervention MSE as a labelled reference line. The title names the heads and
+    how they were picked, and says "(fallback pick: ...)" when no head passed the threshold."""
     row = table.iloc[0]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.bar(["before", "after"], [row["mse_before"], row["mse_after"]], color=["C0", "C1"])
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    refs = []
     if paper_mse is not None:
-        ax.axhline(paper_mse, color="k", linestyle="--", label=f"paper: {paper_mse:g} after")
-        ax.legend(fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("MSE (log scale)")
-    ax.set_title(f"{title}\nheads: {row['heads']}", fontsize=10)
+        refs.append(
+            (
+                paper_mse,
+                f"paper, after: {paper_mse:g}",
+                dict(color="k", linestyle="--", linewidth=1.2),
+            )
+        )
+    _mse_points(
+        ax,
+        ["before", "after"],
+        [row["mse_before"], row["mse_after"]],
+        ["", f" (x{row['ratio']:.6f})"],
+        refs,
+        "MSE of this run",
+        "MSE on predicted terms (log scale); in brackets: ratio after / before",
+    )
+    reason = row.get("picked_by")
+    fallback = fallback_pick(reason)
+    heads = f"heads: {row['heads']}"
+    if fallback is not None:
+        heads += f" (fallback pick: {fallback}, so the {row['n_heads']} highest-scoring instead)"
+    elif isinstance(reason, str):
+        heads += f" (picked: {reason.split(':')[0]})"
+    ax.set_title(f"{title}\n{_wrap_balanced(heads, 110)}", fontsize=10)
     fig.tight_layout()
     return fig
 

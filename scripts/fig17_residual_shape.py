@@ -39,10 +39,10 @@ with rule_log(sm.log[0]) as log:
         table,
         plot_sequence_series(
             table,
-            f"Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
-            f"(alpha measured in Fig 8: {alpha:.2f}; the paper's: {PAPER.alpha})\nand the "
-            f"truth; alternating sample {run.pop.sample[index]}, "
-            f"c = {float(run.pop.c[index]):.2f}",
+            "Figure 17: residual stream before/after layer 0 (decoded), a_n + alpha a_(n-1) "
+            "and the truth\n"
+            f"alpha measured in Fig 8: {alpha:.2f}; the paper's: {PAPER.alpha}; "
+            f"alternating sample {run.pop.sample[index]}, c = {float(run.pop.c[index]):.2f}",
             series,
         ),
     )

@@ -10,4 +10,5 @@ with rule_log(sm.log[0]):
     table = mean_ablation_table(
         run.model, run.pop.inputs, run.pop.targets, layer=1, loss_from=sm.params.loss_from
     )
-    write_outputs(sm, table.assign(n_sequences=len(run.pop)), plot_mean_ablation(table))
+    table = table.assign(n_sequences=len(run.pop))
+    write_outputs(sm, table, plot_mean_ablation(table))

@@ -137,6 +137,9 @@ def test_no_caption_or_rule_writes_a_paper_value_as_a_literal():
     ]
     patterns = {f"{v:g}" for v in values} | {"0.83", "84.15", "1e-4", "2e-4", "1.0e-4"}
     for path in [*REPORT.glob("*.rst"), *RULES.glob("*.smk")]:
-        text = path.read_text()
+        # the introduction's copy of the paper's training protocol is no reported result (its
+        # lr 0.0001 equals the reported MSE 1e-4 as a number); tests/test_report.py holds it to
+        # RunConfig's defaults
+        text = re.sub(r"{% set paper = {.*?} %}", "", path.read_text(), flags=re.S)
         found = [p for p in patterns if re.search(rf"(?<![\w.]){re.escape(p)}(?![\w])", text)]
         assert not found, f"{path.name}: {found}"
