@@ -83,6 +83,14 @@ class TrainConfig:
     eval_per_length: int = 64
     checkpoint_every: int = 1000
     seed: int = 0
+    # How a step runs, not what it computes: "auto" records it as a CUDA graph on CUDA and falls
+    # back to eager steps if that fails; "on" fails instead; "off" never records one.
+    cuda_graphs: str = "auto"
+
+    def __post_init__(self):
+        # YAML 1.1 reads an unquoted on/off as true/false: both spellings mean the same
+        if isinstance(self.cuda_graphs, bool):
+            object.__setattr__(self, "cuda_graphs", "on" if self.cuda_graphs else "off")
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,12 @@ class RunConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-#: Settings that change what is logged or evaluated, or how often a checkpoint is written,
-#: but not one trained weight: they key no checkpoint and retrain nothing.
+#: Settings that change what is logged or evaluated, how often a checkpoint is written, or how
+#: a step runs (``cuda_graphs``), but not one trained weight: they key no checkpoint and
+#: retrain nothing.
 NOT_IN_WEIGHTS: dict[str, tuple[str, ...]] = {
     "data": ("eval_per_length", "eval_seed"),
-    "train": ("log_every", "eval_every", "eval_per_length", "checkpoint_every"),
+    "train": ("log_every", "eval_every", "eval_per_length", "checkpoint_every", "cuda_graphs"),
 }
 
 

@@ -9,7 +9,8 @@ device between log rows, so a step never waits for the host.
 :class:`Trainer` trains one run, or K runs that differ only in their seed as one stacked model
 (:mod:`affine_icl.stacked`); each run's result is the same, within float tolerance, however it
 was batched. Its loop, :meth:`Trainer.run`, reads top to bottom: take a step
-(:mod:`affine_icl.steps`: eager, or on CUDA recorded once as a CUDA graph and replayed), add
+(:mod:`affine_icl.steps`: eager, or on CUDA recorded once as a CUDA graph, checked against an
+eager step and replayed; ``train.cuda_graphs``, :func:`graph_mode`), add
 the K losses to the :class:`LossWindow`, write a log row (and evaluate) at log boundaries,
 checkpoint, and stop on SIGTERM/SIGINT. The window raises :class:`TrainingDiverged` as soon as a
 log row or checkpoint would include a loss that is not finite.
@@ -49,11 +50,11 @@ from .checkpoints import (
     run_optimizer_state,
     write_checkpoint,
 )
-from .config import ModelConfig, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig
 from .data import Batch, TrainingStream, write_parquet
 from .model import VectorTransformer, save_weights
 from .stacked import masked_losses, stack_state_dicts, unstack_state_dict
-from .steps import CapturedStep, EagerStep
+from .steps import CapturedStep, EagerStep, GuardedStep
 
 
 class TrainingDiverged(RuntimeError):
@@ -133,6 +134,34 @@ def held_out_mse(
         lengths = torch.full((k,), length, device=device)
         losses.append(masked_losses(out, terms[:, :, 1:], lengths, loss_from))
     return torch.stack(losses).mean(dim=0)
+
+
+#: Device types whose steps may be recorded as a graph. Tests add "cpu" (with the recording
+#: itself replaced) to run the recording, checking and fallback logic without a GPU.
+GRAPH_DEVICES: tuple[str, ...] = ("cuda",)
+
+
+def graph_mode(setting: str, capture: bool | None, device: torch.device) -> str:
+    """How steps run on ``device``: ``"off"`` (eager), or ``"auto"`` / ``"on"`` (recorded as a
+    CUDA graph, checked on the first step; if that fails, ``auto`` goes on eagerly and ``on``
+    raises: :class:`~affine_icl.steps.GuardedStep`).
+
+    ``setting`` is ``train.cuda_graphs``, the one source in a workflow run; ``capture``, when not
+    None, overrides it (True: ``on``, False: ``off``; for tests and benchmarks). Off CUDA,
+    ``auto`` means eager, and ``on`` is a :class:`ConfigError`: it asks for graphs, and a run
+    that silently trained without them would hide a missing GPU.
+    """
+    mode = setting if capture is None else ("on" if capture else "off")
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"train.cuda_graphs: {mode!r} is not one of auto, on, off")
+    if device.type in GRAPH_DEVICES:
+        return mode
+    if mode == "on":
+        raise ConfigError(
+            f"train.cuda_graphs: on needs a CUDA device, but training runs on {device}; "
+            "use auto (graphs where CUDA is) or off"
+        )
+    return "off"
 
 
 def check_batchable(cfgs: list[RunConfig]) -> None:
@@ -334,12 +363,14 @@ class Trainer:
     data and AdamW update depend only on its own seed (the stacked forward, the padded loss
     and the stacked optimizer are exact reformulations; ``tests/test_stacked.py``).
 
-    ``capture``: record the whole step (forward, backward, AdamW) as one CUDA graph and
-    replay it (default: on CUDA; :class:`~affine_icl.steps.CapturedStep`). A graph has fixed
-    shapes, so every step is then padded to the longest length of ``data.length_range`` and
-    masked; ``static_shape=True`` does the same padding eagerly (the CPU tests use it to check
-    the graph's arithmetic). Otherwise each step is padded only to the longest length among
-    the K runs at that step.
+    ``train.cuda_graphs`` (``auto``, the default: on CUDA) records the whole step (forward,
+    backward, AdamW) as one CUDA graph and replays it, after checking its first step against an
+    eager one (:func:`graph_mode`, :class:`~affine_icl.steps.GuardedStep`); ``capture``
+    overrides the setting (True: ``on``, False: ``off``). A graph has fixed shapes, so its
+    steps are padded to the longest length of ``data.length_range`` and masked;
+    ``static_shape=True`` pads eager steps the same way (the CPU tests use it to check the
+    graph's arithmetic). Otherwise eager steps, a fallback from a graph included, are padded
+    only to the longest length among the K runs at that step.
     """
 
     def __init__(
@@ -362,9 +393,7 @@ class Trainer:
         stacked_weights = stack_state_dicts([m.state_dict() for m in models], cfg.model)
         self.params = {k: v.to(self.device).requires_grad_() for k, v in stacked_weights.items()}
         on_cuda = self.device.type == "cuda"
-        self.capture = on_cuda if capture is None else capture
-        if self.capture and not on_cuda:
-            raise ValueError("capture=True needs a CUDA device")
+        self.graphs = graph_mode(self.tcfg.cuda_graphs, capture, self.device)
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
             lr=self.tcfg.lr,
@@ -378,7 +407,7 @@ class Trainer:
             self.optimizer,
             self.mcfg,
             self.tcfg.loss_from_index,
-            static_shape=static_shape or self.capture,
+            static_shape=static_shape,
         )
         self._step = self._new_step()
         self.stream = TrainingStream(cfg.data, self.tcfg.batch_size, self.seeds, self.device)
@@ -390,9 +419,28 @@ class Trainer:
     def seeds(self) -> list[int]:
         return [c.train.seed for c in self.cfgs]
 
-    def _new_step(self) -> EagerStep | CapturedStep:
-        """The step to take: eager, or a graph recorded on its first call."""
-        return CapturedStep(self.eager_step) if self.capture else self.eager_step
+    def _new_step(self) -> EagerStep | GuardedStep:
+        """The step to take: eager, or a graph recorded and checked on its first call (once a
+        graph failed and ``auto`` fell back, that step stays: eager, one warning per trainer)."""
+        previous = getattr(self, "_step", None)
+        if isinstance(previous, GuardedStep) and previous.failure is not None:
+            return previous
+        if self.graphs == "off":
+            return self.eager_step
+        static = EagerStep(
+            self.params, self.optimizer, self.mcfg, self.tcfg.loss_from_index, static_shape=True
+        )
+        return GuardedStep(CapturedStep(static), self.eager_step, strict=self.graphs == "on")
+
+    def graph_status(self) -> str:
+        """How steps run: ``eager``, ``graph`` (replaying), ``graph (not recorded yet)``, or
+        ``eager (graph failed: <why>)``."""
+        step = self._step
+        if not isinstance(step, GuardedStep):
+            return "eager"
+        if step.failure is not None:
+            return f"eager (graph failed: {step.failure})"
+        return "graph" if step.checked else "graph (not recorded yet)"
 
     def train_step(self) -> torch.Tensor:
         """Take the next step of every run; returns the K losses (on the device, no sync)."""

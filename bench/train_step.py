@@ -1,7 +1,8 @@
 """Time training steps of the paper's model: an eager reference loop against the project's path.
 
     python bench/train_step.py                      # CPU, or CUDA when available
-    python bench/train_step.py --device cuda --seeds 8 --to-mse 1e-4
+    python bench/train_step.py --device cuda --seeds 8 --json bench.json
+    python bench/train_step.py --device cuda --no-timing --to-mse 1e-4 --max-seconds 300
 
 In one process and on the same data stream (seed 0), the script alternates blocks of steps of
 
@@ -9,13 +10,17 @@ In one process and on the same data stream (seed 0), the script alternates block
   :class:`~affine_icl.model.VectorTransformer` (per-head einsums, explicit softmax),
   ``torch.optim.AdamW`` with its default implementation, ``F.mse_loss`` on the sliced outputs;
 * ``project``: :class:`affine_icl.train.Trainer` with one run, exactly as ``snakemake`` trains
-  (stacked functional forward, fused AdamW; on CUDA the whole step replayed as a CUDA graph);
+  (stacked functional forward, fused AdamW; on CUDA the whole step replayed as a CUDA graph,
+  ``train.cuda_graphs: auto``: the output says whether it replayed or fell back to eager);
 * ``batched xK`` (``--seeds K``): the same trainer with K seeds in one stacked model,
 
 and prints the median ms/step of each, their ratio, the FLOP rate reached and the machine's
 measured matmul rate. Alternating blocks keep a drifting machine (other load, clock changes)
-from favouring one path. ``--to-mse`` then trains the project path until the held-out MSE
-reaches the target and reports the steps and time it took.
+from favouring one path. ``--to-mse`` then trains the project path from scratch until the
+held-out MSE reaches the target (checked every ``--eval-every`` steps, at most ``--max-steps``
+steps and ``--max-seconds`` seconds) and reports the steps and time it took; ``--no-timing``
+skips the timing. ``--json`` writes the results after the timing and again after ``--to-mse``,
+so a run stopped during the latter keeps the former.
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps per path first")
     ap.add_argument("--seeds", type=int, default=0, help="also time K seeds batched (0: skip)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--no-timing", action="store_true", help="skip the timing (with --to-mse)")
     ap.add_argument(
         "--to-mse",
         type=float,
@@ -119,6 +125,12 @@ def main() -> None:
         help="then train the project path until held-out MSE <= this",
     )
     ap.add_argument("--max-steps", type=int, default=100_000, help="limit for --to-mse")
+    ap.add_argument(
+        "--max-seconds", type=float, default=None, help="time limit for --to-mse (default none)"
+    )
+    ap.add_argument(
+        "--eval-every", type=int, default=None, help="--to-mse: steps between held-out MSEs"
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
 
@@ -137,7 +149,31 @@ def main() -> None:
     print(
         f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
     )
+    result = {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if not args.no_timing:
+        result.update(time_paths(cfg, device, args))
+        write_json(args.json, result)
+    if args.to_mse is not None:
+        result["to_mse"] = train_to(
+            cfg, device, args.to_mse, args.max_steps, args.max_seconds, args.eval_every
+        )
+        write_json(args.json, result)
 
+
+def write_json(path: str | None, result: dict) -> None:
+    if path:
+        with open(path, "w") as fh:
+            json.dump(result, fh, indent=2)
+
+
+def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -> dict:
+    """Time the reference, project and batched paths in alternating blocks; print and return
+    ms/step, FLOP rates and how the trainer's steps ran (graph or eager)."""
     paths = {"reference": ReferenceLoop(cfg, device), "project": Trainer([cfg], device)}
     if args.seeds:
         cfgs = [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(args.seeds)]
@@ -185,46 +221,50 @@ def main() -> None:
         print(
             f"{label}: {ms[label] / ms['project']:.2f}x the time of one seed for {args.seeds} seeds"
         )
-
-    result = {
-        "device": str(device),
-        "device_name": name,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+    steps_ran = {k: loop.graph_status() for k, loop in paths.items() if isinstance(loop, Trainer)}
+    for label, status in steps_ran.items():
+        print(f"{label} steps: {status}")
+    return {
         "ms_per_step": ms,
         "gflop_per_step": flops / 1e9,
         "matmul_gflops": rates,
+        "steps_ran_as": steps_ran,
     }
-    if args.to_mse is not None:
-        result["to_mse"] = train_to(cfg, device, args.to_mse, args.max_steps)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
 
 
-def train_to(cfg: RunConfig, device: torch.device, target: float, max_steps: int) -> dict:
-    """Train the project path from scratch until the held-out MSE is at most ``target``."""
+def train_to(
+    cfg: RunConfig,
+    device: torch.device,
+    target: float,
+    max_steps: int,
+    max_seconds: float | None = None,
+    eval_every: int | None = None,
+) -> dict:
+    """Train the project path from scratch until the held-out MSE is at most ``target``,
+    evaluated every ``eval_every`` steps (default ``train.eval_every``), for at most
+    ``max_steps`` steps and ``max_seconds`` seconds (checked at each evaluation)."""
     eval_batches = batches_from_table(population_table(cfg.data, cfg.train.eval_per_length))
     trainer = Trainer([cfg], device)
-    every = cfg.train.eval_every
+    every = eval_every or cfg.train.eval_every
     sync(device)
     t0 = time.perf_counter()
-    mse = float("inf")
+    mse, seconds, evaluations = float("inf"), 0.0, []
     while trainer.step < max_steps and mse > target:
-        for _ in range(every):
+        if max_seconds is not None and seconds >= max_seconds:
+            break
+        for _ in range(min(every, max_steps - trainer.step)):
             trainer.train_step()
         mse = float(
             held_out_mse(trainer.params, eval_batches, cfg.model, cfg.train.loss_from_index)[0]
         )
-        print(
-            f"  step {trainer.step}: held-out MSE {mse:.3e} ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-    seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        evaluations.append([trainer.step, mse, round(seconds, 3)])
+        print(f"  step {trainer.step}: held-out MSE {mse:.3e} ({seconds:.0f} s)", flush=True)
     reached = mse <= target
+    limit = "" if reached else (" (time limit)" if trainer.step < max_steps else " (step limit)")
     print(
-        f"held-out MSE {'reached' if reached else 'did not reach'} {target:g} "
-        f"after {trainer.step} steps, {seconds:.0f} s"
+        f"held-out MSE {'reached' if reached else 'did not reach'} {target:g}{limit} "
+        f"after {trainer.step} steps, {seconds:.0f} s; steps: {trainer.graph_status()}"
     )
     return {
         "target": target,
@@ -232,6 +272,8 @@ def train_to(cfg: RunConfig, device: torch.device, target: float, max_steps: int
         "steps": trainer.step,
         "seconds": seconds,
         "heldout_mse": mse,
+        "steps_ran_as": trainer.graph_status(),
+        "evaluations": evaluations,  # [step, held-out MSE, seconds]
     }
 
 

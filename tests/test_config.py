@@ -164,3 +164,25 @@ def test_weights_settings_leave_out_the_cadence_and_agree_batched_or_alone():
     }
     cadence = validated({"train.log_every": 50, "train.eval_every": 500, "data.eval_seed": 3})
     assert weights_settings(cadence, ["seed0"]) == weights_settings(validated({}), ["seed0"])
+
+
+def test_cuda_graphs_takes_auto_on_off_in_any_yaml_spelling_and_keys_no_weights():
+    """YAML 1.1 reads a bare on/off in a config file as true/false; ``--config`` values arrive
+    as strings. Every spelling means the same, and none changes the weights settings."""
+    from affine_icl.config import coerce_command_line
+
+    default = run_config(validated({}), "seed0")
+    assert default.train.cuda_graphs == "auto"
+    for value, meant in [("off", "off"), (False, "off"), ("on", "on"), (True, "on")]:
+        cfg = run_config(validated({"train.cuda_graphs": value}), "seed0")
+        assert cfg.train.cuda_graphs == meant and cfg.hash() == default.hash()
+    assert weights_settings(validated({"train.cuda_graphs": "off"}), ["seed0"]) == (
+        weights_settings(validated({}), ["seed0"])
+    )
+    given = {"train": yaml.load("{cuda_graphs: off}", Loader=yaml.BaseLoader)}
+    config = copy.deepcopy(DEFAULT)
+    coerce_command_line(config, given)
+    validate_config(config)
+    assert run_config(config, "seed0").train.cuda_graphs == "off"
+    with pytest.raises(ConfigError, match="train.cuda_graphs: 'maybe' is not one of"):
+        validated({"train.cuda_graphs": "maybe"})

@@ -5,17 +5,22 @@ pin the two together: same outputs, exact layout round trips, padding that chang
 and K seeds trained together equal to each seed trained alone.
 """
 
+import re
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_cfg, with_train
 
 from affine_icl import stacked
+from affine_icl import train as train_module
 from affine_icl.checkpoints import CheckpointError, checkpoint_dir, latest_checkpoint
+from affine_icl.config import ConfigError
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import VectorTransformer
+from affine_icl.steps import CapturedStep, GraphCaptureError
 from affine_icl.train import Trainer, train, train_runs
 
 CFG = tiny_cfg()
@@ -198,3 +203,205 @@ def test_captured_step_matches_eager_on_cuda(eval_batches):
     cfgs = [with_train(cfg, seed=s) for s in (cfg.train.seed, 5)]
     batched = Trainer(cfgs, "cuda", capture=True).run(eval_batches, progress=False)
     assert_same_run(captured, batched[0], on_cuda)
+
+
+# --------------------------------------------------------------------------- train.cuda_graphs
+# The graph path's logic (warm-up undone, first step checked against an eager one, fallback)
+# runs on the CPU here: the ``cpu_graphs`` fixture lets the trainer take the graph path on the
+# CPU, and each test replaces the recording itself (CapturedStep._capture_graph), which needs
+# CUDA, by a failure or by an eager emulation of a graph's replay.
+
+FALLBACK_HINT = "--config train='{cuda_graphs: off}'"
+
+
+@pytest.fixture
+def cpu_graphs(monkeypatch):
+    monkeypatch.setattr(train_module, "GRAPH_DEVICES", ("cuda", "cpu"))
+
+
+def fail_recording(self, positions):
+    raise RuntimeError("injected capture failure")
+
+
+class EmulatedGraph:
+    """A CUDA graph's replay, emulated eagerly: the recorded step on the captured step's input
+    tensors; ``fault`` makes it wrong: ``losses`` doubles the losses, ``no_update`` computes
+    them without the backward and AdamW step."""
+
+    def __init__(self, captured, positions, fault=None):
+        self.captured, self.positions, self.fault = captured, positions, fault
+        self.losses = torch.zeros(captured.lengths.shape[0])
+        self.replays = 0
+
+    def replay(self):
+        c, eager = self.captured, self.captured.eager
+        eager.optimizer.zero_grad(set_to_none=True)
+        if self.fault == "no_update":
+            with torch.no_grad():
+                out = stacked.forward(eager.params, c.terms[:, :, : self.positions], eager.cfg)
+                losses = stacked.masked_losses(
+                    out, c.terms[:, :, 1 : self.positions + 1], c.lengths, eager.loss_from
+                )
+        else:
+            losses = eager.body(c.terms, c.lengths, self.positions)
+        self.losses.copy_(2 * losses if self.fault == "losses" else losses)
+        self.replays += 1
+
+
+def emulate_recording(monkeypatch, fault=None):
+    """Replace the recording by :class:`EmulatedGraph`; returns the list of graphs made."""
+    graphs = []
+
+    def record(self, positions):
+        graphs.append(EmulatedGraph(self, positions, fault))
+        return graphs[-1], graphs[-1].losses
+
+    monkeypatch.setattr(CapturedStep, "_capture_graph", record)
+    return graphs
+
+
+def assert_identical(a, b):
+    """Bitwise the same run: every weight, AdamW tensor and log value (elapsed_s aside)."""
+    wa, wb = a.model.state_dict(), b.model.state_dict()
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    for key in ("exp_avg", "exp_avg_sq"):
+        for name, value in a.optimizer_state[key].items():
+            assert torch.equal(value, b.optimizer_state[key][name]), f"{key} {name}"
+    assert a.step == b.step
+    columns = ["step", "train_loss", "heldout_mse"]  # NaN between evaluations: equal here
+    pd.testing.assert_frame_equal(pd.DataFrame(a.log)[columns], pd.DataFrame(b.log)[columns])
+
+
+def warnings_of(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+GRAPH_CFG = with_train(CFG, steps=40, log_every=10, eval_every=20)
+
+
+def test_cuda_graphs_is_no_weight_setting_and_needs_cuda_for_on():
+    off = with_train(CFG, cuda_graphs="off")
+    assert off.hash() == CFG.hash() and "cuda_graphs" not in off.weights_dict()["train"]
+    assert with_train(CFG, cuda_graphs=False).train.cuda_graphs == "off"  # YAML's bare off
+    auto = Trainer([CFG])  # auto on the CPU: eager steps
+    assert auto.graphs == "off" and auto.graph_status() == "eager"
+    with pytest.raises(ConfigError, match="train.cuda_graphs: on needs a CUDA device, but"):
+        Trainer([with_train(CFG, cuda_graphs="on")])
+    with pytest.raises(ConfigError, match="on needs a CUDA device"):
+        Trainer([CFG], capture=True)
+    with pytest.raises(ConfigError, match="'maybe' is not one of auto, on, off"):
+        Trainer([with_train(CFG, cuda_graphs="maybe")])
+
+
+def test_failed_recording_falls_back_to_eager_steps_bit_identical(
+    eval_batches, cpu_graphs, monkeypatch, caplog
+):
+    """``auto``: the recording raises after the real warm-up; training goes on eagerly from the
+    same weights and AdamW state, so the run equals an eager one bit for bit."""
+    monkeypatch.setattr(CapturedStep, "_capture_graph", fail_recording)
+    trainer = Trainer([GRAPH_CFG])
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        fell_back = trainer.run(eval_batches, progress=False)[0]
+    eager = Trainer([with_train(GRAPH_CFG, cuda_graphs="off")]).run(eval_batches, progress=False)
+    assert_identical(fell_back, eager[0])
+    (warning,) = warnings_of(caplog)
+    assert "recording or replaying it failed (RuntimeError: injected capture failure)" in warning
+    assert "eager steps from the same weights and AdamW state" in warning
+    assert FALLBACK_HINT in warning
+    assert trainer.graph_status().startswith(
+        "eager (graph failed: recording or replaying it failed"
+    )
+
+
+def test_cuda_graphs_on_fails_loudly_instead(eval_batches, cpu_graphs, monkeypatch, caplog):
+    monkeypatch.setattr(CapturedStep, "_capture_graph", fail_recording)
+    expected = r"cuda_graphs is on, .*RuntimeError: injected capture failure.*to auto"
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        with pytest.raises(GraphCaptureError, match=expected):
+            Trainer([with_train(GRAPH_CFG, cuda_graphs="on")]).run(eval_batches, progress=False)
+        with pytest.raises(GraphCaptureError, match=expected):
+            Trainer([GRAPH_CFG], capture=True).train_step()  # capture=True overrides: on
+    assert warnings_of(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "fault,why",
+    [
+        ("losses", r"first replayed step's losses \[.*\] differ from an eager step's"),
+        ("no_update", "first replayed step's gradients .* differ .* by 1 relative"),
+    ],
+)
+def test_a_replay_that_disagrees_with_an_eager_step_falls_back(
+    eval_batches, cpu_graphs, monkeypatch, caplog, fault, why
+):
+    graphs = emulate_recording(monkeypatch, fault)
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        fell_back = Trainer([GRAPH_CFG]).run(eval_batches, progress=False)[0]
+    eager = Trainer([GRAPH_CFG], capture=False).run(eval_batches, progress=False)[0]
+    assert_identical(fell_back, eager)
+    assert [g.replays for g in graphs] == [1]  # the checked step only
+    (warning,) = warnings_of(caplog)
+    assert re.search(why, warning) and FALLBACK_HINT in warning
+    with pytest.raises(GraphCaptureError, match=why):
+        Trainer([with_train(GRAPH_CFG, cuda_graphs="on")]).train_step()
+
+
+def test_a_replay_that_agrees_is_used_and_the_warm_up_leaves_no_trace(
+    eval_batches, cpu_graphs, monkeypatch, caplog
+):
+    """The emulated graph passes the check and replays every step; the run equals an eager one
+    padded as a graph pads (bit for bit), so the warm-up and the checking step were undone."""
+    graphs = emulate_recording(monkeypatch)
+    trainer = Trainer([GRAPH_CFG])
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        replayed = trainer.run(eval_batches, progress=False)[0]
+    assert warnings_of(caplog) == [] and trainer.graph_status() == "graph"
+    assert [g.replays for g in graphs] == [GRAPH_CFG.train.steps]
+    padded = Trainer([GRAPH_CFG], capture=False, static_shape=True)
+    assert_identical(replayed, padded.run(eval_batches, progress=False)[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_replays_a_checked_graph_on_cuda(eval_batches, caplog):
+    """The default on a GPU: the first replay passes the check against an eager step (no false
+    alarm at GRAPH_RTOL), every later step replays, and the run matches an eager one."""
+    cfg = with_train(CFG, steps=100, log_every=20, eval_every=50)
+    trainer = Trainer([cfg], "cuda")
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        replayed = trainer.run(eval_batches, progress=False)[0]
+    assert warnings_of(caplog) == [] and trainer.graph_status() == "graph"
+    eager = Trainer([with_train(cfg, cuda_graphs="off")], "cuda").run(eval_batches, progress=False)
+    assert_same_run(eager[0], replayed, {k: b.to("cuda") for k, b in eval_batches.items()})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_capture_that_fails_on_cuda_falls_back_to_eager_steps(eval_batches, monkeypatch, caplog):
+    """A failure inside the real capture, after the real warm-up on a side stream: one warning,
+    and the run goes on eagerly on the GPU from the same state, like an eager run."""
+    capture = CapturedStep._capture_graph
+
+    def fail_while_capturing(self, positions):
+        body = self.eager.body
+
+        def body_then_fail(*args):
+            body(*args)
+            raise RuntimeError("injected failure while capturing")
+
+        self.eager.body = body_then_fail
+        try:
+            return capture(self, positions)
+        finally:
+            del self.eager.body
+
+    monkeypatch.setattr(CapturedStep, "_capture_graph", fail_while_capturing)
+    cfg = with_train(CFG, steps=100, log_every=20, eval_every=50)
+    trainer = Trainer([cfg], "cuda")
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        fell_back = trainer.run(eval_batches, progress=False)[0]
+    (warning,) = warnings_of(caplog)
+    assert "injected failure while capturing" in warning and FALLBACK_HINT in warning
+    assert trainer.graph_status().startswith("eager (graph failed")
+    eager = Trainer([with_train(cfg, cuda_graphs="off")], "cuda").run(eval_batches, progress=False)
+    assert_same_run(eager[0], fell_back, {k: b.to("cuda") for k, b in eval_batches.items()})
