@@ -275,16 +275,17 @@ def plot_ov_regression(
     ax.set_ylabel("(x OV)_d, OV summed over layer-0 heads")
     ax.set_title(f"one {source} vector (#{vector}), each dot a component d")
     _legend_below(ax)
-    sns.histplot(
-        data=regressions,
-        x="r2",
-        hue="source",
-        ax=axes[1],
-        stat="density",
-        common_norm=False,
-        bins=40,
-        element="step",
-    )
+    for ax, column in zip(axes[1:], ("r2", "slope"), strict=True):
+        sns.histplot(
+            data=regressions,
+            x=column,
+            hue="source",
+            ax=ax,
+            stat="density",
+            common_norm=False,
+            bins=40,
+            element="step",
+        )
     axes[1].axvline(
         PAPER.ov_r2_residual,
         linestyle="--",
@@ -300,16 +301,6 @@ def plot_ov_regression(
     axes[1].set_title("per-vector R² (dashed: paper's means)")
     axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
     _legend_below(axes[1], ncol=2)
-    sns.histplot(
-        data=regressions,
-        x="slope",
-        hue="source",
-        ax=axes[2],
-        stat="density",
-        common_norm=False,
-        bins=40,
-        element="step",
-    )
     if paper_slope is not None:
         axes[2].axvspan(
             *paper_slope,

@@ -29,7 +29,8 @@ def tree(tmp_path_factory):
     return root
 
 
-def snakemake(tree, *args, timeout=900):
+def snakemake(tree, *args, timeout=900, directory=None):
+    """Snakemake on the tiny config, in ``tree/work`` unless ``directory`` says otherwise."""
     cmd = [
         sys.executable,
         "-m",
@@ -37,7 +38,7 @@ def snakemake(tree, *args, timeout=900):
         "--snakefile",
         str(tree / "workflow" / "Snakefile"),
         "--directory",
-        str(tree / "work"),
+        str(directory or tree / "work"),
         "--configfile",
         str(REPO / "tests" / "config" / "tiny.yaml"),
         *args,
@@ -355,32 +356,14 @@ def test_lint_is_clean():
 
 def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(built, tree, tmp_path):
     """train_batched: one job trains both tiny runs; each equals its run trained alone."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(tree / "workflow" / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(REPO / "tests" / "config" / "tiny.yaml"),
-        "--config",
-        "train_batched=True",
-        "--cores",
-        "2",
-    ]
+    args = ("--config", "train_batched=True", "--cores", "2")
     targets = [f"results/runs/{run}/model.safetensors" for run in ("tiny", "tiny2")]
-    plan = subprocess.run(
-        [*cmd, "--dry-run", *targets], check=False, capture_output=True, text=True, timeout=120
-    )
+    plan = snakemake(tree, *args, "--dry-run", *targets, directory=tmp_path, timeout=120)
     assert plan.returncode == 0, plan.stderr
     stats = (plan.stdout + plan.stderr).split("Job stats:")[1].split("total")[0]
     # training reads no file (it draws its held-out sequences from the config): one job
     assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [("train_tiny_tiny2", "1")]
-    proc = subprocess.run(
-        [*cmd, *targets], check=False, capture_output=True, text=True, timeout=300
-    )
+    proc = snakemake(tree, *args, *targets, directory=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for run in ("tiny", "tiny2"):
         alone = load_model(built / "runs" / run / "model.safetensors").state_dict()
