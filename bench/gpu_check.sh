@@ -102,9 +102,11 @@ else
     if [ -z "$PY" ] && compgen -G ".whl/*.whl" >/dev/null; then
         # no registry reachable, the wheels carried as .whl (bash bench/gpu_wheels.sh): installed
         # as /work/.library/device/README.md says; the project itself comes from PYTHONPATH
-        stage wheels 120 python3 -m pip install -q --no-index --no-deps --no-compile \
-            --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        pip_line="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir"
+        stage wheels 120 bash -c "exec $pip_line --upgrade --target /tmp/site .whl/*.whl"
         export PYTHONPATH=$PYTHONPATH:/tmp/site
+        # to the log only: what the image and the wheels miss (wandb is left out on purpose)
+        { echo "pip check:" && python3 -m pip check; } >>"$LOG" 2>&1
         if found=$(usable python3); then
             PY=python3 && say "python: $PY with the wheels in .whl: $found"
         else # a venv would see the same packages and reach no registry either
