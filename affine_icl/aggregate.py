@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .analysis.ov_fits import with_reading
 from .claims import NOT_MEASURABLE, REPRODUCED, VERDICT_CLASSES, html_table
 
 
@@ -129,13 +130,17 @@ def head_attribution_by_run(per_run: Mapping[str, pd.DataFrame], from_pos: int) 
 
 
 def ov_fit_by_run(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Layer-0 OV fits per run: mean R^2 (residual and random vectors) and median slope."""
+    """Layer-0 OV fits per run and reading (Figure 8's table): mean R^2 (residual and random
+    vectors) and median slope."""
     rows = []
     for run, table in per_run.items():
-        for source, group in table.groupby("source"):
+        for (reading, source), group in with_reading(table).groupby(
+            ["reading", "source"], sort=False
+        ):
             rows.append(
                 {
                     "run": run,
+                    "reading": reading,
                     "source": source,
                     "mean_r2": group["r2"].mean(),
                     "median_slope": group["slope"].median(),

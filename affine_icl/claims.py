@@ -12,6 +12,13 @@ A criterion is one of
   degree inside the wider interval, else not reproduced.
 
 A measurement that cannot be made (NaN) is reported as "not measurable", never as reproduced.
+
+Every measurement comes with its chance level (:class:`Measured`): what the quantity, or the
+per-head score behind it, is when the effect is absent (uniform attention, the head's own
+factors shuffled, no change; :mod:`affine_icl.analysis.chance`), and an effect size against
+it. Which heads count is stated against chance (``analysis.*_min_ratio``, ``*_min_z``), and
+:mod:`affine_icl.sensitivity` judges every verdict again over a range of thresholds and
+definitions.
 """
 
 from __future__ import annotations
@@ -37,21 +44,49 @@ REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE = (
 )
 
 
-#: ``measure(tables, params)``: one number from the run's tables and the analysis parameters.
-Measure = Callable[[Mapping[str, pd.DataFrame], Mapping[str, Any]], float]
+@dataclass(frozen=True)
+class Measured:
+    """A claim's measurement beside its chance level: ``chance`` is what the measured quantity,
+    or the score behind it, gives when the effect is absent (uniform attention, shuffled
+    weights, no change), ``effect`` an effect size of the scores against it (a ratio or a z);
+    the claim's ``chance_as`` and ``effect_as`` say which. NaN where there is none."""
+
+    value: float
+    chance: float = math.nan
+    effect: float = math.nan
+
+
+#: ``measure(tables, params)``: the measurement from the run's tables and the analysis
+#: parameters, a plain number where it has no chance level.
+Measure = Callable[[Mapping[str, pd.DataFrame], Mapping[str, Any]], "Measured | float"]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper (:data:`affine_icl.paper.PAPER_CLAIMS`) and how it is measured."""
+    """A claim of the paper (:data:`affine_icl.paper.PAPER_CLAIMS`) and how it is measured.
+
+    ``knob``: the ``analysis`` parameter that decides which heads count (the definition's
+    threshold, varied by :mod:`affine_icl.sensitivity`) and ``knob_chance`` the value it
+    would have at chance (1 for a ratio to chance, 0 for a z); ``bounds``: the values the
+    measurement can take, where it is bounded (a share, a cosine).
+    """
 
     said: PaperClaim
     measure: Measure
     unit: str = ""
+    chance_as: str = ""
+    effect_as: str = ""
+    knob: str | None = None
+    knob_chance: float = 0.0
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
     @property
     def id(self) -> str:
         return self.said.id
+
+    def measured(self, tables: Mapping[str, pd.DataFrame], params: Mapping[str, Any]) -> Measured:
+        value = self.measure(tables, params)
+        return value if isinstance(value, Measured) else Measured(float(value))
 
 
 def verdict(value: float, criterion: Mapping[str, Any]) -> str:
@@ -97,9 +132,27 @@ def _heads(t, layer):
     return scores[scores["layer"] == layer]
 
 
-def _count(t, layer, column, threshold, below=False):
+def _count(t, layer, column, threshold, below=False) -> float:
     heads = _heads(t, layer)
-    return float((heads[column] < threshold).sum() if below else (heads[column] >= threshold).sum())
+    return float(
+        (heads[column] <= threshold).sum() if below else (heads[column] >= threshold).sum()
+    )
+
+
+def _heads_beyond_chance(t, layer, score, effect, threshold, below=False) -> Measured:
+    """Heads of ``layer`` whose ``effect`` column (a ratio to chance or a z) is at least
+    ``threshold`` (at most, ``below``), with the layer's median chance level of ``score`` and
+    its heads' median effect."""
+    heads = _heads(t, layer)
+    return Measured(
+        _count(t, layer, effect, threshold, below),
+        float(
+            heads[
+                f"{score}_chance" if f"{score}_chance" in heads else f"{score}_null_mean"
+            ].median()
+        ),
+        float(heads[effect].median()),
+    )
 
 
 def _attribution(t, layer, from_pos):
@@ -110,7 +163,22 @@ def _attribution(t, layer, from_pos):
 
 def _regressions(t, source):
     r = t["ov_regressions"]
+    if "reading" in r:
+        r = r[r["reading"] == "d_model"]
     return r[r["source"] == source]
+
+
+def _r2(t, source) -> Measured:
+    fits = _regressions(t, source)
+    chance = float(fits["r2_chance"].iloc[0]) if "r2_chance" in fits else math.nan
+    value = float(fits["r2"].mean())
+    return Measured(value, chance, value / chance)
+
+
+def _share(values: pd.Series) -> Measured:
+    """A share of heads (e.g. with positive attribution): chance 0.5, a coin flip per head."""
+    value = float(values.mean())
+    return Measured(value, 0.5, value / 0.5)
 
 
 def _correlation_at_alpha(shape: pd.DataFrame, alpha: float) -> float:
@@ -122,145 +190,272 @@ def _correlation_at_alpha(shape: pd.DataFrame, alpha: float) -> float:
     return float(rows["mean_correlation"].iloc[0])
 
 
-#: How each claim of :data:`~affine_icl.paper.PAPER_CLAIMS` is measured: ``{id: (measure,
-#: what the number is)}``.
-MEASUREMENTS: dict[str, tuple[Measure, str]] = {
-    "final_mse": (
-        lambda t, p: float(t["train_log"]["heldout_mse"].dropna().iloc[-1]),
-        "",
-    ),
-    "layer0_previous_token_heads": (
-        lambda t, p: _count(t, 0, "previous_token_score", p["previous_token_threshold"]),
-        "heads",
-    ),
-    "layer1_second_vector_heads": (
-        lambda t, p: _count(t, 1, "key1_score", p["key1_threshold"]),
-        "heads",
-    ),
-    "layer2_checkerboard": (
-        lambda t, p: float(
-            (
-                _heads(t, 2)["same_parity_alternating"]
-                - _heads(t, 2)["same_parity_non_alternating"]
-            ).mean()
+def _mean_ablation(t) -> Measured:
+    return Measured(float(t["mean_ablation"].iloc[-1]["ratio"]), 1.0)
+
+
+def _qk_intervention(t) -> Measured:
+    table = t["qk_intervention"]
+    if "scale" in table:
+        table = table[table["scale"] == "unit"]
+    row = table.iloc[0]
+    return Measured(float(row["ratio"]) if row["n_heads"] > 0 else math.nan, 1.0)
+
+
+def _head_count(
+    layer: int, score: str, effect: str, knob: str, unit: str, below: bool = False
+) -> dict[str, Any]:
+    """A claim that counts the heads of ``layer`` whose ``effect`` (a ratio to the uniform share,
+    ``*_ratio``, or a z against the shuffled null, ``*_z``) reaches ``analysis.<knob>`` (or, with
+    ``below``, lies at least that far below)."""
+    ratio = effect.endswith("_ratio")
+    return dict(
+        measure=lambda t, p: _heads_beyond_chance(
+            t, layer, score, effect, -p[knob] if below else p[knob], below
         ),
-        "same-parity attention mass, alternating minus non-alternating, mean over layer-2 heads",
-    ),
-    "layer0_attribution_positive": (
-        lambda t, p: float((_attribution(t, 0, p["loss_from_index"]) > 0).mean()),
-        "share of layer-0 heads with positive mean attribution",
-    ),
-    "layer1_attribution_small": (
-        lambda t, p: float(
-            _attribution(t, 1, p["loss_from_index"]).abs().mean()
-            / _attribution(t, 0, p["loss_from_index"]).abs().mean()
+        unit=unit,
+        chance_as=(
+            "uniform share (median over the layer's heads)"
+            if ratio
+            else "the score with the head's factors shuffled (median null mean)"
         ),
-        "mean |attribution| of layer-1 heads / that of layer-0 heads",
+        effect_as=f"median {'ratio to uniform' if ratio else 'z'} over layer-{layer} heads",
+        knob=knob,
+        knob_chance=1.0 if ratio else 0.0,
+        bounds=(0.0, math.inf),
+    )
+
+
+#: How each claim of :data:`~affine_icl.paper.PAPER_CLAIMS` is measured: ``{id: keyword
+#: arguments of Claim}`` (the measure, what the number is, its chance level and effect size).
+MEASUREMENTS: dict[str, dict[str, Any]] = {
+    "final_mse": dict(
+        measure=lambda t, p: float(t["train_log"]["heldout_mse"].dropna().iloc[-1]),
+        chance_as="none: an absolute target",
+        bounds=(0.0, math.inf),
     ),
-    "layer2_attribution_negative": (
-        lambda t, p: float((_attribution(t, 2, p["loss_from_index"]) < 0).mean()),
-        "share of layer-2 heads with negative mean attribution",
+    "layer0_previous_token_heads": _head_count(
+        0,
+        "previous_token",
+        "previous_token_ratio",
+        "previous_token_min_ratio",
+        "layer-0 heads whose attention on the previous vector is >= "
+        "analysis.previous_token_min_ratio x the uniform share",
     ),
-    "layer0_ov_r2": (
-        lambda t, p: float(_regressions(t, "residual")["r2"].mean()),
-        "mean per-vector R^2",
+    "layer1_second_vector_heads": _head_count(
+        1,
+        "key1",
+        "key1_ratio",
+        "key1_min_ratio",
+        "layer-1 heads whose attention on the second vector is >= "
+        "analysis.key1_min_ratio x the uniform share",
     ),
-    "layer0_ov_slope": (
-        lambda t, p: ov_alpha(t["ov_regressions"]),
-        "median per-vector slope",
-    ),
-    "random_ov_r2": (
-        lambda t, p: float(_regressions(t, "random")["r2"].mean()),
-        "mean per-vector R^2",
-    ),
-    "ov_r2_gap": (
-        lambda t, p: float(
-            _regressions(t, "residual")["r2"].mean() - _regressions(t, "random")["r2"].mean()
+    "layer2_checkerboard": dict(
+        measure=lambda t, p: Measured(
+            float(_heads(t, 2)["checkerboard_difference"].mean()),
+            0.0,
+            float(_heads(t, 2)["checkerboard_z"].median()),
         ),
-        "R^2 gap",
+        unit="same-parity attention mass, alternating minus non-alternating, mean over "
+        "layer-2 heads",
+        chance_as="no difference between the groups",
+        effect_as="median z over layer-2 heads against a permutation of the sequences' labels",
+        bounds=(-1.0, 1.0),
     ),
-    "outside_embedding_share": (
-        lambda t, p: float(t["embedding_span"]["share_outside"].mean()),
-        "mean share; a random direction gives sqrt(1 - rank(W_E)/d_model), 0.83 for 40 in 128",
+    "layer0_attribution_positive": dict(
+        measure=lambda t, p: _share(_attribution(t, 0, p["loss_from_index"]) > 0),
+        unit="share of layer-0 heads with positive mean attribution",
+        chance_as="a coin flip per head",
+        effect_as="ratio to chance",
+        bounds=(0.0, 1.0),
     ),
-    "layer1_mean_ablation": (
-        lambda t, p: float(t["mean_ablation"].iloc[-1]["ratio"]),
-        "MSE ratio, all layer-1 heads mean-ablated / none",
-    ),
-    "layer1_ov_low_rank": (
-        lambda t, p: float(_heads(t, 1)["ov_effective_rank"].median()),
-        "median effective rank of layer-1 OVs (max d_head)",
-    ),
-    "layer2_negative_copying": (
-        lambda t, p: _count(
-            t, 2, "eigenvalue_score", p["negative_eigenvalue_threshold"], below=True
+    "layer1_attribution_small": dict(
+        measure=lambda t, p: Measured(
+            float(
+                _attribution(t, 1, p["loss_from_index"]).abs().mean()
+                / _attribution(t, 0, p["loss_from_index"]).abs().mean()
+            ),
+            1.0,
         ),
-        "heads",
+        unit="mean |attribution| of layer-1 heads / that of layer-0 heads",
+        chance_as="layers 1 and 0 alike",
+        bounds=(0.0, math.inf),
     ),
-    "layer2_qk_identity": (
-        lambda t, p: _count(t, 2, "qk_identity_d_model", p["qk_identity_threshold"]),
-        "heads",
+    "layer2_attribution_negative": dict(
+        measure=lambda t, p: _share(_attribution(t, 2, p["loss_from_index"]) < 0),
+        unit="share of layer-2 heads with negative mean attribution",
+        chance_as="a coin flip per head",
+        effect_as="ratio to chance",
+        bounds=(0.0, 1.0),
     ),
-    "qk_intervention": (
-        lambda t, p: (
-            float(t["qk_intervention"]["ratio"].iloc[0])
-            if t["qk_intervention"]["n_heads"].iloc[0] > 0
-            else float("nan")
+    "layer0_ov_r2": dict(
+        measure=lambda t, p: _r2(t, "residual"),
+        unit="mean per-vector R^2 in the d_model basis",
+        chance_as="components shuffled: 1/(d_model - 1)",
+        effect_as="ratio to chance",
+        bounds=(-math.inf, 1.0),
+    ),
+    "layer0_ov_slope": dict(
+        measure=lambda t, p: Measured(ov_alpha(t["ov_regressions"], reading="d_model"), 0.0),
+        unit="median per-vector slope",
+        chance_as="components shuffled",
+    ),
+    "random_ov_r2": dict(
+        measure=lambda t, p: _r2(t, "random"),
+        unit="mean per-vector R^2",
+        chance_as="components shuffled: 1/(d_model - 1)",
+        effect_as="ratio to chance",
+        bounds=(-math.inf, 1.0),
+    ),
+    "ov_r2_gap": dict(
+        measure=lambda t, p: Measured(_r2(t, "residual").value - _r2(t, "random").value, 0.0),
+        unit="R^2 gap",
+        chance_as="residual and random vectors alike",
+        bounds=(-1.0, 1.0),
+    ),
+    "outside_embedding_share": dict(
+        measure=lambda t, p: Measured(
+            float(t["embedding_span"]["share_outside"].mean()),
+            float(t["embedding_span"]["chance_share"].iloc[0])
+            if "chance_share" in t["embedding_span"]
+            else math.nan,
         ),
-        "MSE ratio after / before; heads and why in qk_intervention.csv (picked_by)",
+        unit="mean share outside span(W_E)",
+        chance_as="a random direction: sqrt(1 - rank(W_E)/d_model)",
+        bounds=(0.0, 1.0),
     ),
-    "mlp_final_positions": (
-        lambda t, p: float(
-            t["mlp_attribution"]
-            .query("variant == 'target'")
-            .groupby("position")["attribution"]
-            .sum()
-            .iloc[-3:]
-            .mean()
+    "layer1_mean_ablation": dict(
+        measure=lambda t, p: _mean_ablation(t),
+        unit="MSE ratio, all layer-1 heads mean-ablated / none",
+        chance_as="no change",
+        bounds=(0.0, math.inf),
+    ),
+    "layer1_ov_low_rank": dict(
+        measure=lambda t, p: Measured(
+            float(_heads(t, 1)["ov_rank_ratio"].median()),
+            1.0,
+            float(_heads(t, 1)["ov_effective_rank"].median()),
         ),
-        "summed MLP attribution, mean over the last 3 positions",
+        unit="median over layer-1 heads of the OV's effective rank / that of its factors shuffled",
+        chance_as="the shuffled null (ratio 1)",
+        effect_as="median effective rank itself",
+        bounds=(0.0, math.inf),
     ),
-    "layer0_estimate": (
-        lambda t, p: float(
-            t["residual_after_layer0"]
-            .query("series == 'decoded residual after layer 0'")["cosine_to_target"]
-            .mean()
+    "layer2_negative_copying": _head_count(
+        2,
+        "eigenvalue_score",
+        "eigenvalue_score_z",
+        "negative_copying_min_z",
+        "layer-2 heads whose OV eigenvalue score is >= analysis.negative_copying_min_z sd "
+        "below its shuffled null",
+        below=True,
+    ),
+    "layer2_qk_identity": _head_count(
+        2,
+        "qk_identity_d_model",
+        "qk_identity_d_model_z",
+        "qk_identity_min_z",
+        "layer-2 heads whose QK identity score is >= analysis.qk_identity_min_z sd above "
+        "its shuffled null",
+    ),
+    "qk_intervention": dict(
+        measure=lambda t, p: _qk_intervention(t),
+        unit="MSE ratio after / before; heads and why in qk_intervention.csv (picked_by)",
+        chance_as="no change",
+        bounds=(0.0, math.inf),
+    ),
+    "mlp_final_positions": dict(
+        measure=lambda t, p: Measured(
+            float(
+                t["mlp_attribution"]
+                .query("variant == 'target'")
+                .groupby("position")["attribution"]
+                .sum()
+                .iloc[-3:]
+                .mean()
+            ),
+            0.0,
         ),
-        "mean cosine similarity with a_(n+1)",
+        unit="summed MLP attribution, mean over the last 3 positions",
+        chance_as="no push either way",
     ),
-    "layer0_shape": (
-        lambda t, p: _correlation_at_alpha(t["residual_shape"], PAPER.alpha),
-        "correlation over positions of the decoded residual after layer 0 with "
+    "layer0_estimate": dict(
+        measure=lambda t, p: Measured(
+            float(
+                t["residual_after_layer0"]
+                .query("series == 'decoded residual after layer 0'")["cosine_to_target"]
+                .mean()
+            ),
+            0.0,
+        ),
+        unit="mean cosine similarity with a_(n+1)",
+        chance_as="a random direction",
+        bounds=(-1.0, 1.0),
+    ),
+    "layer0_shape": dict(
+        measure=lambda t, p: Measured(_correlation_at_alpha(t["residual_shape"], PAPER.alpha), 0.0),
+        unit="correlation over positions of the decoded residual after layer 0 with "
         f"a_n + {PAPER.alpha:g} a_(n-1) (the paper's alpha)",
+        chance_as="unrelated series",
+        bounds=(-1.0, 1.0),
     ),
 }
 
-CLAIMS: tuple[Claim, ...] = tuple(Claim(said, *MEASUREMENTS[said.id]) for said in PAPER_CLAIMS)
+CLAIMS: tuple[Claim, ...] = tuple(Claim(said, **MEASUREMENTS[said.id]) for said in PAPER_CLAIMS)
 
 
 def claims_table(
-    tables: Mapping[str, pd.DataFrame], criteria: Mapping[str, Mapping], params: Mapping[str, Any]
+    tables: Mapping[str, pd.DataFrame],
+    criteria: Mapping[str, Mapping],
+    params: Mapping[str, Any],
+    robustness: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per claim: id, section, claim, paper, measured, what was measured, criterion, verdict."""
+    """One row per claim: id, section, claim, paper, measured and what was measured, its
+    chance level and effect size (:class:`Measured`) and what they are, criterion, verdict,
+    and, given ``robustness`` (:func:`affine_icl.sensitivity.robustness`), whether the
+    verdict holds over the range of definitions ("robust" or "fragile: ...")."""
     missing = [c.id for c in CLAIMS if c.id not in criteria]
     if missing:
         raise KeyError(f"claims: no criterion configured for {', '.join(missing)}")
     rows = []
     for claim in CLAIMS:
-        value = claim.measure(tables, params)
+        m = claim.measured(tables, params)
         rows.append(
             {
                 "claim_id": claim.id,
                 "section": claim.said.section,
                 "claim": claim.said.statement,
                 "paper": claim.said.reported,
-                "measured": value,
+                "measured": m.value,
                 "measured_as": claim.unit,
+                "chance": m.chance,
+                "chance_as": claim.chance_as,
+                "effect": m.effect,
+                "effect_as": claim.effect_as,
                 "criterion": describe(criteria[claim.id]),
-                "verdict": verdict(value, criteria[claim.id]),
+                "verdict": verdict(m.value, criteria[claim.id]),
+                **({"robustness": robustness.get(claim.id, "")} if robustness is not None else {}),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _with_note(value: float, note: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return f"{value:.4g} ({note})" if note else f"{value:.4g}"
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as people read it (claims.md): chance and effect with what they are,
+    the verdict and its robustness next to the criterion."""
+    shown = table.assign(
+        chance=[_with_note(v, n) for v, n in zip(table["chance"], table["chance_as"], strict=True)],
+        effect=[_with_note(v, n) for v, n in zip(table["effect"], table["effect_as"], strict=True)],
+    )
+    columns = ["claim_id", "section", "claim", "paper", "measured", "measured_as", "chance"]
+    columns += ["effect", "criterion", "verdict"]
+    return shown[columns + (["robustness"] if "robustness" in table else [])]
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -399,13 +594,30 @@ def to_html(
     counted above the table; ``intro`` and ``notes`` (warnings) as in :func:`html_table`."""
     counts = table["verdict"].value_counts()
     summary = ", ".join(f"{v}: {counts[v]}" for v in VERDICT_CLASSES if v in counts)
-    shown = table[
-        ["section", "claim_id", "claim", "paper", "measured", "verdict", "measured_as", "criterion"]
-    ].rename(columns={"claim_id": "id", "measured": "this run", "measured_as": "measured as"})
+    columns = ["section", "claim_id", "claim", "paper", "measured", "chance", "effect", "verdict"]
+    columns += ["measured_as", "criterion"]
+    shown = table[columns].rename(
+        columns={"claim_id": "id", "measured": "this run", "measured_as": "measured as"}
+    )
+    robust = table["robustness"] if "robustness" in table else pd.Series([""] * len(table))
+    fragile = int(robust.str.startswith("fragile").sum())
     return html_table(
         shown,
         title,
-        [*intro, f"Verdicts: {summary}."],
+        [
+            *intro,
+            f"Verdicts: {summary}."
+            + (
+                f" Fragile (another threshold or reading gives another verdict): {fragile}."
+                if "robustness" in table
+                else ""
+            ),
+        ],
         notes,
         classes={"verdict": [VERDICT_CLASSES.get(v, "") for v in table["verdict"]]},
+        subtexts={
+            "chance": table["chance_as"].fillna("").tolist(),
+            "effect": table["effect_as"].fillna("").tolist(),
+            "verdict": robust.fillna("").tolist(),
+        },
     )

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import textwrap
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -187,8 +188,11 @@ def _legend_below(ax, ncol: int = 1, fontsize: int = 8) -> None:
     )
 
 
-def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
-    """One heatmap per head: rows are query (destination) positions, columns key (source)."""
+def plot_attention_patterns(
+    table: pd.DataFrame, title: str, notes: Mapping[int, str] | None = None
+) -> plt.Figure:
+    """One heatmap per head: rows are query (destination) positions, columns key (source);
+    ``notes`` adds a line under a head's title (its score against chance)."""
     heads = sorted(table["head"].unique())
     cols = min(4, len(heads))
     rows = -(-len(heads) // cols)
@@ -204,7 +208,11 @@ def plot_attention_patterns(table: pd.DataFrame, title: str) -> plt.Figure:
     for ax, head in zip(axes.flat, heads, strict=False):
         sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
         sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
-        ax.set_title(f"layer {table['layer'].iloc[0]} head {head}", fontsize=10)
+        note = (notes or {}).get(head)
+        ax.set_title(
+            f"layer {table['layer'].iloc[0]} head {head}" + (f"\n{note}" if note else ""),
+            fontsize=10 if not note else 9,
+        )
         ax.set_xlabel("key (source) position")
         ax.set_ylabel("query (destination) position")
     for ax in list(axes.flat)[len(heads) :]:
@@ -246,19 +254,42 @@ def plot_component_attribution(table: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def plot_ov_regression(
-    points: pd.DataFrame,
-    regressions: pd.DataFrame,
-    title: str,
-    paper_slope: tuple[float, float] | None = PAPER.ov_slope,
-) -> plt.Figure:
-    """Left: (x_d, (x OV)_d) for one vector with its fitted line. Right: distribution of the
-    per-vector R^2 (and slope) over the population, residual vs random vectors, with the
-    paper's mean R^2 of each and (unless ``paper_slope`` is None) its slope range."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    ax = axes[0]
+#: How the panels of :func:`plot_ov_regression` name each reading of the layer-0 OV fit
+#: (``affine_icl.analysis.ov.layer0_ov_regressions``): title, x of a residual vector, x of a
+#: random vector, y.
+_OV_READINGS = {
+    "d_model": (
+        "d_model reading (x OV vs x)",
+        "x_d (residual entering layer 0, after LN)",
+        "x_d (random vector, matched norm)",
+        "(x OV)_d, OV summed over layer-0 heads",
+    ),
+    "d_model, OV transposed": (
+        "d_model reading, OV transposed (x OV^T vs x)",
+        "x_d (residual entering layer 0, after LN)",
+        "x_d (random vector, matched norm)",
+        "(x OV^T)_d, OV summed over layer-0 heads",
+    ),
+    "vocab": (
+        "vocab reading (a W_E OV W_U vs a)",
+        "a_d (input vector a_p)",
+        "a_d (random vector, norm of a_p)",
+        "(a W_E OV W_U)_d",
+    ),
+    "attention output": (
+        "attention-output reading (vs a_(p-1))",
+        "a_d (input a_(p-1), attended from p)",
+        "a_d (random vector, norm of a_(p-1))",
+        "(attn out at p, centred / LN_final scale, W_U)_d",
+    ),
+}
+
+
+def _ov_scatter(ax, points: pd.DataFrame, fits: pd.DataFrame, reading: str) -> None:
+    """One vector's (x_d, y_d) points in ``reading`` with the fitted line of its table row."""
+    name, x_residual, x_random, ylabel = _OV_READINGS.get(reading, (reading, "x_d", "x_d", "y_d"))
     source, vector = points["source"].iloc[0], points["vector"].iloc[0]
-    fit = regressions[(regressions["source"] == source) & (regressions["vector"] == vector)].iloc[0]
+    fit = fits[(fits["source"] == source) & (fits["vector"] == vector)].iloc[0]
     ax.scatter(points["x"], points["ov_x"], s=10, alpha=0.7)
     xs = np.linspace(points["x"].min(), points["x"].max(), 2)
     ax.plot(
@@ -267,50 +298,103 @@ def plot_ov_regression(
         color="C3",
         label=f"fit: slope {fit['slope']:.2f}, intercept {fit['intercept']:.2f}, R² {fit['r2']:.2f}",
     )
-    ax.set_xlabel(
-        "x_d (residual entering layer 0, after LN)"
-        if source == "residual"
-        else "x_d (random vector, matched norm)"
-    )
-    ax.set_ylabel("(x OV)_d, OV summed over layer-0 heads")
-    ax.set_title(f"one {source} vector (#{vector}), each dot a component d")
+    ax.set_xlabel(x_residual if source == "residual" else x_random)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{name}\none {source} vector (#{vector}), each dot a component d")
     _legend_below(ax)
-    for ax, column in zip(axes[1:], ("r2", "slope"), strict=True):
-        sns.histplot(
-            data=regressions,
-            x=column,
-            hue="source",
-            ax=ax,
-            stat="density",
-            common_norm=False,
-            bins=40,
-            element="step",
-        )
-    axes[1].axvline(
-        PAPER.ov_r2_residual,
-        linestyle="--",
-        color="k",
-        label=f"paper's mean R², residual vectors ({PAPER.ov_r2_residual:g})",
-    )
-    axes[1].axvline(
-        PAPER.ov_r2_random,
-        linestyle="--",
-        color="grey",
-        label=f"paper's mean R², random vectors ({PAPER.ov_r2_random:g})",
-    )
-    axes[1].set_title("per-vector R² (dashed: paper's means)")
-    axes[1].set_xlabel("R² of (x_d, (x OV)_d) fit")
-    _legend_below(axes[1], ncol=2)
+
+
+def _by_source(fits: pd.DataFrame, column: str, how: str) -> str:
+    """``"0.83 residual, 0.60 random"``: ``how`` ("mean"/"median") of ``column`` per source."""
+    values = fits.groupby("source", sort=False)[column].agg(how)
+    return ", ".join(f"{value:.2f} {source}" for source, value in values.items())
+
+
+def _slope_range(slopes: pd.Series, paper_slope) -> tuple[float, float]:
+    """The slopes' 1st to 99th percentile (and the paper's range, if drawn), padded by 5%: a few
+    outlying vectors would squeeze the histogram into one bin."""
+    lo, hi = slopes.quantile(0.01), slopes.quantile(0.99)
     if paper_slope is not None:
-        axes[2].axvspan(
-            *paper_slope,
+        lo, hi = min(lo, paper_slope[0]), max(hi, paper_slope[1])
+    pad = 0.05 * (hi - lo) or 0.5
+    return lo - pad, hi + pad
+
+
+def plot_ov_regression(
+    points: pd.DataFrame,
+    regressions: pd.DataFrame,
+    title: str,
+    paper_slope: tuple[float, float] | None = PAPER.ov_slope,
+) -> plt.Figure:
+    """One row of panels per reading of the layer-0 OV fit (``regressions``' ``reading`` column,
+    "d_model" where it has none). Left: (x_d, y_d) for the vector of ``points`` in that reading
+    with its fitted line. Middle and right: distribution of the per-vector R^2 and slope over the
+    population, residual vs random vectors, with the paper's mean R^2 of each and (unless
+    ``paper_slope`` is None) its slope range; the slope axis spans the 1st to 99th percentile of
+    the reading's slopes (and the paper's range), its label counts the vectors outside. Every
+    panel's title names its reading; the R^2 and slope panels give the mean R^2 and the median
+    slope of each source, and the R^2 panel draws the chance level where the table has
+    ``r2_chance``."""
+    if "reading" not in regressions.columns:
+        regressions = regressions.assign(reading="d_model")
+    if "reading" not in points.columns:
+        points = points.assign(reading="d_model")
+    readings = list(dict.fromkeys(regressions["reading"]))
+    fig, axes = plt.subplots(len(readings), 3, figsize=(16, 5.4 * len(readings)), squeeze=False)
+    for row, reading in zip(axes, readings, strict=True):
+        fits = regressions[regressions["reading"] == reading]
+        name = _OV_READINGS.get(reading, (reading,))[0]
+        shown = points[points["reading"] == reading]
+        if shown.empty:
+            row[0].set_axis_off()
+        else:
+            _ov_scatter(row[0], shown, fits, reading)
+        slopes = _slope_range(fits["slope"], paper_slope)
+        for ax, column, binrange in zip(row[1:], ("r2", "slope"), (None, slopes), strict=True):
+            sns.histplot(
+                data=fits,
+                x=column,
+                hue="source",
+                ax=ax,
+                stat="density",
+                common_norm=False,
+                bins=40,
+                binrange=binrange,
+                element="step",
+            )
+        row[1].axvline(
+            PAPER.ov_r2_residual,
+            linestyle="--",
             color="k",
-            alpha=0.1,
-            label="paper's slope range",
+            label=f"paper's mean R², residual vectors ({PAPER.ov_r2_residual:g})",
         )
-    axes[2].set_title("per-vector slope")
-    axes[2].set_xlabel("fitted slope")
-    _legend_below(axes[2], ncol=2)
+        row[1].axvline(
+            PAPER.ov_r2_random,
+            linestyle="--",
+            color="grey",
+            label=f"paper's mean R², random vectors ({PAPER.ov_r2_random:g})",
+        )
+        if "r2_chance" in fits:
+            chance = float(fits["r2_chance"].iloc[0])
+            row[1].axvline(
+                chance,
+                linestyle=":",
+                color="C3",
+                label=f"chance: components shuffled, 1/(n-1) = {chance:.3f}",
+            )
+        row[1].set_title(f"{name}\nmean R²: {_by_source(fits, 'r2', 'mean')}")
+        row[1].set_xlabel("R² of the per-vector fit (dashed: paper's means)")
+        _legend_below(row[1], ncol=2)
+        if paper_slope is not None:
+            row[2].axvspan(*paper_slope, color="k", alpha=0.1, label="paper's slope range")
+        row[2].set_title(f"{name}\nmedian slope: {_by_source(fits, 'slope', 'median')}")
+        outside = int(((fits["slope"] < slopes[0]) | (fits["slope"] > slopes[1])).sum())
+        row[2].set_xlim(*slopes)
+        row[2].set_xlabel(
+            "fitted slope per vector"
+            + (f"\n({outside} of {len(fits)} outside the range shown)" if outside else "")
+        )
+        _legend_below(row[2], ncol=2)
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
@@ -529,23 +613,52 @@ def plot_head_scores(
     center: float = 0.0,
     vmin: float = -1,
     vmax: float = 1,
+    effect: str | None = None,
 ) -> plt.Figure:
-    """Layer-by-head heatmap of a per-head score, numbers printed in the cells."""
+    """Layer-by-head heatmap of a per-head score, numbers printed in the cells; with
+    ``effect`` (a z column), each cell's second line gives it ("z -6.1")."""
     grid = table.pivot(index="layer", columns="head", values=value)
-    fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 2, 0.8 * grid.shape[0] + 1.8))
-    _heatmap(ax, grid, title, "head", "layer", center=center, annotate=True, vmin=vmin, vmax=vmax)
+    text = grid.map(lambda v: f"{v:.2f}")
+    if effect is not None:
+        z = table.pivot(index="layer", columns="head", values=effect)
+        text = text + z.map(lambda e: f"\nz {e:.1f}")
+    fig, ax = plt.subplots(figsize=(1.05 * grid.shape[1] + 2.4, 0.9 * grid.shape[0] + 2.2))
+    sns.heatmap(
+        grid,
+        ax=ax,
+        center=center,
+        cmap="RdBu_r",
+        annot=text.to_numpy(),
+        fmt="",
+        annot_kws={"size": 8},
+        vmin=vmin,
+        vmax=vmax,
+        cbar_kws={"label": value},
+    )
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig
+
+
+_SCALE_LABELS = {
+    "unit": "unit projection",
+    "frobenius": "scaled to the QK's Frobenius norm",
+    "trace": "scaled to the QK's trace",
+}
 
 
 def plot_before_after(
     table: pd.DataFrame, title: str, paper_mse: float | None = None
 ) -> plt.Figure:
     """MSE before and after an intervention on ``row["heads"]``, as labelled points with the
-    paper's after-intervention MSE as a labelled reference line. The title names the heads and
-    how they were picked, and says "(fallback pick: ...)" when no head passed the threshold."""
+    paper's after-intervention MSE as a labelled reference line; one "after" point per row
+    (per ``scale`` where the table has one). The title names the heads and how they were
+    picked, and says "(fallback pick: ...)" when no head passed the threshold."""
     row = table.iloc[0]
-    fig, ax = plt.subplots(figsize=(11, 3.4))
+    scales = table["scale"].tolist() if "scale" in table else [None]
+    fig, ax = plt.subplots(figsize=(11, 2.6 + 0.4 * len(scales)))
     refs = []
     if paper_mse is not None:
         refs.append(
@@ -557,9 +670,9 @@ def plot_before_after(
         )
     _mse_points(
         ax,
-        ["before", "after"],
-        [row["mse_before"], row["mse_after"]],
-        ["", f" (x{row['ratio']:.6f})"],
+        ["before"] + [f"after, {_SCALE_LABELS[s]}" if s else "after" for s in scales],
+        [row["mse_before"], *table["mse_after"]],
+        ["", *(f" (x{r:.6f})" for r in table["ratio"])],
         refs,
         "MSE of this run",
         "MSE on predicted terms (log scale); in brackets: ratio after / before",
@@ -610,8 +723,20 @@ def plot_ranked_heads_by_run(
 
 
 def plot_ov_fit_by_run(fits: pd.DataFrame) -> plt.Figure:
-    """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    """Mean R^2 (residual vs random vectors) and median slope of the layer-0 OV fit, per run,
+    one row of panels per reading (the d_model basis first)."""
+    readings = list(dict.fromkeys(fits["reading"])) if "reading" in fits else [None]
+    fig, grid = plt.subplots(len(readings), 2, figsize=(11, 4.0 * len(readings)), squeeze=False)
+    for axes, reading in zip(grid, readings, strict=True):
+        shown = fits if reading is None else fits[fits["reading"] == reading]
+        _ov_fit_row(axes, shown, reading)
+    _suptitle(fig, "Layer-0 OV fit (Figure 8) in every run")
+    fig.tight_layout()
+    return fig
+
+
+def _ov_fit_row(axes, fits: pd.DataFrame, reading: str | None) -> None:
+    where = f" ({reading} reading)" if reading else ""
     sns.pointplot(
         data=fits,
         x="run",
@@ -625,14 +750,135 @@ def plot_ov_fit_by_run(fits: pd.DataFrame) -> plt.Figure:
     axes[0].axhline(PAPER.ov_r2_residual, color="C0", linestyle="--", label="paper, residual")
     axes[0].axhline(PAPER.ov_r2_random, color="C1", linestyle="--", label="paper, random")
     axes[0].set_ylabel("mean per-vector R²")
+    axes[0].set_title(f"mean R²{where}", fontsize=10)
     axes[0].legend(fontsize=8)
     resid = fits[fits["source"] == "residual"]
     sns.pointplot(data=resid, x="run", y="median_slope", ax=axes[1], linestyle="none", color="C0")
     axes[1].axhspan(*PAPER.ov_slope, color="k", alpha=0.1, label="paper's range")
     axes[1].set_ylabel("median slope (residual vectors)")
+    axes[1].set_title(f"median slope{where}", fontsize=10)
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
-    _suptitle(fig, "Layer-0 OV fit (Figure 8) in every run")
+
+
+# --------------------------------------------------------------------------- verdict sensitivity
+
+#: Verdict colours, as in the claims tables (green, amber, red, grey).
+VERDICT_COLOURS = {
+    "reproduced": "#66bb6a",
+    "differs in degree": "#ffb74d",
+    "not reproduced": "#e57373",
+    "not measurable": "#bdbdbd",
+}
+
+
+def _sensitivity_rows(grid: pd.DataFrame) -> list[tuple[str, str]]:
+    """(claim_id, definition) in table order."""
+    return list(dict.fromkeys(zip(grid["claim_id"], grid["definition"], strict=True)))
+
+
+def _row_label(claim: str, definition: str) -> str:
+    """A grid row's label: the claim id, or an alternative definition marked as one."""
+    return claim if definition == "as configured" else f"↳ {definition}"
+
+
+def _factor_labels(factors) -> list[str]:
+    return [
+        f"x{f:g}" + (" (as set)" if f == 1 else " looser" if f < 1 else " stricter")
+        for f in factors
+    ]
+
+
+def plot_sensitivity(grid: pd.DataFrame, title: str) -> plt.Figure:
+    """Claims (and their alternative definitions, marked ↳) x strictness factors, each cell coloured by
+    its verdict and labelled with the threshold used (and, where the threshold decides which
+    heads count, the count it gives); a row label ends with the measured value when it does
+    not depend on the threshold."""
+    rows = _sensitivity_rows(grid)
+    factors = sorted(grid["factor"].unique())
+    fig, ax = plt.subplots(figsize=(4.2 + 1.25 * len(factors), 0.34 * len(rows) + 1.8))
+    for i, (claim, definition) in enumerate(rows):
+        cells = grid[(grid["claim_id"] == claim) & (grid["definition"] == definition)]
+        cells = cells.set_index("factor")
+        varies = cells["measured"].nunique(dropna=False) > 1 or cells["varied"].iloc[0].startswith(
+            "analysis."
+        )
+        for j, factor in enumerate(factors):
+            cell = cells.loc[factor]
+            ax.add_patch(
+                plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS[cell["verdict"]], ec="white")
+            )
+            text = f"{cell['threshold']:.3g}"
+            if varies:
+                text += f": {cell['measured']:.3g}"
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7)
+    labels = []
+    for claim, definition in rows:
+        cells = grid[(grid["claim_id"] == claim) & (grid["definition"] == definition)]
+        label = _row_label(claim, definition)
+        if not cells["varied"].iloc[0].startswith("analysis."):
+            label += f" = {cells['measured'].iloc[0]:.3g}"
+        labels.append(label)
+    ax.set_xlim(0, len(factors))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks(np.arange(len(factors)) + 0.5, _factor_labels(factors), fontsize=8)
+    ax.set_yticks(np.arange(len(rows)) + 0.5, labels, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.grid(False)
+    ax.set_xlabel(
+        "strictness factor: the threshold's distance from chance times the factor "
+        "(cell: threshold, and the count it gives where it decides which heads count)",
+        fontsize=8,
+    )
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
+    ax.legend(
+        handles,
+        list(VERDICT_COLOURS),
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=8,
+        title="verdict",
+    )
+    _suptitle(fig, title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
+    """The sensitivity grid over runs: each cell is coloured by the share of runs in which the
+    verdict is "reproduced" and says how many (k/n)."""
+    rows = _sensitivity_rows(grid)
+    factors = sorted(grid["factor"].unique())
+    n_runs = grid["run"].nunique()
+    share = np.zeros((len(rows), len(factors)))
+    for i, (claim, definition) in enumerate(rows):
+        cells = grid[(grid["claim_id"] == claim) & (grid["definition"] == definition)]
+        held = cells.groupby("factor")["verdict"].apply(lambda v: (v == "reproduced").sum())
+        share[i] = [held.get(f, 0) for f in factors]
+    fig, ax = plt.subplots(figsize=(4.2 + 1.1 * len(factors), 0.34 * len(rows) + 1.8))
+    sns.heatmap(
+        share / n_runs,
+        ax=ax,
+        cmap="RdYlGn",
+        vmin=0,
+        vmax=1,
+        annot=np.array([[f"{int(k)}/{n_runs}" for k in row] for row in share]),
+        fmt="",
+        annot_kws={"size": 7},
+        cbar_kws={"label": "share of runs reproduced", "shrink": 0.4},
+        linewidths=0.5,
+        linecolor="white",
+    )
+    ax.set_xticks(np.arange(len(factors)) + 0.5, _factor_labels(factors), fontsize=8, rotation=0)
+    ax.set_yticks(
+        np.arange(len(rows)) + 0.5,
+        [_row_label(c, d) for c, d in rows],
+        fontsize=8,
+        rotation=0,
+    )
+    ax.xaxis.tick_top()
+    ax.set_xlabel("strictness factor: the threshold's distance from chance times the factor")
+    _suptitle(fig, title)
     fig.tight_layout()
     return fig

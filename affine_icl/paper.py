@@ -165,7 +165,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
     PaperClaim(
         "layer2_negative_copying",
         "4.6",
-        "every layer-2 head is a negative copying head (eigenvalue score < 0)",
+        "every layer-2 head is a negative copying head",
         f"{_P.n_heads} of {_P.n_heads} heads",
     ),
     PaperClaim(

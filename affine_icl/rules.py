@@ -99,6 +99,31 @@ def check_same_config(path, found: dict, expected: dict) -> None:
         )
 
 
+def claim_inputs(sm) -> tuple[dict, dict, dict]:
+    """The tables a claims rule reads (its inputs but ``sensitivity``, by input name), the
+    criteria (``claims.*`` params) and the analysis params with ``loss_from_index``."""
+    import pandas as pd
+
+    from .analysis.heads import COLUMNS
+    from .config import settings_from_params
+
+    tables = {
+        name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
+        for name, path in sm.input.items()
+        if name != "sensitivity"
+    }
+    missing = [c for c in COLUMNS if c not in tables["head_scores"].columns]
+    if missing:
+        raise ValueError(
+            f"{sm.input.head_scores} lacks {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more columns" if len(missing) > 3 else "")
+            + ": it was written by an older version of the head scores; rebuild it with "
+            "`snakemake --forcerun head_scores`"
+        )
+    params = {**settings_from_params(sm.params, "analysis"), "loss_from_index": sm.params.loss_from}
+    return tables, settings_from_params(sm.params, "claims"), params
+
+
 def write_outputs(sm, table, fig=None) -> None:
     """Write a rule's table (``output.table``, CSV) and figure (``output.png``)."""
     from .figures import save_figure

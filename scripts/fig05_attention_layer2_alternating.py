@@ -2,7 +2,11 @@
 Figures 5 and 6, one layer's attention patterns (``params.layer``) on one sequence of the kind
 ``params.sequence`` ("alternating", c < 0, or "non-alternating", c > 0)."""
 
-from affine_icl.analysis.attention import picked_sequence_patterns
+from affine_icl.analysis.attention import (
+    picked_sequence_patterns,
+    same_parity_of_table,
+    with_uniform_weight,
+)
 from affine_icl.figures import plot_attention_patterns
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
@@ -13,6 +17,11 @@ with rule_log(sm.log[0]):
     table = picked_sequence_patterns(
         run.cache, run.pop, layer, kind, run.params["pick_c_threshold"]
     )
+    table = with_uniform_weight(table)
+    notes = {
+        head: f"same parity {mass:.2f} (uniform {chance:.2f})"
+        for head, (mass, chance) in same_parity_of_table(table).iterrows()
+    }
     first = table.iloc[0]
     article = "an" if kind[0] in "aeiou" else "a"
     write_outputs(
@@ -21,6 +30,8 @@ with rule_log(sm.log[0]):
         plot_attention_patterns(
             table,
             f"Figure {sm.params.figure}: layer-{layer} attention on {article} {kind} sequence "
-            f"(sample {first['sample']}, c = {first['c']:.2f}; {first['picked_by']})",
+            f"(sample {first['sample']}, c = {first['c']:.2f}; {first['picked_by']}); under "
+            "each head its attention mass on keys an even distance back (queries >= 2)",
+            notes,
         ),
     )

@@ -1,4 +1,5 @@
-"""Rule fig13_layer2_qk: Figure 13, QK of the layer-2 head whose QK is closest to the identity."""
+"""Rule fig13_layer2_qk: Figure 13, QK of the layer-2 head whose QK stands furthest above its
+shuffled null (identity score against the same score with W_Q and W_K shuffled)."""
 
 import pandas as pd
 
@@ -10,10 +11,20 @@ from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
-    model = analysis_run(sm, with_cache=False).model
+    run = analysis_run(sm, with_cache=False)
+    model, run_params = run.model, run.params
     scores = pd.read_csv(sm.input.scores)
-    (layer, head), reason = top_head(scores, 2, "qk_identity_d_model")
+    (layer, head), reason = top_head(scores, 2, "qk_identity_d_model_z")
     log.info("picked %s", reason)
+    row = scores.set_index(["layer", "head"]).loc[(layer, head)]
+    min_z = run_params["qk_identity_min_z"]
+    counted = int(((scores["layer"] == 2) & (scores["qk_identity_d_model_z"] >= min_z)).sum())
+    against_chance = (
+        f"identity score {row['qk_identity_d_model']:.3f} against "
+        f"{row['qk_identity_d_model_null_mean']:.3f} ± {row['qk_identity_d_model_null_sd']:.3f} "
+        f"with W_Q, W_K shuffled (z {row['qk_identity_d_model_z']:.1f}); heads count as "
+        f"identity-like at z >= {min_z:g}: {counted} of {(scores['layer'] == 2).sum()} in layer 2"
+    )
     qk = head_qk(model, layer, head)
     table = pd.concat(
         [
@@ -29,7 +40,7 @@ with rule_log(sm.log[0]) as log:
         table,
         plot_matrices(
             table,
-            f"Figure 13: layer-2 QK circuit; {reason}",
+            f"Figure 13: layer-2 QK circuit; {reason}; {against_chance}",
             xlabel="key dimension",
             ylabel="query dimension",
         ),

@@ -15,8 +15,8 @@ with rule_log(sm.log[0]) as log:
     heads, reason = heads_above_or_top(
         scores,
         2,
-        "qk_identity_d_model",
-        run.params["qk_identity_threshold"],
+        "qk_identity_d_model_z",  # the heads the claim counts (z against the shuffled null)
+        run.params["qk_identity_min_z"],
         k=len(PAPER.qk_identity_heads),  # as many as the paper intervened on
     )
     log.info("intervening on %s", reason)

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_model import random_model
@@ -32,9 +33,14 @@ from affine_icl.analysis.ov import (
     effective_rank,
     eigenvalue_scores,
     layer0_ov_regressions,
+    layer_input,
+    layer_ov,
     outside_embedding_share,
+    ov_scatter_points,
     per_vector_regression,
+    random_like,
 )
+from affine_icl.analysis.ov_fits import fit_summary, median_r2_vector, ov_alpha
 from affine_icl.analysis.residual import decode
 from affine_icl.analysis.selection import heads_above, top_head
 from affine_icl.config import DataConfig, ModelConfig
@@ -120,7 +126,7 @@ def checker_pattern(n):
 
 def test_key_position_scores_of_known_patterns():
     """Heads that attend to key 1, to the previous token, and uniformly, in two layers (in a
-    different order): their mean attention to key 1 and to key 3 over queries q >= key."""
+    different order): their mean attention to key 1 and to key 3 over queries q > key."""
     n = 6
     heads = [key_pattern(n, 1), previous_pattern(n), uniform_pattern(n)]
     cache = {
@@ -128,8 +134,8 @@ def test_key_position_scores_of_known_patterns():
         "blocks.1.attn.hook_pattern": torch.stack(heads[::-1])[None].repeat(2, 1, 1, 1),
     }
     expected = {  # key -> score of (key-1 head, previous-token head, uniform head)
-        1: [1.0, 1 / (n - 1), np.mean([1 / (q + 1) for q in range(1, n)])],
-        3: [0.0, 1 / (n - 3), np.mean([1 / (q + 1) for q in range(3, n)])],
+        1: [1.0, 1 / (n - 2), np.mean([1 / (q + 1) for q in range(2, n)])],
+        3: [0.0, 1 / (n - 4), np.mean([1 / (q + 1) for q in range(4, n)])],
     }
     for key, scores in expected.items():
         table = key_position_scores(cache, 2, key)
@@ -181,7 +187,8 @@ def test_head_scores_table_puts_each_planted_score_on_its_head(folded, batch):
 
     assert len(table) == CFG.n_layers * CFG.n_heads
     assert not table.duplicated(["layer", "head"]).any()
-    assert not table.isna().any().any()
+    scores = [c for c in table.columns if not c.endswith(("_null_mean", "_null_sd", "_z"))]
+    assert not table[scores].isna().any().any()
     n = batch.length
     uniform_parity = np.mean([(q // 2 + 1) / (q + 1) for q in range(2, n)])
     planted = {  # column -> ((layer, head), value, is it the column's extreme?)
@@ -202,8 +209,15 @@ def test_head_scores_table_puts_each_planted_score_on_its_head(folded, batch):
             assert getattr(rows[column], f"idx{extreme}")() == head, column
     # the previous-token head pays key 1 attention only from query 2; the key-1 head's
     # previous-token score comes from query 2 alone, too
-    assert rows.loc[(0, 0), "key1_score"] == pytest.approx(1 / (n - 1))
+    assert rows.loc[(0, 0), "key1_score"] == pytest.approx(1 / (n - 2))
     assert rows.loc[(1, 2), "previous_token_score"] == pytest.approx(1 / (n - 1))
+    # each share beside its uniform share, each matrix score beside its shuffled null
+    previous_chance = np.mean([1 / (q + 1) for q in range(1, n)])
+    np.testing.assert_allclose(table["previous_token_chance"], previous_chance)
+    np.testing.assert_allclose(table["key1_chance"], np.mean([1 / (q + 1) for q in range(2, n)]))
+    np.testing.assert_allclose(table["same_parity_chance"], uniform_parity)
+    assert rows.loc[(0, 0), "previous_token_ratio"] == pytest.approx(1 / previous_chance)
+    assert rows.loc[(2, 1), "checkerboard_z"] > 3  # 10 sequences a group: z about 4.5
     assert rows.loc[(2, 3), "ov_effective_rank"] == pytest.approx(d, abs=1e-4)
 
 
@@ -320,10 +334,28 @@ def test_qk_pinv_intervention_leaves_an_identity_qk_unchanged(batch):
     assert not torch.allclose(changed.blocks[2].attn.W_Q[1], model.blocks[2].attn.W_Q[1])
     assert torch.allclose(changed(batch.inputs), model(batch.inputs), atol=1e-4)
     table = qk_intervention_table(model, batch.inputs, batch.targets, [(2, 1)], 2, seed=1)
-    assert table["ratio"].item() == pytest.approx(1, abs=1e-3)
+    assert list(table["scale"]) == ["unit", "frobenius", "trace"]  # all equal for I itself
+    np.testing.assert_allclose(table["ratio"], 1, atol=1e-3)
     # on a head that is not the identity, the intervention does change the outputs
     other = pinv_qk_intervention(model, [(2, 0)], torch.Generator().manual_seed(1))
     assert not torch.allclose(other(batch.inputs), model(batch.inputs), atol=1e-4)
+
+
+def test_qk_intervention_scaled_to_norm_or_trace_restores_a_scaled_identity(batch):
+    """QK = 3 I: the unit projection (I) makes attention less sharp and changes the outputs;
+    scaled to the QK's Frobenius norm or trace, the projection is 3 I again."""
+    cfg = ModelConfig(d_vocab=6, d_model=16, d_head=16, n_heads=2, d_mlp=32, n_layers=3, n_ctx=16)
+    model = fold_weights(random_model(cfg, seed=4))
+    with torch.no_grad():
+        model.blocks[2].attn.W_Q[1] = torch.eye(16) * 3**0.5
+        model.blocks[2].attn.W_K[1] = torch.eye(16) * 3**0.5
+        model.blocks[2].attn.b_Q.zero_()
+    out = model(batch.inputs)
+    for scale, unchanged in (("unit", False), ("frobenius", True), ("trace", True)):
+        changed = pinv_qk_intervention(model, [(2, 1)], torch.Generator().manual_seed(1), scale)
+        assert torch.allclose(changed(batch.inputs), out, atol=1e-4) == unchanged, scale
+    with pytest.raises(ValueError, match="scale 'half'"):
+        pinv_qk_intervention(model, [(2, 1)], torch.Generator(), "half")
 
 
 def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batch):
@@ -383,3 +415,175 @@ def test_picked_sequences_follow_the_sign_of_c(folded, batch):
     assert (non["sample"] == 101).all() and "c > 0.5" in non["picked_by"].iloc[0]
     with pytest.raises(ValueError, match=r"no alternating sequence with \|c\| > 0.9"):
         picked_sequence_patterns(cache, pop, 2, "alternating", 0.9)
+
+
+# --------------------------------------------------------------------------- OV fit readings
+
+
+def embed_in_zero_mean_basis(model):
+    """W_E with orthonormal, zero-mean rows, W_U = W_E^T and no position embedding: a vector
+    ``a`` enters the residual as ``a W_E``, which LayerNorm only divides by its scale, and
+    ``(a W_E) W_U = a``."""
+    g = torch.randn(CFG.d_model, CFG.d_vocab, generator=torch.Generator().manual_seed(3))
+    basis = torch.linalg.qr(g - g.mean(0))[0]  # [d_model, d_vocab]
+    with torch.no_grad():
+        model.embed.W_E.copy_(basis.T)
+        model.unembed.W_U.copy_(basis)
+        model.pos_embed.W_pos.zero_()
+
+
+def attend_to_previous_position(pattern, hook):
+    """Every layer-0 head puts all its attention on p-1 (position 0 on itself)."""
+    n = pattern.shape[-1]
+    forced = torch.zeros(n, n)
+    forced[0, 0] = 1
+    forced[torch.arange(1, n), torch.arange(n - 1)] = 1
+    return forced.expand_as(pattern).clone()
+
+
+def unit_scale(scale, hook):
+    return torch.ones_like(scale)
+
+
+def test_d_model_rows_are_the_fit_of_the_residual_and_random_vectors(folded, batch):
+    """The d_model rows come first and are bit for bit the direct fits of x OV on x."""
+    cache = cache_of(folded, batch.inputs)
+    table = layer0_ov_regressions(folded, cache, seed=4, inputs=batch.inputs)
+    columns = ["reading", "source", "vector", "slope", "intercept", "r2", "r2_chance"]
+    assert list(table.columns) == columns
+    # a line through n shuffled points: R^2 1/(n-1), n the reading's components
+    chance = table.groupby("reading", sort=False)["r2_chance"].unique().map(list).to_dict()
+    assert chance == {
+        "d_model": [1 / (CFG.d_model - 1)],
+        "d_model, OV transposed": [1 / (CFG.d_model - 1)],
+        "vocab": [1 / (CFG.d_vocab - 1)],
+        "attention output": [1 / (CFG.d_vocab - 1)],
+    }
+    assert list(dict.fromkeys(zip(table["reading"], table["source"], strict=True))) == [
+        (reading, source)
+        for reading in ("d_model", "d_model, OV transposed", "vocab", "attention output")
+        for source in ("residual", "random")
+    ]
+    x = layer_input(cache, 0)
+    rand = random_like(x, torch.Generator().manual_seed(4))
+    ov = layer_ov(folded, 0)
+    expected = pd.concat(
+        [
+            per_vector_regression(v, v @ ov).assign(source=s)
+            for s, v in (("residual", x), ("random", rand))
+        ],
+        ignore_index=True,
+    )
+    d_model = table.iloc[: 2 * len(x)]
+    assert (d_model["reading"] == "d_model").all()
+    pd.testing.assert_frame_equal(
+        d_model.drop(columns=["reading", "r2_chance"]),
+        expected[["source", "vector", "slope", "intercept", "r2"]],
+        check_exact=True,
+    )
+    # the transposed reading: the same vectors through OV^T
+    transposed = table[table["reading"] == "d_model, OV transposed"]
+    np.testing.assert_array_equal(
+        transposed["r2"],
+        pd.concat([per_vector_regression(v, v @ ov.T) for v in (x, rand)])["r2"],
+    )
+    # without the inputs, only these rows
+    alone = layer0_ov_regressions(folded, cache, seed=4)
+    pd.testing.assert_frame_equal(alone, d_model, check_exact=True)
+
+
+def test_vocab_reading_of_a_scaled_identity_has_that_slope(folded, batch):
+    """W_E OV W_U = 2.3 I: every input vector and every random vector maps to 2.3 times itself."""
+    embed_in_zero_mean_basis(folded)
+    set_ov(folded, 0, 2.3)  # OV = 2.3 I on d_model, so W_E OV W_U = 2.3 W_E W_E^T = 2.3 I
+    cache = cache_of(folded, batch.inputs)
+    table = layer0_ov_regressions(folded, cache, seed=0, inputs=batch.inputs)
+    vocab = table[table["reading"] == "vocab"]
+    assert len(vocab) == 2 * batch.inputs.shape[0] * batch.inputs.shape[1]
+    for source in ("residual", "random"):
+        fits = vocab[vocab["source"] == source]
+        assert list(fits["vector"]) == list(range(len(fits)))
+        np.testing.assert_allclose(fits["slope"], 2.3, atol=1e-5)
+        np.testing.assert_allclose(fits["r2"], 1, atol=1e-6)
+        np.testing.assert_allclose(fits["intercept"], 0, atol=1e-5)
+    assert ov_alpha(table, reading="vocab") == pytest.approx(2.3, abs=1e-5)
+    # the scatter of a vector is the input against 2.3 times it
+    points = ov_scatter_points(folded, cache, 7, 0, reading="vocab", inputs=batch.inputs)
+    torch.testing.assert_close(torch.tensor(points["x"].values), batch.inputs.reshape(-1, 6)[7])
+    np.testing.assert_allclose(points["ov_x"], 2.3 * points["x"], atol=1e-5)
+
+
+@pytest.mark.parametrize("unit_scales", [True, False])
+def test_attention_output_reading_of_a_previous_token_copy(folded, batch, unit_scales):
+    """Layer 0 attends only to p-1 with OV = 1.7 I, W_E OV W_U = 1.7 I and no position
+    embedding: its output at p, read through the final LayerNorm and W_U, is
+    1.7 a_(p-1) / (s1 s_final), s1 layer 0's LayerNorm scale at p-1 and s_final the final
+    one at p. Forced to 1, the slope is 1.7; b_O (random here) is not part of the reading.
+    The random vectors take the same path, so they get the same slopes."""
+    embed_in_zero_mean_basis(folded)
+    set_ov(folded, 0, 1.7)
+    assert folded.blocks[0].attn.b_O.abs().max() > 0.1
+    hooks = [("blocks.0.attn.hook_pattern", attend_to_previous_position)]
+    if unit_scales:
+        hooks += [("blocks.0.ln1.hook_scale", unit_scale), ("ln_final.hook_scale", unit_scale)]
+    cache = cache_of(folded, batch.inputs, hooks)
+    table = layer0_ov_regressions(folded, cache, seed=0, inputs=batch.inputs)
+    n, length = batch.inputs.shape[:2]
+    fits = table[table["reading"] == "attention output"]
+    s1 = cache["blocks.0.ln1.hook_scale"][:, :-1, 0]  # at the key position p-1
+    s_final = cache["ln_final.hook_scale"][:, 1:, 0]  # at the query position p
+    expected = (1.7 / (s1 * s_final)).reshape(-1).double().numpy()
+    if unit_scales:
+        np.testing.assert_allclose(expected, 1.7)
+    for source in ("residual", "random"):
+        rows = fits[fits["source"] == source]
+        # one row per (n, p >= 1), vector = n * L + p
+        assert list(rows["vector"]) == [i * length + p for i in range(n) for p in range(1, length)]
+        np.testing.assert_allclose(rows["slope"], expected, rtol=1e-4)
+        np.testing.assert_allclose(rows["r2"], 1, atol=1e-6)
+    # the scatter of vector n*L + p is a_(p-1) against the read-out attention output at p
+    points = ov_scatter_points(
+        folded, cache, 2 * length + 3, 0, reading="attention output", inputs=batch.inputs
+    )
+    torch.testing.assert_close(torch.tensor(points["x"].values), batch.inputs[2, 2])
+    slope = fits.set_index(["source", "vector"]).loc[("residual", 2 * length + 3), "slope"]
+    np.testing.assert_allclose(points["ov_x"], slope * points["x"], atol=1e-5)
+
+
+def test_readings_refuse_inputs_that_are_not_the_cached_sequences(folded, batch):
+    cache = cache_of(folded, batch.inputs)
+    with pytest.raises(ValueError, match="not the sequences of the activation cache"):
+        layer0_ov_regressions(folded, cache, seed=0, inputs=batch.inputs.flip(0))
+    with pytest.raises(ValueError, match="do not match the cache"):
+        layer0_ov_regressions(folded, cache, seed=0, inputs=batch.inputs[:3])
+    with pytest.raises(ValueError, match="has no vector 0"):  # position 0 attends to nothing
+        ov_scatter_points(folded, cache, 0, 0, reading="attention output", inputs=batch.inputs)
+
+
+def test_fit_summary_per_reading_and_source():
+    table = pd.DataFrame(
+        {
+            "reading": ["d_model"] * 4 + ["vocab"] * 4,
+            "source": ["residual", "residual", "random", "random"] * 2,
+            "vector": [0, 1, 0, 1] * 2,
+            "slope": [1.0, 3.0, 0.0, 0.5, 2.0, 2.0, 1.0, 1.0],
+            "intercept": 0.0,
+            "r2": [0.2, 0.4, 0.0, 0.1, 1.0, 1.0, 0.5, 0.7],
+        }
+    )
+    summary = fit_summary(table).set_index(["reading", "source"])
+    assert list(summary.index) == [
+        ("d_model", "residual"),
+        ("d_model", "random"),
+        ("vocab", "residual"),
+        ("vocab", "random"),
+    ]
+    assert summary.loc[("d_model", "residual")].to_dict() == pytest.approx(
+        {"n_vectors": 2, "mean_r2": 0.3, "median_slope": 2.0, "slope_q25": 1.5, "slope_q75": 2.5}
+    )
+    assert summary.loc[("vocab", "random"), "mean_r2"] == pytest.approx(0.6)
+    # the defaults read the d_model rows; a table without a reading column is all d_model
+    assert ov_alpha(table) == 2.0 and ov_alpha(table, reading="vocab") == 2.0
+    assert median_r2_vector(table, "random", reading="vocab") == 0
+    old = table[table["reading"] == "d_model"].drop(columns="reading")
+    assert ov_alpha(old) == 2.0 and fit_summary(old)["reading"].tolist() == ["d_model"] * 2

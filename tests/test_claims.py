@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -54,19 +55,35 @@ def test_every_claim_has_a_default_criterion():
     assert {c.id for c in CLAIMS} == set(CRITERIA)
 
 
-def synthetic_tables(l2_eigen=-0.9):
+def synthetic_tables(l2_eigen=-0.9, key1_ratio=3.0):
+    """Tables of a run that reproduces every claim (layer-2 eigenvalue scores and the layer-1
+    heads' key-1 ratio to chance can be set)."""
+    uniform = 0.2
     heads = pd.DataFrame(
         [
             {
                 "layer": l,
                 "head": h,
                 "previous_token_score": 0.9 if l == 0 else 0.1,
-                "key1_score": 0.8 if l == 1 else 0.1,
-                "same_parity_alternating": 0.9,
-                "same_parity_non_alternating": 0.55,
+                "previous_token_chance": uniform,
+                "previous_token_ratio": (0.9 if l == 0 else 0.1) / uniform,
+                "key1_score": key1_ratio * uniform if l == 1 else 0.1,
+                "key1_chance": uniform,
+                "key1_ratio": key1_ratio if l == 1 else 0.5,
+                "checkerboard_difference": 0.35,
+                "checkerboard_z": 20.0,
                 "eigenvalue_score": l2_eigen if l == 2 else 0.5,
+                "eigenvalue_score_null_mean": 0.0,
+                "eigenvalue_score_z": (l2_eigen if l == 2 else 0.5) / 0.05,
                 "qk_identity_d_model": 0.6 if l == 2 else 0.0,
+                "qk_identity_d_model_null_mean": 0.0,
+                "qk_identity_d_model_z": 0.6 / 0.02 if l == 2 else 0.0,
                 "ov_effective_rank": 2.0,
+                "ov_rank_ratio": 2.0 / 40,
+                "ov_participation_ratio": 1.5,
+                "ov_participation_ratio_null_mean": 30.0,
+                "ov_sv1_energy": 0.8,
+                "ov_sv1_energy_null_mean": 0.05,
             }
             for l in range(3)
             for h in range(8)
@@ -122,10 +139,10 @@ def synthetic_tables(l2_eigen=-0.9):
 
 
 PARAMS = {
-    "previous_token_threshold": 0.5,
-    "key1_threshold": 0.5,
-    "qk_identity_threshold": 0.3,
-    "negative_eigenvalue_threshold": 0.0,
+    "previous_token_min_ratio": 2.0,
+    "key1_min_ratio": 2.0,
+    "qk_identity_min_z": 5.0,
+    "negative_copying_min_z": 5.0,
     "loss_from_index": 2,
 }
 
@@ -174,3 +191,50 @@ def test_the_claims_table_quotes_the_papers_values():
     assert table.loc["layer0_shape", "measured_as"].endswith(
         "a_n + 2.3 a_(n-1) (the paper's alpha)"
     )
+
+
+def test_the_sensitivity_grid_flips_exactly_at_the_planted_value():
+    """Layer-1 heads pay key 1 exactly 3x the uniform share; the configured 2x counts all 8.
+    A factor f asks for 1 + f (2 - 1) x uniform, so the count drops to 0 just past f = 2."""
+    from affine_icl.sensitivity import AS_CONFIGURED, robustness, sensitivity_table
+
+    factors = [0.5, 1.0, 1.9, 2.0, 2.1]
+    grid = sensitivity_table(synthetic_tables(key1_ratio=3.0), CRITERIA, PARAMS, factors)
+    rows = grid[(grid["claim_id"] == "layer1_second_vector_heads")]
+    configured = rows[rows["definition"] == AS_CONFIGURED].set_index("factor")
+    assert list(configured["threshold"]) == pytest.approx([1.5, 2.0, 2.9, 3.0, 3.1])
+    assert list(configured["measured"]) == [8, 8, 8, 8, 0]
+    assert list(configured["verdict"]) == [REPRODUCED] * 4 + [NOT_REPRODUCED]
+    assert (configured["varied"] == "analysis.key1_min_ratio").all()
+    # the former absolute definition (share >= 0.5) sees 3 x 0.2 = 0.6: it counts all 8 too
+    former = rows[rows["definition"] != AS_CONFIGURED]
+    assert set(former["measured"]) == {8}
+    verdicts = robustness(grid)
+    assert verdicts["layer1_second_vector_heads"] == ("fragile: as configured at x2.1")
+    assert verdicts["final_mse"] == "robust"  # 1e-4 against <= 2e-4 scaled by 0.5 to 2.1
+    # a criterion without a knob scales its bound's distance from chance: the MSE ratio of
+    # the mean ablation (1.1; chance 1, bound 3) is reproduced at every factor
+    ablation = grid[
+        (grid["claim_id"] == "layer1_mean_ablation") & (grid["definition"] == AS_CONFIGURED)
+    ]
+    assert list(ablation["threshold"]) == pytest.approx([1 + f * 2 for f in factors])
+
+
+def test_sensitivity_needs_the_configured_definition():
+    from affine_icl.sensitivity import sensitivity_table
+
+    with pytest.raises(ValueError, match="must include 1"):
+        sensitivity_table(synthetic_tables(), CRITERIA, PARAMS, [0.5, 2.0])
+
+
+def test_scaled_criteria_stay_within_what_a_measurement_can_take():
+    from affine_icl.sensitivity import scaled_criterion
+
+    share = {"at_least": 0.75, "differs_down_to": 0.5}
+    assert scaled_criterion(share, 2.0, 0.5, (0, 1)) == {"at_least": 1.0, "differs_down_to": 0.5}
+    assert scaled_criterion(share, 0.5, 0.5, (0, 1)) == {"at_least": 0.625, "differs_down_to": 0.5}
+    band = {"within": [2.1, 2.5], "differs_within": [1.5, 3.5]}
+    assert scaled_criterion(band, 2.0, 0.0, (-np.inf, np.inf)) == {
+        "within": pytest.approx([2.2, 2.4]),
+        "differs_within": pytest.approx([2.0, 3.0]),
+    }

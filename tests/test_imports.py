@@ -27,6 +27,7 @@ LAYERS = {
     "figures": 9,
     "claims": 9,
     "aggregate": 10,
+    "sensitivity": 10,
     "readme": 11,
     "rules": 12,
 }
@@ -35,6 +36,7 @@ FORBIDDEN = {
     "analysis": {"checkpoints", "train"},
     "figures": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "claims": {"model", "stacked", "checkpoints", "train", "activations"},
+    "sensitivity": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
 }
 
 

@@ -39,8 +39,13 @@ def claims(verdicts, measured=None, claim="a claim"):
             "paper": ["1e-4"] * n,
             "measured": measured if measured is not None else [0.5] * n,
             "measured_as": [""] * n,
+            "chance": [0.2] * n,
+            "chance_as": ["uniform share"] * n,
+            "effect": [3.0] * n,
+            "effect_as": ["ratio to chance"] * n,
             "criterion": ["<= 0.0002"] * n,
             "verdict": verdicts,
+            "robustness": ["robust", "fragile: as configured at x2"] + ["robust"] * (n - 2),
         }
     )
 
@@ -67,6 +72,10 @@ def test_claims_html_colours_each_verdict_and_escapes_text():
         assert re.search(rf"\.{name} {{ background: #[0-9a-f]{{6}}; }}", page), name
     assert "n/a" in page  # a NaN measurement
     assert "reproduced: 1, differs in degree: 1, not reproduced: 1, not measurable: 1" in page
+    # chance and effect beside the measurement, what they are and the robustness beneath
+    assert "<small>uniform share</small>" in page and "<small>ratio to chance</small>" in page
+    assert "<small>fragile: as configured at x2</small>" in page
+    assert "Fragile (another threshold or reading gives another verdict): 1." in page
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,22 @@ def test_claims_table(built):
     # a 200-step tiny model does not reach the paper's MSE, and the table says so
     assert claims.set_index("claim_id").loc["final_mse", "verdict"] == "not reproduced"
     assert (built / "runs/tiny/claims.md").read_text().startswith("# Claims of Bhargav & Gu")
+    # every verdict beside its chance level, and whether another definition flips it
+    assert claims["robustness"].str.match(r"^(robust|fragile: .+|-)$").all()
+    scores = pd.read_csv(built / "runs/tiny/analysis/head_scores.csv")
+    for column in [
+        "previous_token_chance",
+        "key1_ratio",
+        "qk_identity_d_model_z",
+        "checkerboard_z",
+    ]:
+        assert scores[column].notna().all(), column
+    grid = pd.read_csv(built / "runs/tiny/claims_sensitivity.csv")
+    assert set(grid["claim_id"]) == set(claims["claim_id"])
+    assert set(grid["factor"]) == {0.5, 0.75, 1.0, 1.5, 2.0}
+    configured = grid[(grid["definition"] == "as configured") & (grid["factor"] == 1.0)]
+    assert list(configured["verdict"]) == list(claims["verdict"])  # one measurement, two tables
+    assert mpimg.imread(built / "runs/tiny/claims_sensitivity.png").shape[0] > 400
 
 
 def test_across_runs_outputs(built):
@@ -142,6 +158,9 @@ def test_across_runs_outputs(built):
     assert set(ranked["run"]) == {"tiny", "tiny2"} and ranked["rank"].max() == 3
     for name in ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]:
         assert mpimg.imread(built / f"aggregate/{name}.png").shape[0] > 250
+    grid = pd.read_csv(built / "aggregate/claims_sensitivity.csv")
+    assert set(grid["run"]) == {"tiny", "tiny2"}
+    assert mpimg.imread(built / "aggregate/claims_sensitivity.png").shape[0] > 400
 
 
 def rule_names(smk: str) -> list[str]:
@@ -319,7 +338,9 @@ def _umask() -> int:
                 "fig08_layer0_ov",
                 "fig10_layer0_ov_random",
                 "fig17_residual_shape",
+                "claims_sensitivity",
                 "claims",
+                "aggregate_claims_sensitivity",
                 "aggregate_claims",
                 "seeds_layer0_ov",
                 "all",

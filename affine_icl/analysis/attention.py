@@ -64,13 +64,25 @@ def previous_token_scores(cache, n_layers: int) -> pd.DataFrame:
 
 
 def key_position_scores(cache, n_layers: int, key: int) -> pd.DataFrame:
-    """Mean attention that queries at positions >= ``key`` pay to position ``key``."""
+    """Mean attention that the queries after position ``key`` pay to it (a query at ``key``
+    itself has only itself and earlier vectors to attend to, so it does not count)."""
     rows = []
     for layer in range(n_layers):
-        pat = patterns(cache, layer)[:, :, key:, key]  # [N, H, L-key]
+        pat = patterns(cache, layer)[:, :, key + 1 :, key]  # [N, H, L-key-1]
         for head, score in enumerate(pat.mean((0, 2)).tolist()):
             rows.append({"layer": layer, "head": head, "key": key, "score": score})
     return pd.DataFrame(rows)
+
+
+def same_parity_per_sequence(cache, layer: int) -> Float[Tensor, "batch n_heads"]:
+    """Each sequence's attention mass on keys at an even distance from the query, averaged
+    over queries q >= 2 (the checkerboard measure before averaging over sequences)."""
+    pat = patterns(cache, layer)  # [N, H, Q, K]
+    n = pat.shape[-1]
+    q = torch.arange(n)[:, None]
+    k = torch.arange(n)[None, :]
+    even = ((q - k) % 2 == 0) & (k <= q)
+    return (pat * even).sum(-1)[:, :, 2:].mean(-1)
 
 
 def same_parity_mass(
@@ -79,15 +91,11 @@ def same_parity_mass(
     """Checkerboard measure: attention mass on keys whose distance to the query is even.
 
     Averaged over queries q >= 2 and over alternating (c < -threshold) and non-alternating
-    (c > threshold) sequences separately. A uniform pattern gives about 0.5-0.6 here;
-    a checkerboard gives values near 1.
+    (c > threshold) sequences separately. A uniform pattern gives about 0.5-0.6 here
+    (:func:`affine_icl.analysis.chance.uniform_same_parity_share`); a checkerboard gives
+    values near 1.
     """
-    pat = patterns(cache, layer)  # [N, H, Q, K]
-    n = pat.shape[-1]
-    q = torch.arange(n)[:, None]
-    k = torch.arange(n)[None, :]
-    even = ((q - k) % 2 == 0) & (k <= q)
-    mass = (pat * even).sum(-1)[:, :, 2:].mean(-1)  # [N, H]
+    mass = same_parity_per_sequence(cache, layer)
     rows = []
     for group, mask in (("alternating", c < -threshold), ("non-alternating", c > threshold)):
         for head, value in enumerate(mass[mask].mean(0).tolist()):
@@ -101,3 +109,21 @@ def same_parity_mass(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def with_uniform_weight(table: pd.DataFrame) -> pd.DataFrame:
+    """A pattern table (:func:`pattern_table`) with each cell's chance level beside its weight:
+    ``uniform_weight`` = 1/(query+1) on keys up to the query (what a head without preference
+    pays each key), 0 on later keys."""
+    causal = table["key"] <= table["query"]
+    return table.assign(uniform_weight=np.where(causal, 1.0 / (table["query"] + 1), 0.0))
+
+
+def same_parity_of_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per head of a pattern table with ``uniform_weight``: the attention mass on keys an even
+    distance back, and the uniform share of it, averaged over queries >= 2 (as
+    :func:`same_parity_per_sequence` does). Columns: mass, chance; index: head."""
+    rows = table[(table["query"] >= 2) & ((table["query"] - table["key"]) % 2 == 0)]
+    per_query = rows.groupby(["head", "query"])[["weight", "uniform_weight"]].sum()
+    out = per_query.groupby("head").mean()
+    return out.rename(columns={"weight": "mass", "uniform_weight": "chance"})

@@ -23,7 +23,8 @@ rule cache_activations:
 
 
 rule head_scores:
-    """Every per-head score (previous-token, second-vector, checkerboard, eigenvalue, QK, rank)."""
+    """Every per-head score (previous-token, second-vector, checkerboard, eigenvalue, QK, rank),
+    each beside its chance level and effect size (affine_icl/analysis/chance.py)."""
     input:
         **analysis_inputs("pattern"),
     output:
@@ -33,6 +34,6 @@ rule head_scores:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **analysis_params("pick_c_threshold"),
+        **analysis_params("pick_c_threshold", "null_draws", "seed"),
     script:
         "../../scripts/head_scores.py"

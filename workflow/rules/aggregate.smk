@@ -24,6 +24,28 @@ rule aggregate_claims:
         "../../scripts/aggregate_claims.py"
 
 
+rule aggregate_claims_sensitivity:
+    """The verdict sensitivity grid over all runs: in how many runs each cell is reproduced."""
+    input:
+        grids=expand(f"{RESULTS}/runs/{{run}}/claims_sensitivity.csv", run=RUNS),
+    output:
+        csv=f"{RESULTS}/aggregate/claims_sensitivity.csv",
+        png=report(
+            f"{RESULTS}/aggregate/claims_sensitivity.png",
+            caption="../report/aggregate_claims_sensitivity.rst",
+            category=REPORT_CLAIMS,
+            subcategory="across runs",
+        ),
+    log:
+        log_path("aggregate/claims_sensitivity", run=None),
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        runs=RUNS,
+    script:
+        "../../scripts/aggregate_claims_sensitivity.py"
+
+
 rule seeds_eigenvalue_scores:
     """Figure 15 for every run, heads ordered by eigenvalue score within each layer."""
     input:

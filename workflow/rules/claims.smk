@@ -1,16 +1,54 @@
-rule claims:
-    """Every quantitative claim of the paper: paper value, this run's value, criterion, verdict."""
+# What the claims are measured from: the same tables for the verdicts and their sensitivity.
+CLAIM_INPUTS = dict(
+    train_log=trained("log"),
+    head_scores=rules.head_scores.output.table,
+    head_attribution=rules.fig07_head_attribution.output.table,
+    ov_regressions=rules.fig08_layer0_ov.output.table,
+    embedding_span=rules.embedding_span.output.table,
+    mean_ablation=rules.mean_ablation_layer1.output.table,
+    qk_intervention=rules.qk_intervention.output.table,
+    mlp_attribution=rules.fig16_mlp_attribution.output.table,
+    residual_after_layer0=rules.fig14_residual_after_layer0.output.summary,
+    residual_shape=rules.fig17_residual_shape.output.summary,
+)
+CLAIM_PARAMS = dict(
+    **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
+    **setting_params({f"analysis.{key}": v for key, v in config["analysis"].items()}),
+    loss_from=config["train"]["loss_from_index"],
+)
+
+
+rule claims_sensitivity:
+    """Every claim's verdict with its threshold made looser and stricter, and under the other
+    definitions the paper's words allow (affine_icl/sensitivity.py)."""
     input:
-        train_log=trained("log"),
-        head_scores=rules.head_scores.output.table,
-        head_attribution=rules.fig07_head_attribution.output.table,
-        ov_regressions=rules.fig08_layer0_ov.output.table,
-        embedding_span=rules.embedding_span.output.table,
-        mean_ablation=rules.mean_ablation_layer1.output.table,
-        qk_intervention=rules.qk_intervention.output.table,
-        mlp_attribution=rules.fig16_mlp_attribution.output.table,
-        residual_after_layer0=rules.fig14_residual_after_layer0.output.summary,
-        residual_shape=rules.fig17_residual_shape.output.summary,
+        **CLAIM_INPUTS,
+    output:
+        csv=f"{run_dir()}/claims_sensitivity.csv",
+        png=report(
+            f"{run_dir()}/claims_sensitivity.png",
+            caption="../report/claims_sensitivity.rst",
+            category=REPORT_CLAIMS,
+            subcategory="run {run}",
+            labels={"table": "verdict sensitivity", "run": "{run}"},
+        ),
+    log:
+        log_path("claims_sensitivity"),
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        **CLAIM_PARAMS,
+        factors=config["sensitivity"]["factors"],
+    script:
+        "../../scripts/claims_sensitivity.py"
+
+
+rule claims:
+    """Every quantitative claim of the paper: paper value, this run's value beside its chance
+    level, criterion, verdict, and whether the verdict is robust to its definition."""
+    input:
+        **CLAIM_INPUTS,
+        sensitivity=rules.claims_sensitivity.output.csv,
     output:
         csv=f"{run_dir()}/claims.csv",
         md=f"{run_dir()}/claims.md",
@@ -25,9 +63,7 @@ rule claims:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
-        **setting_params({f"analysis.{key}": v for key, v in config["analysis"].items()}),
-        loss_from=config["train"]["loss_from_index"],
+        **CLAIM_PARAMS,
         paper=PAPER_VALUES,
     script:
         "../../scripts/claims.py"

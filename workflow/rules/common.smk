@@ -115,13 +115,14 @@ AGGREGATE_FIGURES = ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds
 
 
 def all_figures(wildcards):
-    """Every figure of every run, each run's claims table, and the across-runs outputs."""
+    """Every figure of every run, each run's claims table (and through it the verdicts'
+    sensitivity), and the across-runs outputs."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
-        + [f"{RESULTS}/aggregate/claims.md"]
+        + [f"{RESULTS}/aggregate/claims.md", f"{RESULTS}/aggregate/claims_sensitivity.png"]
     )
 
 

@@ -36,9 +36,10 @@ rule fig02_loss_curve:
 
 
 rule fig03_attention_layer0:
-    """Figures 3 and 4: mean attention patterns of layer 0 (fig04: layer 1) over the population."""
+    """Figures 3 and 4: mean attention patterns of layer 0 (fig04: layer 1) over the population,
+    each head's score against the uniform share under its title."""
     input:
-        **analysis_inputs("pattern"),
+        **analysis_inputs("pattern", scores=True),
     output:
         **figure_outputs("fig03_attention_layer0"),
     log:
@@ -46,7 +47,7 @@ rule fig03_attention_layer0:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **analysis_params(),
+        **analysis_params("previous_token_min_ratio", "key1_min_ratio"),
         figure=3,
         layer=0,
     script:
@@ -114,7 +115,7 @@ rule fig07_head_attribution:
 rule fig08_layer0_ov:
     """Figure 8: layer-0 summed OV on residual vectors: scatter, R^2 and slope per vector."""
     input:
-        **analysis_inputs("resid"),
+        **analysis_inputs("resid", "head_result"),
     output:
         **figure_outputs("fig08_layer0_ov"),
     log:
@@ -231,7 +232,7 @@ rule fig12_layer2_ov:
 
 
 rule fig13_layer2_qk:
-    """Figure 13: QK of the layer-2 head whose QK is closest to the identity."""
+    """Figure 13: QK of the layer-2 head whose QK stands furthest above its shuffled null."""
     input:
         **analysis_inputs(scores=True),
     output:
@@ -241,7 +242,7 @@ rule fig13_layer2_qk:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **analysis_params(),
+        **analysis_params("qk_identity_min_z"),
     script:
         "../../scripts/fig13_layer2_qk.py"
 
@@ -274,6 +275,8 @@ rule fig15_eigenvalue_scores:
         log_path("fig15_eigenvalue_scores"),
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        min_z=config["analysis"]["negative_copying_min_z"],
     script:
         "../../scripts/fig15_eigenvalue_scores.py"
 
@@ -289,7 +292,7 @@ rule qk_intervention:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **analysis_params("qk_identity_threshold", "seed"),
+        **analysis_params("qk_identity_min_z", "seed"),
         loss_from=config["train"]["loss_from_index"],
         paper=PAPER_VALUES,
     script:
