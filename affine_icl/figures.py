@@ -270,6 +270,12 @@ _OV_READINGS = {
         "x_d (random vector, matched norm)",
         "(x OV^T)_d, OV summed over layer-0 heads",
     ),
+    "d_model, unfolded": (
+        "d_model reading, unfolded (x OV before LN folding)",
+        "x_d (layer 0's LN output with its weight and bias)",
+        "x_d (random vector, matched norm)",
+        "(x OV)_d, unfolded W_V W_O summed over heads",
+    ),
     "vocab": (
         "vocab reading (a W_E OV W_U vs a)",
         "a_d (input vector a_p)",
@@ -300,7 +306,7 @@ def _ov_scatter(ax, points: pd.DataFrame, fits: pd.DataFrame, reading: str) -> N
     )
     ax.set_xlabel(x_residual if source == "residual" else x_random)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{name}\none {source} vector (#{vector}), each dot a component d")
+    ax.set_title(f"{name}\none {source} vector (#{vector}), each dot a component d", fontsize=9)
     _legend_below(ax)
 
 
@@ -382,12 +388,12 @@ def plot_ov_regression(
                 color="C3",
                 label=f"chance: components shuffled, 1/(n-1) = {chance:.3f}",
             )
-        row[1].set_title(f"{name}\nmean R²: {_by_source(fits, 'r2', 'mean')}")
+        row[1].set_title(f"{name}\nmean R²: {_by_source(fits, 'r2', 'mean')}", fontsize=9)
         row[1].set_xlabel("R² of the per-vector fit (dashed: paper's means)")
         _legend_below(row[1], ncol=2)
         if paper_slope is not None:
             row[2].axvspan(*paper_slope, color="k", alpha=0.1, label="paper's slope range")
-        row[2].set_title(f"{name}\nmedian slope: {_by_source(fits, 'slope', 'median')}")
+        row[2].set_title(f"{name}\nmedian slope: {_by_source(fits, 'slope', 'median')}", fontsize=9)
         outside = int(((fits["slope"] < slopes[0]) | (fits["slope"] > slopes[1])).sum())
         row[2].set_xlim(*slopes)
         row[2].set_xlabel(
@@ -396,7 +402,7 @@ def plot_ov_regression(
         )
         _legend_below(row[2], ncol=2)
     _suptitle(fig, title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # room for the title
     return fig
 
 

@@ -90,6 +90,7 @@ def _ov_reading(reading: str, what: str) -> Measure:
 
 _READINGS = {
     "d_model, OV transposed": "x OV^T instead of x OV (d_model basis)",
+    "d_model, unfolded": "unfolded weights, LN weight and bias in x (d_model basis)",
     "vocab": "read through W_E and W_U (d_vocab basis)",
     "attention output": "attention output read out like the final residual",
 }

@@ -6,6 +6,7 @@ import pandas as pd
 from affine_icl.analysis.ov import ov_scatter_points
 from affine_icl.analysis.ov_fits import median_r2_vector, with_reading
 from affine_icl.figures import plot_ov_regression
+from affine_icl.model import load_model
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -26,6 +27,7 @@ with rule_log(sm.log[0]):
                 source="random",
                 reading=reading,
                 inputs=run.pop.inputs,
+                unfolded=load_model(sm.input.unfolded),
             )
             for reading in readings
         ],
@@ -40,7 +42,7 @@ with rule_log(sm.log[0]):
             points,
             regressions,
             "Figure 10: layer-0 OV applied to random vectors (same count and norms), "
-            "in four readings",
+            "in five readings",
             paper_slope=None,  # the paper's slope range is for residual vectors
         ),
     )

@@ -448,7 +448,9 @@ def unit_scale(scale, hook):
 def test_d_model_rows_are_the_fit_of_the_residual_and_random_vectors(folded, batch):
     """The d_model rows come first and are bit for bit the direct fits of x OV on x."""
     cache = cache_of(folded, batch.inputs)
-    table = layer0_ov_regressions(folded, cache, seed=4, inputs=batch.inputs)
+    table = layer0_ov_regressions(
+        folded, cache, seed=4, inputs=batch.inputs, unfolded=random_model(CFG, seed=2)
+    )
     columns = ["reading", "source", "vector", "slope", "intercept", "r2", "r2_chance"]
     assert list(table.columns) == columns
     # a line through n shuffled points: R^2 1/(n-1), n the reading's components
@@ -456,12 +458,19 @@ def test_d_model_rows_are_the_fit_of_the_residual_and_random_vectors(folded, bat
     assert chance == {
         "d_model": [1 / (CFG.d_model - 1)],
         "d_model, OV transposed": [1 / (CFG.d_model - 1)],
+        "d_model, unfolded": [1 / (CFG.d_model - 1)],
         "vocab": [1 / (CFG.d_vocab - 1)],
         "attention output": [1 / (CFG.d_vocab - 1)],
     }
     assert list(dict.fromkeys(zip(table["reading"], table["source"], strict=True))) == [
         (reading, source)
-        for reading in ("d_model", "d_model, OV transposed", "vocab", "attention output")
+        for reading in (
+            "d_model",
+            "d_model, OV transposed",
+            "d_model, unfolded",
+            "vocab",
+            "attention output",
+        )
         for source in ("residual", "random")
     ]
     x = layer_input(cache, 0)
@@ -587,3 +596,23 @@ def test_fit_summary_per_reading_and_source():
     assert median_r2_vector(table, "random", reading="vocab") == 0
     old = table[table["reading"] == "d_model"].drop(columns="reading")
     assert ov_alpha(old) == 2.0 and fit_summary(old)["reading"].tolist() == ["d_model"] * 2
+
+
+def test_unfolded_reading_sees_the_layernorm_weight_in_x(batch):
+    """Layer 0's LayerNorm weight 2 (bias 0): folded, it sits in W_V; unfolded, in x. The
+    unfolded reading's x is twice the folded one and its y the same up to a constant (the
+    folding centres W_O), so each vector keeps its R^2 and halves its slope."""
+    unfolded = random_model(CFG, seed=2)
+    with torch.no_grad():
+        unfolded.blocks[0].ln1.w.fill_(2.0)
+        unfolded.blocks[0].ln1.b.zero_()
+    folded = fold_weights(unfolded)
+    cache = cache_of(folded, batch.inputs)
+    table = layer0_ov_regressions(folded, cache, seed=4, inputs=batch.inputs, unfolded=unfolded)
+    rows = {r: t.reset_index(drop=True) for r, t in table.groupby("reading")}
+    base, seen = rows["d_model"], rows["d_model, unfolded"]
+    residual = (base["source"] == "residual").to_numpy()
+    np.testing.assert_allclose(seen["r2"][residual], base["r2"][residual], atol=1e-6)
+    np.testing.assert_allclose(seen["slope"][residual], base["slope"][residual] / 2, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs the unfolded model"):
+        ov_scatter_points(folded, cache, 0, 4, reading="d_model, unfolded", inputs=batch.inputs)

@@ -70,14 +70,18 @@ def random_like(
 
 #: The readings of the layer-0 OV fit (Figures 8 and 10), in table order; see
 #: :func:`layer0_ov_regressions`.
-READINGS = ("d_model", "d_model, OV transposed", "vocab", "attention output")
+READINGS = ("d_model", "d_model, OV transposed", "d_model, unfolded", "vocab", "attention output")
 
 
 @torch.no_grad()
 def layer0_ov_regressions(
-    model, cache, seed: int, inputs: Float[Tensor, "batch pos d_vocab"] | None = None
+    model,
+    cache,
+    seed: int,
+    inputs: Float[Tensor, "batch pos d_vocab"] | None = None,
+    unfolded=None,
 ) -> pd.DataFrame:
-    """Per-vector OV regressions for layer 0, in four readings, on the model's vectors
+    """Per-vector OV regressions for layer 0, in five readings, on the model's vectors
     (``source="residual"``) and on matched random vectors (``source="random"``).
 
     Columns: reading, source, vector, slope, intercept, r2, r2_chance (the R^2 a line through
@@ -106,6 +110,10 @@ def layer0_ov_regressions(
       at p, W_U. The two scales are scalars per vector: they change the slope, not R^2.
     - ``"d_model, OV transposed"``: as "d_model" with ``x OV^T`` (the column-vector convention
       ``OV x`` the paper may have used; the same random vectors).
+    - ``"d_model, unfolded"`` (given the ``unfolded`` model, the weights before LayerNorm
+      folding): x the output of layer 0's LayerNorm with its learned weight and bias
+      (``layer_input * w + b``), y ``x OV`` with the unfolded ``W_V W_O``: the vectors as the
+      trained model's own parameters see them. Random: :func:`random_like` of those x.
 
     No bias enters any reading: not b_O (the head results exclude it), not b_U, not the value
     biases (a folded model has folded them into b_O). A bias adds an input-independent vector
@@ -129,8 +137,12 @@ def layer0_ov_regressions(
         frames.append(table)
     if inputs is not None:
         for reading in READINGS[1:]:
+            if reading == "d_model, unfolded" and unfolded is None:
+                continue
             for source in ("residual", "random"):
-                vector, x, y = reading_vectors(model, cache, inputs, seed, reading, source)
+                vector, x, y = reading_vectors(
+                    model, cache, inputs, seed, reading, source, unfolded
+                )
                 table = per_vector_regression(x, y)
                 table["vector"] = vector
                 table.insert(0, "source", source)
@@ -140,7 +152,8 @@ def layer0_ov_regressions(
     frames[1].insert(0, "reading", READINGS[0])
     table = pd.concat(frames, ignore_index=True)
     components = {reading: model.cfg.d_vocab for reading in READINGS}
-    components["d_model"] = components["d_model, OV transposed"] = model.cfg.d_model
+    for reading in ("d_model", "d_model, OV transposed", "d_model, unfolded"):
+        components[reading] = model.cfg.d_model
     table["r2_chance"] = table["reading"].map(lambda r: r2_chance(components[r]))
     return table
 
@@ -175,11 +188,13 @@ def reading_vectors(
     seed: int,
     reading: str,
     source: str,
+    unfolded=None,
 ) -> tuple[np.ndarray, Float[Tensor, "vector dim"], Float[Tensor, "vector dim"]]:
     """The fitted pairs of one reading and source of :func:`layer0_ov_regressions`:
     ``(vector, x, y)``, ``vector`` the flat index ``n * L + p`` of each row of x and y.
 
-    ``inputs`` may be None for the "d_model" reading only.
+    ``inputs`` may be None for the "d_model" reading only; the "d_model, unfolded" reading
+    needs ``unfolded``, the model before its LayerNorm was folded.
     """
     if reading not in READINGS:
         raise ValueError(f"unknown OV reading {reading!r}; one of {READINGS}")
@@ -192,6 +207,14 @@ def reading_vectors(
         if source == "random":
             x = random_like(x, generator)
         return np.arange(len(x)), x, x @ (ov if reading == "d_model" else ov.T)
+    if reading == "d_model, unfolded":
+        if unfolded is None:
+            raise ValueError("the 'd_model, unfolded' reading needs the unfolded model")
+        ln = unfolded.blocks[0].ln1
+        x = layer_input(cache, 0) * ln.w.detach() + ln.b.detach()
+        if source == "random":
+            x = random_like(x, generator)
+        return np.arange(len(x)), x, x @ layer_ov(unfolded, 0)
     if inputs is None:
         raise ValueError(f"the {reading!r} reading needs the population's inputs")
     _check_inputs(model, cache, inputs)
@@ -225,10 +248,12 @@ def ov_scatter_points(
     source: str = "residual",
     reading: str = "d_model",
     inputs: Float[Tensor, "batch pos d_vocab"] | None = None,
+    unfolded=None,
 ) -> pd.DataFrame:
     """The (x_d, y_d) points of one vector in one reading of :func:`layer0_ov_regressions`, for
     the scatter plots of Figures 8 and 10 (``ov_x`` holds y: ``(x OV)_d`` in the d_model
-    reading). ``vector`` is the table's ``vector`` (flat index n * L + p); ``inputs`` as there.
+    reading). ``vector`` is the table's ``vector`` (flat index n * L + p); ``inputs`` and
+    ``unfolded`` as there.
     """
     if reading == "d_model":  # as before the other readings existed
         x = layer_input(cache, 0)
@@ -237,7 +262,7 @@ def ov_scatter_points(
         x = x[vector]
         y = x @ layer_ov(model, 0)
     else:
-        ids, xs, ys = reading_vectors(model, cache, inputs, seed, reading, source)
+        ids, xs, ys = reading_vectors(model, cache, inputs, seed, reading, source, unfolded)
         rows = np.flatnonzero(ids == vector)
         if len(rows) != 1:
             raise ValueError(f"the {reading!r} reading has no vector {vector}")

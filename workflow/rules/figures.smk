@@ -116,6 +116,7 @@ rule fig08_layer0_ov:
     """Figure 8: layer-0 summed OV on residual vectors: scatter, R^2 and slope per vector."""
     input:
         **analysis_inputs("resid", "head_result"),
+        unfolded=trained("weights"),
     output:
         **figure_outputs("fig08_layer0_ov"),
     log:
@@ -149,6 +150,7 @@ rule fig10_layer0_ov_random:
     """Figure 10: the layer-0 OV fit on random vectors of matched norms."""
     input:
         **analysis_inputs("resid"),
+        unfolded=trained("weights"),
         regressions=rules.fig08_layer0_ov.output.table,
     output:
         **figure_outputs("fig10_layer0_ov_random"),
