@@ -46,9 +46,20 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "runs": len(runs),
                 "summary": f"holds in {k} of {len(runs)} runs",
                 "verdicts": ", ".join(f"{run}: {verdicts[run]}" for run in runs),
+                "robustness": _fragile_in(group, len(runs)),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _fragile_in(group: pd.DataFrame, n_runs: int) -> str:
+    """ "fragile in k of n runs": in how many runs another threshold or reading of the claim
+    gives another verdict (:func:`affine_icl.sensitivity.robustness`); "" for claims tables
+    without that column."""
+    if "robustness" not in group:
+        return ""
+    k = int(group["robustness"].fillna("").str.startswith("fragile").sum())
+    return f"fragile in {k} of {n_runs} runs"
 
 
 def held_class(verdicts: Sequence[str]) -> str:
@@ -65,7 +76,8 @@ def aggregate_html(
 ) -> str:
     """The across-runs claims table (:func:`aggregate_claims`) as an HTML page: each run's
     value coloured by its verdict (written beneath), "holds in k of n runs" coloured, and how
-    many claims hold in every, some and no run counted above the table."""
+    many claims hold in every, some and no run counted above the table; beneath "holds in",
+    in how many runs the verdict is fragile."""
     verdicts = {
         run: t.set_index("claim_id")["verdict"].reindex(table["claim_id"]).fillna(NOT_MEASURABLE)
         for run, t in per_run.items()
@@ -95,7 +107,8 @@ def aggregate_html(
         title,
         [*intro, f"Claims that hold {summary}{unknown} (of {len(table)})."],
         classes={**classes, "holds in": [held_class(v) for v in by_claim]},
-        subtexts={f"value {run}": list(verdicts[run]) for run in per_run},
+        subtexts={f"value {run}": list(verdicts[run]) for run in per_run}
+        | ({"holds in": table["robustness"].fillna("").tolist()} if "robustness" in table else {}),
         legend=legend,
     )
 

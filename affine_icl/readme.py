@@ -49,9 +49,9 @@ def results_block(
     claims: pd.DataFrame, runs_table: pd.DataFrame, machine: str, note: str = ""
 ) -> str:
     """The Markdown of the Results section (without the markers)."""
-    shown = claims[
-        ["claim_id", "section", "paper", "mean", "min", "max", "summary", "verdicts", "measured_as"]
-    ].copy()
+    columns = ["claim_id", "section", "paper", "mean", "min", "max", "summary", "verdicts"]
+    columns += ["robustness"] if "robustness" in claims else []
+    shown = claims[[*columns, "measured_as"]].copy()
     # an empty CSV cell reads back as NaN (a float column when every cell is empty)
     shown["measured_as"] = (
         shown["measured_as"].astype(object).where(shown["measured_as"].notna(), "")

@@ -23,6 +23,7 @@ with rule_log(sm.log[0]):
         "min",
         "max",
         "summary",
+        "robustness",
         "measured_as",
     ]
     title = (

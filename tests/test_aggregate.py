@@ -74,3 +74,22 @@ def test_attribution_and_ov_fit_summaries():
     assert (
         summary.loc["residual", "mean_r2"] == 0.7 and summary.loc["residual", "median_slope"] == 2.5
     )
+
+
+def test_fragile_in_k_of_n_runs():
+    def with_robustness(robust):
+        return claims([1.0, 3.0], ["reproduced", "reproduced"]).assign(robustness=robust)
+
+    table = aggregate_claims(
+        {
+            "s0": with_robustness(["robust", "fragile: as configured at x2"]),
+            "s1": with_robustness(["robust", "fragile: former at x1"]),
+            "s2": with_robustness(["fragile: as configured at x0.5", "robust"]),
+        }
+    ).set_index("claim_id")
+    assert table.loc["a", "robustness"] == "fragile in 1 of 3 runs"
+    assert table.loc["b", "robustness"] == "fragile in 2 of 3 runs"
+    # claims tables from before the sensitivity grid have no robustness to count
+    assert (
+        aggregate_claims({"s0": claims([1.0, 3.0], ["reproduced"] * 2)})["robustness"].eq("").all()
+    )
