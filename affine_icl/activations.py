@@ -431,6 +431,34 @@ def load_activation_cache(
     return ActivationCache(cache, model)
 
 
+def activation_cache(
+    model: VectorTransformer, inputs: Sequences, batch_size: int = 250
+) -> ActivationCache:
+    """The activations :func:`load_activation_cache` would read back, computed in memory.
+
+    Runs ``model`` over ``inputs`` ``[N, L, d_vocab]`` (in their order) in batches, keeping the
+    hooks the Parquet cache stores, with ``hook_attn_out`` rebuilt the same way (head results +
+    ``b_O``), so an analysis gives the same numbers on either. For measurements that need no
+    files, such as the claims at every weights snapshot (:mod:`affine_icl.over_training`).
+    """
+    ln_hooks = list(ln_columns(model.cfg.n_layers).values())
+    hooks = {h for layer in range(model.cfg.n_layers) for h in _layer_hooks(layer)}
+    hooks |= set(ln_hooks)
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(inputs), batch_size):
+        with torch.inference_mode():
+            batch = inputs[start : start + batch_size].to(model.device)
+            _, cache = model.run_with_cache(batch, names_filter=lambda name: name in hooks)
+        for name, tensor in cache.items():
+            parts.setdefault(name, []).append(tensor.detach().to("cpu", torch.float32))
+    tensors = {name: torch.cat(values) for name, values in parts.items()}
+    for layer in range(model.cfg.n_layers):
+        b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
+        result = tensors[RESULT_HOOK.format(l=layer)]
+        tensors[ATTN_OUT_HOOK.format(l=layer)] = result.sum(dim=-2) + b_O
+    return ActivationCache(tensors, model)
+
+
 def load_outputs(
     cache_dir: Path | str,
 ) -> tuple[np.ndarray, Sequences, Sequences]:

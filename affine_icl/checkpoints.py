@@ -74,6 +74,41 @@ def write_checkpoint(
     return final
 
 
+def snapshot_dir(root: Path | str, cfg: RunConfig) -> Path:
+    """Where the weights snapshots of this exact config live: ``root/<config hash>/snapshots``
+    (beside the checkpoints, which :func:`write_checkpoint` never drops)."""
+    return checkpoint_dir(root, cfg) / "snapshots"
+
+
+def snapshot_steps(steps: int, every: int) -> list[int]:
+    """The steps at which a run of ``steps`` steps keeps a snapshot: every multiple of ``every``
+    up to and including ``steps`` (none when ``every`` is 0)."""
+    return list(range(every, steps + 1, every)) if every else []
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:09d}.safetensors"
+
+
+def snapshot_step(path: Path | str) -> int:
+    """The step of a snapshot file named by :func:`snapshot_name`."""
+    return int(Path(path).name.removeprefix("step-").split(".")[0])
+
+
+def write_snapshot(directory: Path, weights: dict, metadata: dict[str, str], step: int) -> Path:
+    """Write one run's weights at ``step`` as ``directory/step-<n>.safetensors``, atomically
+    (temp file + rename), so a kill leaves either the whole snapshot or none."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / snapshot_name(step)
+    tmp = directory / f".tmp-{final.name}-{os.getpid()}"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    save_tensors(tensors, tmp, {**metadata, "step": str(step)})
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return final
+
+
 def read_checkpoint(path: Path, cfg: RunConfig) -> tuple[dict, dict]:
     """Weights and extra state of one run's checkpoint, refusing one of another config."""
     hint = f"delete {path} to restart this run from step 0"

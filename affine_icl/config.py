@@ -82,6 +82,8 @@ class TrainConfig:
     eval_every: int = 1000
     eval_per_length: int = 64
     checkpoint_every: int = 1000
+    # Weights kept at every multiple of this step (0: none), for measurements over training.
+    snapshot_every: int = 10_000
     seed: int = 0
     # How a step runs, not what it computes: "auto" records it as a CUDA graph on CUDA and falls
     # back to eager steps if that fails; "on" fails instead; "off" never records one.
@@ -125,7 +127,14 @@ class RunConfig:
 #: retrain nothing.
 NOT_IN_WEIGHTS: dict[str, tuple[str, ...]] = {
     "data": ("eval_per_length", "eval_seed"),
-    "train": ("log_every", "eval_every", "eval_per_length", "checkpoint_every", "cuda_graphs"),
+    "train": (
+        "log_every",
+        "eval_every",
+        "eval_per_length",
+        "checkpoint_every",
+        "snapshot_every",
+        "cuda_graphs",
+    ),
 }
 
 

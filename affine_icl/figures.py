@@ -888,3 +888,112 @@ def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- claims over training
+
+
+def _criterion_bands(criterion: Mapping) -> list[tuple[float, float, str]]:
+    """The ranges of a claim's measurement that give each verdict, as (low, high, verdict),
+    for shading: the "reproduced" range and the "differs in degree" range(s) around it."""
+    inf = np.inf
+    if "at_least" in criterion:
+        x, y = criterion["at_least"], criterion.get("differs_down_to", criterion["at_least"])
+        return [(x, inf, "reproduced"), (y, x, "differs in degree")]
+    if "at_most" in criterion:
+        x, y = criterion["at_most"], criterion.get("differs_up_to", criterion["at_most"])
+        return [(-inf, x, "reproduced"), (x, y, "differs in degree")]
+    lo, hi = criterion["within"]
+    lo2, hi2 = criterion.get("differs_within", (lo, hi))
+    return [(lo, hi, "reproduced"), (lo2, lo, "differs in degree"), (hi, hi2, "differs in degree")]
+
+
+#: Line colours of runs, none of them a verdict colour (green, amber, red, grey).
+RUN_COLOURS = ["#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79"]
+
+
+def _log_scale(data: np.ndarray, span: np.ndarray) -> bool:
+    """A log axis where every value drawn (data and band edges) is positive and they span more
+    than two decades, unless the data are zero but for float noise (a linear axis shows that)."""
+    if not len(span) or (span <= 0).any():
+        return False
+    return span.max() / span.min() > 100 and data.min(initial=np.inf) > 1e-6 * span.max()
+
+
+def plot_claims_over_training(
+    table: pd.DataFrame,
+    criteria: Mapping[str, Mapping],
+    paper: Mapping[str, str],
+    title: str,
+) -> plt.Figure:
+    """One small panel per claim: the measurement against the training step, one line per run
+    (``table``: run, step, claim_id, measured, verdict), over the criterion's ranges shaded in
+    the verdict colours (green: reproduced, amber: differs in degree; unshaded: not
+    reproduced), with a dot at the last step in the colour of its verdict. The panel title
+    gives the claim and the paper's value (``paper``, by claim id). A log scale where the
+    values span more than two decades."""
+    claims = list(dict.fromkeys(table["claim_id"]))
+    runs = list(dict.fromkeys(table["run"]))
+    ncols = 4
+    nrows = -(-len(claims) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.9 * nrows), squeeze=False)
+    palette = {run: RUN_COLOURS[i % len(RUN_COLOURS)] for i, run in enumerate(runs)}
+    for ax, claim in zip(axes.flat, claims, strict=False):
+        sub = table[table["claim_id"] == claim]
+        values = sub["measured"].dropna()
+        bands = _criterion_bands(criteria[claim])
+        finite = [e for lo, hi, _ in bands for e in (lo, hi) if np.isfinite(e)]
+        span = np.array([*values, *finite], dtype=float)
+        log = _log_scale(values.to_numpy(float), span)
+        for run in runs:
+            line = sub[sub["run"] == run].sort_values("step")
+            ax.plot(line["step"], line["measured"], "-", color=palette[run], lw=1.4, label=run)
+            last = line.iloc[-1]
+            ax.scatter(
+                [last["step"]],
+                [last["measured"]],
+                s=45,
+                color=VERDICT_COLOURS[last["verdict"]],
+                edgecolor="black",
+                zorder=3,
+            )
+        if len(span):
+            low, high = span.min(), span.max()
+            pad = (high / low) ** 0.08 if log else 0.08 * (high - low or abs(high) or 1.0)
+            ylim = (low / pad, high * pad) if log else (low - pad, high + pad)
+            for lo, hi, verdict in bands:
+                ax.axhspan(
+                    max(lo, ylim[0]),
+                    min(hi, ylim[1]),
+                    color=VERDICT_COLOURS[verdict],
+                    alpha=0.25,
+                    lw=0,
+                )
+            ax.set_ylim(*ylim)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(textwrap.fill(f"{claim} (paper: {paper.get(claim, '?')})", 48), fontsize=8.5)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(
+                lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}"
+            )
+        )
+    for ax in axes.flat[len(claims) :]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("training step", fontsize=8)
+    handles = [plt.Line2D([], [], color=palette[r], lw=1.4) for r in runs]
+    labels = list(runs)
+    for verdict in ("reproduced", "differs in degree"):
+        handles.append(plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLOURS[verdict], alpha=0.25))
+        labels.append(f"range: {verdict}")
+    for verdict, colour in VERDICT_COLOURS.items():
+        handles.append(plt.Line2D([], [], ls="", marker="o", color=colour, markeredgecolor="black"))
+        labels.append(f"at the end: {verdict}")
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False
+    )
+    _suptitle(fig, title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

@@ -29,11 +29,12 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -48,7 +49,11 @@ from .checkpoints import (
     load_optimizer_states,
     read_latest,
     run_optimizer_state,
+    snapshot_dir,
+    snapshot_step,
+    snapshot_steps,
     write_checkpoint,
+    write_snapshot,
 )
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import Batch, TrainingStream, write_parquet
@@ -195,6 +200,8 @@ class RunResult:
 
     ``optimizer_state`` holds ``step`` and the moments ``exp_avg`` / ``exp_avg_sq`` under the
     model's TransformerLens parameter names, independent of how the run was batched.
+    ``snapshots``: the run's weights snapshots on disk by step (``train.snapshot_every``; kept
+    beside its checkpoints, so only a run with a checkpoint directory has them).
     """
 
     cfg: RunConfig
@@ -202,6 +209,13 @@ class RunResult:
     step: int
     log: list[dict]
     optimizer_state: dict
+    snapshots: dict[int, Path] = field(default_factory=dict)
+
+    def missing_snapshots(self) -> list[int]:
+        """Steps of the snapshot schedule up to now without a snapshot (a run resumed from a
+        checkpoint written before snapshots were kept has none before it)."""
+        due = snapshot_steps(self.step, self.cfg.train.snapshot_every)
+        return [s for s in due if s not in self.snapshots]
 
 
 class LossWindow:
@@ -414,6 +428,7 @@ class Trainer:
         self.step = 0
         self.logs: list[list[dict]] = [[] for _ in cfgs]
         self.window = LossWindow(self.cfgs, self.tcfg.log_every, self.device)
+        self.roots: list[Path] | None = None  # the runs' checkpoint directories, once run
 
     @property
     def seeds(self) -> list[int]:
@@ -471,7 +486,7 @@ class Trainer:
         """
         tc, roots, where = self.tcfg, None, None
         if checkpoint_roots is not None:
-            roots = [Path(r) for r in checkpoint_roots]
+            roots = self.roots = [Path(r) for r in checkpoint_roots]
             if self.resume(roots):
                 logging.getLogger("affine_icl").info(
                     "resumed from step %d of %d (checkpoints under %s)",
@@ -494,6 +509,8 @@ class Trainer:
                         heldout = self._evaluate(eval_batches)
                     self._log(means, heldout, elapsed)
                     bar.show(self.step, means, heldout)
+                if roots is not None and tc.snapshot_every and self.step % tc.snapshot_every == 0:
+                    self.save_snapshots(roots)
                 # the last checkpoint stays: a rerun of a finished run ends here in seconds
                 due = self.step % tc.checkpoint_every == 0 or at_end
                 if roots is not None and (due or stop.signum is not None):
@@ -529,8 +546,21 @@ class Trainer:
         """Run ``k`` as it is now."""
         model = VectorTransformer(self.mcfg).to(self.device)
         model.load_state_dict(self.run_weights(k), strict=True)
+        snapshots = {}
+        if self.roots is not None:
+            for path in sorted(
+                snapshot_dir(self.roots[k], self.cfgs[k]).glob("step-*.safetensors")
+            ):
+                step = snapshot_step(path)
+                if step <= self.step:
+                    snapshots[step] = path
         return RunResult(
-            self.cfgs[k], model.eval(), self.step, self.logs[k], self.run_optimizer_state(k)
+            self.cfgs[k],
+            model.eval(),
+            self.step,
+            self.logs[k],
+            self.run_optimizer_state(k),
+            snapshots,
         )
 
     def save_checkpoints(self, roots: list[Path]) -> list[Path]:
@@ -548,6 +578,23 @@ class Trainer:
                     "log": json.dumps(self.logs[k]),
                     "pending": json.dumps(pending[k]),
                 },
+            )
+            for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
+        ]
+
+    def save_snapshots(self, roots: list[Path]) -> list[Path]:
+        """Each run's weights now, as ``roots[k]/<config hash>/snapshots/step-<n>.safetensors``
+        (loadable like the final model; a resumed run rewrites the same bits)."""
+        return [
+            write_snapshot(
+                snapshot_dir(root, cfg),
+                self.run_weights(k),
+                {
+                    "model_config": json.dumps(asdict(self.mcfg)),
+                    "config_hash": cfg.hash(),
+                    "run_config": json.dumps(cfg.to_dict()),
+                },
+                self.step,
             )
             for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
         ]
@@ -625,8 +672,12 @@ def log_frame(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(result.log, columns=["step", "train_loss", "heldout_mse", "elapsed_s"])
 
 
-def save_outputs(result: RunResult, weights: Path, optimizer: Path, log: Path) -> None:
-    """Write final weights (safetensors), AdamW state and the training log (Parquet)."""
+def save_outputs(
+    result: RunResult, weights: Path, optimizer: Path, log: Path, snapshots: Path | None = None
+) -> None:
+    """Write final weights (safetensors), AdamW state, the training log (Parquet) and, into the
+    directory ``snapshots``, the run's weights snapshots (hard links to the ones kept beside the
+    checkpoints where the file system allows, copies otherwise)."""
     cfg, optimizer = result.cfg, Path(optimizer)
     meta = {
         "config_hash": cfg.hash(),
@@ -647,3 +698,13 @@ def save_outputs(result: RunResult, weights: Path, optimizer: Path, log: Path) -
         optimizer,
     )
     write_parquet(pa.Table.from_pandas(log_frame(result), preserve_index=False), log, meta)
+    if snapshots is not None:
+        snapshots = Path(snapshots)
+        snapshots.mkdir(parents=True, exist_ok=True)
+        for source in result.snapshots.values():
+            target = snapshots / source.name
+            target.unlink(missing_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)

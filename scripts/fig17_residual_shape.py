@@ -2,9 +2,13 @@
 
 import pandas as pd
 
-from affine_icl.analysis.ov_fits import ov_alpha
 from affine_icl.analysis.population import pick_by_sign_of_c
-from affine_icl.analysis.residual import crude_label, sequence_series, shape_correlations
+from affine_icl.analysis.residual import (
+    crude_label,
+    sequence_series,
+    shape_alphas,
+    shape_correlations,
+)
 from affine_icl.figures import plot_sequence_series
 from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
@@ -12,9 +16,9 @@ from affine_icl.rules import analysis_run, rule_log, write_outputs
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm)
-    alpha = ov_alpha(pd.read_csv(sm.input.regressions))  # measured in Figure 8
+    alphas = shape_alphas(pd.read_csv(sm.input.regressions))
+    alpha = alphas["measured in Figure 8"]
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
-    alphas = {"measured in Figure 8": alpha, "the paper's": PAPER.alpha}
     shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alphas).to_csv(
         sm.output.summary, index=False
     )

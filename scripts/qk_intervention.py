@@ -2,8 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.analysis.interventions import qk_intervention_table
-from affine_icl.analysis.selection import heads_above_or_top
+from affine_icl.analysis.interventions import qk_intervention_heads, qk_intervention_table
 from affine_icl.figures import plot_before_after
 from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
@@ -12,13 +11,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, with_cache=False)
     scores = pd.read_csv(sm.input.scores)
-    heads, reason = heads_above_or_top(
-        scores,
-        2,
-        "qk_identity_d_model_z",  # the heads the claim counts (z against the shuffled null)
-        run.params["qk_identity_min_z"],
-        k=len(PAPER.qk_identity_heads),  # as many as the paper intervened on
-    )
+    heads, reason = qk_intervention_heads(scores, run.params["qk_identity_min_z"])
     log.info("intervening on %s", reason)
     table = qk_intervention_table(
         run.model,

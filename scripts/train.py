@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from affine_icl.checkpoints import checkpoint_dir
 from affine_icl.config import run_config
 from affine_icl.data import collapse_warning, heldout_batches
 from affine_icl.rules import rule_log
@@ -45,9 +46,11 @@ with rule_log(sm.log[0]) as log:
         as_list(sm.output.weights),
         as_list(sm.output.optimizer),
         as_list(sm.output.log),
+        as_list(sm.output.snapshots),
         strict=True,
     )
-    for run, result, paths in zip(sm.params.runs, results, outputs, strict=True):
+    runs = zip(sm.params.runs, sm.params.checkpoint_roots, results, outputs, strict=True)
+    for run, root, result, paths in runs:
         save_outputs(result, *paths)
         log.info(
             "run %s: final held-out MSE %.3e after %d steps",
@@ -55,6 +58,17 @@ with rule_log(sm.log[0]) as log:
             result.log[-1]["heldout_mse"],
             result.step,
         )
+        missing = result.missing_snapshots()
+        if missing:
+            log.warning(
+                "run %s: no weights snapshot at steps %s (its checkpoints were written before "
+                "snapshots were kept); claims_over_training uses the %d there are. To have "
+                "them all, delete %s and retrain",
+                run,
+                missing,
+                len(result.snapshots),
+                checkpoint_dir(root, result.cfg),
+            )
         collapse = collapse_warning(result.log)
         if collapse:
             log.warning("run %s: %s", run, collapse)

@@ -14,6 +14,7 @@ from transformer_lens import ActivationCache
 
 from affine_icl.activations import (
     FAMILIES,
+    activation_cache,
     load_activation_cache,
     load_outputs,
     read_family,
@@ -101,6 +102,19 @@ def test_round_trip_matches_run_with_cache(written, model, data):
     np.testing.assert_array_equal(ids, np.sort(sample_ids))
     torch.testing.assert_close(outputs, output, rtol=0, atol=1e-6)
     torch.testing.assert_close(loaded_targets, targets[order], rtol=0, atol=0)
+
+
+def test_in_memory_cache_is_the_parquet_cache(written, model, data):
+    """activation_cache (no files, for the claims at every snapshot) holds exactly what the
+    Parquet cache reads back, in the order of the inputs given."""
+    out_dir, _ = written
+    inputs, _, sample_ids = data
+    order = np.argsort(sample_ids)
+    loaded = load_activation_cache(out_dir, model)
+    memory = activation_cache(model, inputs[order], batch_size=BATCH)
+    assert set(memory.keys()) == set(loaded.keys())
+    for name in loaded.keys():
+        torch.testing.assert_close(memory[name], loaded[name], rtol=0, atol=1e-6, msg=name)
 
 
 def test_folded_model_round_trip_and_model_check(tmp_path, model, data):

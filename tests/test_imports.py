@@ -28,6 +28,7 @@ LAYERS = {
     "claims": 9,
     "aggregate": 10,
     "sensitivity": 10,
+    "over_training": 10,
     "readme": 11,
     "rules": 12,
 }
@@ -37,6 +38,7 @@ FORBIDDEN = {
     "figures": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "claims": {"model", "stacked", "checkpoints", "train", "activations"},
     "sensitivity": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
+    "over_training": {"stacked", "train"},
 }
 
 

@@ -8,10 +8,19 @@ import pandas as pd
 import pytest
 import torch
 from conftest import with_train
+from safetensors.torch import load_file
 
-from affine_icl.checkpoints import CheckpointError, checkpoint_dir, latest_checkpoint
+from affine_icl.checkpoints import (
+    CheckpointError,
+    checkpoint_dir,
+    latest_checkpoint,
+    snapshot_dir,
+    snapshot_name,
+    snapshot_step,
+    snapshot_steps,
+)
 from affine_icl.data import batches_from_table, population_table
-from affine_icl.model import load_model
+from affine_icl.model import load_model, read_metadata
 from affine_icl.stacked import masked_mse
 from affine_icl.train import Trainer, TrainingDiverged, save_outputs, train, train_runs
 
@@ -183,3 +192,77 @@ def test_the_terminal_gets_a_status_line_every_five_percent(tiny_run_cfg, eval_b
     assert [int(re.search(r"step (\d+)/", line).group(1)) for line in lines] == list(
         range(10, 201, 10)
     )
+
+
+def same_file_contents(a, b) -> bool:
+    """Same tensors (bitwise) and metadata; the header's key order may differ between writes."""
+    ta, tb = load_file(str(a)), load_file(str(b))
+    same = ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    return same and read_metadata(a) == read_metadata(b)
+
+
+def test_snapshot_schedule():
+    assert snapshot_steps(100_000, 10_000) == list(range(10_000, 100_001, 10_000))
+    assert snapshot_steps(95, 30) == [30, 60, 90]  # the final step only when on the schedule
+    assert snapshot_steps(100, 0) == []
+    assert snapshot_step(snapshot_name(1234)) == 1234
+
+
+def test_snapshots_are_the_weights_at_their_step_and_survive_a_resume(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    """A snapshot holds what a run trained to that step ends with; a run killed after one
+    snapshot and resumed from the checkpoint before it writes the same bits again."""
+    cfg = with_train(tiny_run_cfg, steps=60, checkpoint_every=20, snapshot_every=30)
+    full = train(cfg, eval_batches, checkpoint_root=tmp_path / "a", progress=False)
+    assert sorted(full.snapshots) == [30, 60] and full.missing_snapshots() == []
+    to_30 = train(with_train(cfg, steps=30), eval_batches, progress=False)
+    snap = load_model(full.snapshots[30])
+    for (name, a), b in zip(
+        snap.state_dict().items(), to_30.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert read_metadata(full.snapshots[30])["config_hash"] == cfg.hash()
+
+    root = tmp_path / "b"
+    with pytest.raises(Crash):  # after snapshot 30 and checkpoint 20, before checkpoint 40
+        train(cfg, eval_batches, checkpoint_root=root, progress=False, on_step=crash_at(35))
+    assert [p.name for p in sorted(snapshot_dir(root, cfg).iterdir())] == [snapshot_name(30)]
+    resumed = train(cfg, eval_batches, checkpoint_root=root, progress=False)
+    assert sorted(resumed.snapshots) == [30, 60]
+    for step in (30, 60):
+        assert same_file_contents(resumed.snapshots[step], full.snapshots[step])
+
+
+def test_snapshots_go_to_the_outputs_and_missing_ones_are_named(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    cfg = with_train(tiny_run_cfg, steps=40, checkpoint_every=20, snapshot_every=20)
+    # checkpoints written before snapshots were kept: the resumed run has only the later ones
+    with pytest.raises(Crash):
+        train(
+            with_train(cfg, snapshot_every=0),
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(25),
+        )
+    result = train(cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+    assert sorted(result.snapshots) == [40] and result.missing_snapshots() == [20]
+    out = tmp_path / "out"
+    paths = out / "w.safetensors", out / "opt.pt", out / "log.parquet", out / "snapshots"
+    save_outputs(result, *paths)
+    assert [p.name for p in paths[3].iterdir()] == [snapshot_name(40)]
+    assert same_file_contents(paths[3] / snapshot_name(40), result.snapshots[40])
+
+
+def test_batched_runs_keep_their_own_snapshots(tiny_run_cfg, eval_batches, tmp_path):
+    cfgs = [with_train(tiny_run_cfg, steps=40, snapshot_every=20, seed=s) for s in (3, 4)]
+    roots = [tmp_path / "3", tmp_path / "4"]
+    results = train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False)
+    for cfg, root, result in zip(cfgs, roots, results, strict=True):
+        assert sorted(result.snapshots) == [20, 40]
+        assert result.snapshots[20].parent == snapshot_dir(root, cfg)
+        final = load_model(result.snapshots[40]).state_dict()
+        for name, value in result.model.state_dict().items():
+            assert torch.equal(final[name], value), name

@@ -12,12 +12,14 @@ import sys
 import zipfile
 
 import matplotlib.image as mpimg
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import FIGURES, REPO, copy_workflow
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from affine_icl.model import load_model, read_metadata
 
@@ -94,6 +96,9 @@ def test_training_outputs(built):
     assert log["heldout_mse"].notna().sum() == 2
     # the final checkpoint stays, so a rerun of train on this finished run takes seconds
     assert [p.name for p in (built / "checkpoints/tiny").glob("*/step-*")] == ["step-000000200"]
+    snapshots = sorted(p.name for p in (run / "snapshots").glob("step-*"))
+    assert snapshots == ["step-000000100.safetensors", "step-000000200.safetensors"]
+    assert read_metadata(run / "snapshots" / snapshots[0])["step"] == "100"
 
 
 def test_activation_cache_carries_the_config_hash(built):
@@ -147,6 +152,28 @@ def test_claims_table(built):
     configured = grid[(grid["definition"] == "as configured") & (grid["factor"] == 1.0)]
     assert list(configured["verdict"]) == list(claims["verdict"])  # one measurement, two tables
     assert mpimg.imread(built / "runs/tiny/claims_sensitivity.png").shape[0] > 400
+
+
+def test_claims_over_training(built):
+    """Every claim at each snapshot; at the last step the same measurements and verdicts as
+    the claims table, which reads the figure rules' outputs (one measurement, two paths)."""
+    table = pd.read_csv(built / "runs/tiny/claims_over_training.csv")
+    claims = pd.read_csv(built / "runs/tiny/claims.csv").set_index("claim_id")
+    assert list(table.columns) == ["step", "claim_id", "measured", "chance", "effect", "verdict"]
+    assert sorted(set(table["step"])) == [100, 200]
+    assert (table.groupby("step")["claim_id"].apply(list) == [list(claims.index)] * 2).all()
+    final = table[table["step"] == 200].set_index("claim_id")
+    assert list(final["verdict"]) == list(claims["verdict"])
+    np.testing.assert_allclose(final["measured"], claims["measured"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(final["effect"], claims["effect"], rtol=1e-3, atol=1e-4)
+    mse = pd.read_parquet(built / "runs/tiny/train_log.parquet").set_index("step")["heldout_mse"]
+    first = table[(table["step"] == 100) & (table["claim_id"] == "final_mse")]
+    assert first["measured"].iloc[0] == pytest.approx(mse.loc[100])  # the log up to step 100
+    across = pd.read_csv(built / "aggregate/claims_over_training.csv")
+    assert set(across["run"]) == {"tiny", "tiny2"} and len(across) == 2 * len(table)
+    for png in ["runs/tiny/claims_over_training.png", "aggregate/claims_over_training.png"]:
+        image = mpimg.imread(built / png)
+        assert image.shape[0] > 600 and image[..., :3].std() > 0.05, png
 
 
 def test_across_runs_outputs(built):
@@ -206,6 +233,13 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
     # categories, subcategories and items in the order the report lists them (as text)
     assert list(sorted(categories)) == ["0. Claims", "1. Figures by run", "2. Figures across runs"]
     assert sorted(categories["0. Claims"]) == ["across runs", "run tiny", "run tiny2"]
+    # the report opens with the claims across runs, then how they moved over training
+    opening = sorted(results[p]["labels"]["item"] for p in categories["0. Claims"]["across runs"])
+    assert opening == [
+        "1. claims across runs",
+        "2. claims over training across runs",
+        "3. verdict sensitivity across runs",
+    ]
     assert sorted(categories["1. Figures by run"]) == ["data (Figure 1)", "run tiny", "run tiny2"]
     shown = sorted(
         [results[p]["labels"]["in the paper"], results[p]["labels"]["figure"]]
@@ -283,7 +317,10 @@ def test_a_finished_run_retrains_in_seconds_to_identical_files(built, tree):
     run (forced, or after Snakemake died before recording the job) trained from step 0."""
     run = built / "runs" / "tiny"
     outputs = [run / name for name in ("model.safetensors", "optimizer.pt", "train_log.parquet")]
+    snapshots = sorted((run / "snapshots").glob("step-*"))
+    outputs += [*snapshots, run / "snapshots" / ".snakemake_timestamp", run / "snapshots"]
     stats = [p.stat() for p in outputs]
+    old_snapshots = [load_file(str(p)) for p in snapshots]
     old = _contents(run)
     target = "results/runs/tiny/model.safetensors"
     proc = snakemake(tree, "--cores", "1", "--forcerun", "train", "--", target)
@@ -296,6 +333,10 @@ def test_a_finished_run_retrains_in_seconds_to_identical_files(built, tree):
             assert torch.equal(new[name][key], old[name][key]), (name, key)
     assert new["metadata"] == old["metadata"]
     assert new["log"].equals(old["log"])
+    assert sorted((run / "snapshots").glob("step-*")) == snapshots
+    for path, tensors in zip(snapshots, old_snapshots, strict=True):
+        now = load_file(str(path))
+        assert all(torch.equal(now[k], tensors[k]) for k in tensors), path
     text = (built / "logs" / "train" / "tiny.log").read_text()
     assert "resumed from step 200 of 200" in text
     assert oct(outputs[0].stat().st_mode & 0o777) == oct(0o666 & ~_umask())

@@ -11,7 +11,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..model import Sequences
+from ..paper import PAPER
 from ..stacked import masked_mse
+from .selection import heads_above_or_top
 
 
 def head_qk(model, layer: int, head: int) -> Float[Tensor, "d_model d_model"]:
@@ -139,6 +141,15 @@ def qk_intervention_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def qk_intervention_heads(scores: pd.DataFrame, min_z: float) -> tuple[list, str]:
+    """The layer-2 heads the QK intervention replaces, and why: those the QK-identity claim
+    counts (``qk_identity_d_model_z >= min_z``, z against the shuffled null), else as many of
+    the highest as the paper intervened on."""
+    return heads_above_or_top(
+        scores, 2, "qk_identity_d_model_z", min_z, k=len(PAPER.qk_identity_heads)
+    )
 
 
 def _mean_ablate_hook(head_index):

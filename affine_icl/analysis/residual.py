@@ -13,6 +13,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..model import Sequences
+from ..paper import PAPER
+from .ov_fits import ov_alpha
 
 
 @torch.no_grad()
@@ -129,3 +131,9 @@ def shape_correlations(
         {"compared_with": "true a_(n+1)", "alpha": np.nan, "mean_correlation": corr(after, truth)}
     )
     return pd.DataFrame(rows)
+
+
+def shape_alphas(regressions: pd.DataFrame) -> dict[str, float]:
+    """The alphas Figure 17 and the layer-0 shape claim compare the residual with: the median
+    layer-0 OV slope measured in Figure 8 (``regressions``) and the paper's."""
+    return {"measured in Figure 8": ov_alpha(regressions), "the paper's": PAPER.alpha}

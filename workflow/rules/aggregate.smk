@@ -13,6 +13,7 @@ rule aggregate_claims:
             caption="../report/aggregate_claims.rst",
             category=REPORT_CLAIMS,
             subcategory="across runs",
+            labels={"item": "1. claims across runs"},
         ),
     log:
         log_path("aggregate/claims", run=None),
@@ -22,6 +23,30 @@ rule aggregate_claims:
         runs=RUNS,
     script:
         "../../scripts/aggregate_claims.py"
+
+
+rule aggregate_claims_over_training:
+    """Every run's claims over training in one figure: one panel per claim, one line per run."""
+    input:
+        tables=expand(f"{RESULTS}/runs/{{run}}/claims_over_training.csv", run=RUNS),
+    output:
+        csv=f"{RESULTS}/aggregate/claims_over_training.csv",
+        png=report(
+            f"{RESULTS}/aggregate/claims_over_training.png",
+            caption="../report/aggregate_claims_over_training.rst",
+            category=REPORT_CLAIMS,
+            subcategory="across runs",
+            labels={"item": "2. claims over training across runs"},
+        ),
+    log:
+        log_path("aggregate/claims_over_training", run=None),
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
+        runs=RUNS,
+    script:
+        "../../scripts/aggregate_claims_over_training.py"
 
 
 rule aggregate_claims_sensitivity:
@@ -35,6 +60,7 @@ rule aggregate_claims_sensitivity:
             caption="../report/aggregate_claims_sensitivity.rst",
             category=REPORT_CLAIMS,
             subcategory="across runs",
+            labels={"item": "3. verdict sensitivity across runs"},
         ),
     log:
         log_path("aggregate/claims_sensitivity", run=None),

@@ -30,7 +30,7 @@ rule claims_sensitivity:
             caption="../report/claims_sensitivity.rst",
             category=REPORT_CLAIMS,
             subcategory="run {run}",
-            labels={"table": "verdict sensitivity", "run": "{run}"},
+            labels={"item": "3. verdict sensitivity", "run": "{run}"},
         ),
     log:
         log_path("claims_sensitivity"),
@@ -57,6 +57,7 @@ rule claims:
             caption="../report/claims.rst",
             category=REPORT_CLAIMS,
             subcategory="run {run}",
+            labels={"item": "1. claims", "run": "{run}"},
         ),
     log:
         log_path("claims"),
@@ -67,3 +68,36 @@ rule claims:
         paper=PAPER_VALUES,
     script:
         "../../scripts/claims.py"
+
+
+rule claims_over_training:
+    """Every claim measured at each weights snapshot (train.snapshot_every) and at the end,
+    from one in-memory activation pass per snapshot (affine_icl/over_training.py)."""
+    input:
+        weights=trained("weights"),
+        snapshots=trained("snapshots"),
+        train_log=trained("log"),
+        population=rules.generate_data.output.population,
+    output:
+        csv=f"{run_dir()}/claims_over_training.csv",
+        png=report(
+            f"{run_dir()}/claims_over_training.png",
+            caption="../report/claims_over_training.rst",
+            category=REPORT_CLAIMS,
+            subcategory="run {run}",
+            labels={"item": "2. claims over training", "run": "{run}"},
+        ),
+    log:
+        log_path("claims_over_training"),
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_over_training/{{run}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    params:
+        **CLAIM_PARAMS,
+    script:
+        "../../scripts/claims_over_training.py"

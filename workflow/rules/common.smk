@@ -29,11 +29,16 @@ def run_dir(run="{run}"):
     return f"{RESULTS}/runs/{run}"
 
 
-TRAINED = {"weights": "model.safetensors", "optimizer": "optimizer.pt", "log": "train_log.parquet"}
+TRAINED = {
+    "weights": "model.safetensors",
+    "optimizer": "optimizer.pt",
+    "log": "train_log.parquet",
+    "snapshots": "snapshots",  # directory: step-<n>.safetensors every train.snapshot_every
+}
 
 
 def trained(kind, run="{run}"):
-    """A training output (weights, optimizer or log) of one run, batched or not."""
+    """A training output (weights, optimizer, log or snapshots) of one run, batched or not."""
     return f"{run_dir(run)}/{TRAINED[kind]}"
 
 
@@ -53,7 +58,11 @@ def group_label(group):
 
 
 def trained_by(kind, group):
-    return trained(kind) if group is None else [trained(kind, run) for run in group]
+    """The train job's outputs of one kind (the snapshots are a directory per run)."""
+    mark = directory if kind == "snapshots" else str
+    if group is None:
+        return mark(trained(kind))
+    return [mark(trained(kind, run)) for run in group]
 
 
 def runs_of(group):
@@ -114,15 +123,20 @@ PER_RUN_FIGURES = [
 AGGREGATE_FIGURES = ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]
 
 
+#: Figures of the claims across runs (each from the per-run ones of every run).
+AGGREGATE_CLAIM_FIGURES = ["claims_sensitivity", "claims_over_training"]
+
+
 def all_figures(wildcards):
     """Every figure of every run, each run's claims table (and through it the verdicts'
-    sensitivity), and the across-runs outputs."""
+    sensitivity), the claims over training, and the across-runs outputs."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
-        + [f"{RESULTS}/aggregate/claims.md", f"{RESULTS}/aggregate/claims_sensitivity.png"]
+        + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_CLAIM_FIGURES]
+        + [f"{RESULTS}/aggregate/claims.md"]
     )
 
 

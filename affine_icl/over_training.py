@@ -1,0 +1,106 @@
+"""The claims measured at every weights snapshot of a run: when each part of the mechanism forms.
+
+A run keeps its weights every ``train.snapshot_every`` steps (:mod:`affine_icl.train`). For each
+snapshot and the final weights, :func:`claim_tables` computes, in one process and from one
+activation pass over the analysis population (:func:`~affine_icl.activations.activation_cache`,
+no files), every table the claims rule reads from the figure rules' outputs, with the same
+analysis functions; :func:`claims_over_training` judges them by the same criteria
+(:func:`~affine_icl.claims.claims_table`). The sensitivity grid is not recomputed per snapshot:
+it is a statement about the final model.
+
+At the final step the measurements are those of ``claims.csv`` (same functions, same
+population, same seeds; the activations agree with the Parquet cache to float precision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .activations import activation_cache
+from .analysis.attribution import head_attribution_table, mlp_attribution_table
+from .analysis.heads import head_scores_table
+from .analysis.interventions import (
+    mean_ablation_table,
+    qk_intervention_heads,
+    qk_intervention_table,
+)
+from .analysis.ov import layer0_ov_regressions, outside_embedding_share
+from .analysis.population import Population
+from .analysis.residual import decoded_after_layer0_summary, shape_alphas, shape_correlations
+from .checkpoints import snapshot_step
+from .claims import claims_table
+from .model import VectorTransformer, fold_weights, load_model, read_metadata
+
+#: The columns of ``claims_over_training.csv``.
+COLUMNS = ["step", "claim_id", "measured", "chance", "effect", "verdict"]
+
+
+def claim_tables(
+    unfolded: VectorTransformer,
+    pop: Population,
+    train_log: pd.DataFrame,
+    params: Mapping[str, Any],
+) -> dict[str, pd.DataFrame]:
+    """The tables :func:`~affine_icl.claims.claims_table` reads, by the claims rule's input
+    names, for one model: ``unfolded`` (trained weights as saved), ``pop`` (the analysis
+    population), ``train_log`` (the log up to this model's step) and ``params`` (the
+    ``analysis`` settings and ``loss_from_index``)."""
+    model = fold_weights(unfolded)
+    cache = activation_cache(model, pop.inputs, params["cache_batch_size"])
+    seed, loss_from = params["seed"], params["loss_from_index"]
+    inputs, targets = pop.inputs, pop.targets
+    scores = head_scores_table(
+        model, cache, pop.c, params["pick_c_threshold"], params["null_draws"], seed
+    )
+    regressions = layer0_ov_regressions(model, cache, seed, inputs, unfolded)
+    heads, _ = qk_intervention_heads(scores, params["qk_identity_min_z"])
+    return {
+        "train_log": train_log,
+        "head_scores": scores,
+        "head_attribution": head_attribution_table(model, cache, inputs, targets),
+        "ov_regressions": regressions,
+        "embedding_span": outside_embedding_share(model, cache),
+        "mean_ablation": mean_ablation_table(model, inputs, targets, 1, loss_from),
+        "qk_intervention": qk_intervention_table(model, inputs, targets, heads, loss_from, seed),
+        "mlp_attribution": mlp_attribution_table(model, cache, inputs, targets),
+        "residual_after_layer0": decoded_after_layer0_summary(
+            model, cache, inputs, targets, loss_from
+        ),
+        "residual_shape": shape_correlations(
+            model, cache, inputs, targets, shape_alphas(regressions)
+        ),
+    }
+
+
+def weights_by_step(snapshots: Path | str, final: Path | str) -> dict[int, Path]:
+    """The weights to measure, by step: every snapshot in the directory ``snapshots`` and the
+    final weights ``final`` at the step they record (which replace a snapshot of that step:
+    the same weights)."""
+    found = {snapshot_step(p): Path(p) for p in Path(snapshots).glob("step-*.safetensors")}
+    found[int(read_metadata(final)["step"])] = Path(final)
+    return dict(sorted(found.items()))
+
+
+def claims_over_training(
+    weights: Mapping[int, Path | str],
+    pop: Population,
+    train_log: pd.DataFrame,
+    criteria: Mapping[str, Mapping],
+    params: Mapping[str, Any],
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Every claim measured and judged on each weights file in ``weights`` (by step): one row
+    per (step, claim) with :data:`COLUMNS`, steps in increasing order. At step ``s`` the
+    final-MSE claim reads the training log up to ``s``."""
+    rows = []
+    for step in tqdm(sorted(weights), desc="claims over training", disable=not progress):
+        log = train_log[train_log["step"] <= step]
+        tables = claim_tables(load_model(weights[step]), pop, log, params)
+        table = claims_table(tables, criteria, params)
+        rows.append(table.assign(step=step)[COLUMNS])
+    return pd.concat(rows, ignore_index=True)

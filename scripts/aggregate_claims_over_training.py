@@ -1,0 +1,29 @@
+"""Rule aggregate_claims_over_training: the claims over training of every run in one figure."""
+
+import pandas as pd
+
+from affine_icl.config import settings_from_params
+from affine_icl.figures import plot_claims_over_training, save_figure
+from affine_icl.paper import PAPER_CLAIMS
+from affine_icl.rules import rule_log
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_log(sm.log[0]):
+    table = pd.concat(
+        [
+            pd.read_csv(path).assign(run=run)
+            for run, path in zip(sm.params.runs, sm.input.tables, strict=True)
+        ],
+        ignore_index=True,
+    )
+    table.to_csv(sm.output.csv, index=False)
+    save_figure(
+        plot_claims_over_training(
+            table,
+            settings_from_params(sm.params, "claims"),
+            {c.id: c.reported for c in PAPER_CLAIMS},
+            f"Claims over training, {len(sm.params.runs)} run(s): each claim measured at every "
+            "weights snapshot, one line per run",
+        ),
+        sm.output.png,
+    )

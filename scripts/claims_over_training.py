@@ -1,0 +1,45 @@
+"""Rule claims_over_training: every claim measured at each weights snapshot and at the end."""
+
+import pandas as pd
+import torch
+
+from affine_icl.analysis.population import analysis_population
+from affine_icl.config import settings_from_params
+from affine_icl.data import read_parquet
+from affine_icl.figures import plot_claims_over_training, save_figure
+from affine_icl.over_training import claims_over_training, weights_by_step
+from affine_icl.paper import PAPER_CLAIMS
+from affine_icl.rules import rule_log
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_log(sm.log[0]) as log:
+    torch.set_num_threads(sm.threads)
+    params = {**settings_from_params(sm.params, "analysis"), "loss_from_index": sm.params.loss_from}
+    criteria = settings_from_params(sm.params, "claims")
+    pop = analysis_population(
+        read_parquet(sm.input.population, "evaluation population"),
+        params["population_length"],
+        params["population_size"],
+    )
+    weights = weights_by_step(sm.input.snapshots, sm.input.weights)
+    log.info("measuring the claims at steps %s", list(weights))
+    if len(weights) == 1:
+        log.warning(
+            "run %s has no weights snapshots (train.snapshot_every, or its checkpoints predate "
+            "them): only the final step is measured",
+            sm.wildcards.run,
+        )
+    table = claims_over_training(
+        weights, pop, pd.read_parquet(sm.input.train_log), criteria, params
+    )
+    table.to_csv(sm.output.csv, index=False)
+    save_figure(
+        plot_claims_over_training(
+            table.assign(run=sm.wildcards.run),
+            criteria,
+            {c.id: c.reported for c in PAPER_CLAIMS},
+            f"Claims over training, run {sm.wildcards.run}: each claim measured at every "
+            f"weights snapshot ({len(weights)} steps)",
+        ),
+        sm.output.png,
+    )
