@@ -52,6 +52,40 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdict_settled_since(over_training: pd.DataFrame) -> pd.DataFrame:
+    """When each claim's verdict stopped changing during training, over the runs measured at
+    more than one step (``over_training``: run, step, claim_id, verdict, as in
+    ``claims_over_training.csv`` with a run column).
+
+    One row per claim: ``settled_since``, the first step from which every such run gives its
+    final verdict at every later step (the latest of the runs' such steps), ``last_step`` and
+    ``runs``, how many runs had snapshots; a verdict that changed at the last snapshot before
+    the end is still drifting at the end of training.
+    """
+    rows = []
+    multi = over_training.groupby("run")["step"].transform("nunique") > 1
+    table = over_training[multi]
+    for claim_id, group in over_training.groupby("claim_id", sort=False):
+        claim = table[table["claim_id"] == claim_id]
+        since = []
+        for _, run in claim.groupby("run"):
+            verdicts = run.sort_values("step")[["step", "verdict"]].to_numpy()
+            final = verdicts[-1, 1]
+            first = len(verdicts) - 1
+            while first > 0 and verdicts[first - 1, 1] == final:
+                first -= 1
+            since.append(int(verdicts[first, 0]))
+        rows.append(
+            {
+                "claim_id": claim_id,
+                "settled_since": max(since) if since else np.nan,
+                "last_step": int(group["step"].max()),
+                "runs": claim["run"].nunique(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _fragile_in(group: pd.DataFrame, n_runs: int) -> str:
     """ "fragile in k of n runs": in how many runs another threshold or reading of the claim
     gives another verdict (:func:`affine_icl.sensitivity.robustness`); "" for claims tables

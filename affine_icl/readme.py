@@ -2,7 +2,8 @@
 
     python -m affine_icl.readme [--results results] [--readme README.md] --machine "2-core CPU"
 
-reads ``results/aggregate/claims.csv`` and each run's training log and benchmark, and replaces
+reads ``results/aggregate/claims.csv`` (and ``claims_over_training.csv`` where it exists) and
+each run's training log and benchmark, and replaces
 the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the README.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .aggregate import verdict_settled_since
 from .claims import to_markdown
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -46,11 +48,21 @@ def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
 
 
 def results_block(
-    claims: pd.DataFrame, runs_table: pd.DataFrame, machine: str, note: str = ""
+    claims: pd.DataFrame,
+    runs_table: pd.DataFrame,
+    machine: str,
+    note: str = "",
+    settled: pd.DataFrame | None = None,
 ) -> str:
-    """The Markdown of the Results section (without the markers)."""
+    """The Markdown of the Results section (without the markers); ``settled``
+    (:func:`~affine_icl.aggregate.verdict_settled_since`) adds when each verdict stopped
+    changing during training."""
     columns = ["claim_id", "section", "paper", "mean", "min", "max", "summary", "verdicts"]
     columns += ["robustness"] if "robustness" in claims else []
+    if settled is not None:
+        since = settled.set_index("claim_id")["settled_since"]
+        claims = claims.assign(**{"verdict settled since step": claims["claim_id"].map(since)})
+        columns.append("verdict settled since step")
     shown = claims[[*columns, "measured_as"]].copy()
     # an empty CSV cell reads back as NaN (a float column when every cell is empty)
     shown["measured_as"] = (
@@ -67,6 +79,16 @@ def results_block(
         + "; ".join(f"{n} claim(s) {s}" for s, n in sorted(counts.items()))
         + ".",
     ]
+    if settled is not None:
+        n = int(settled["runs"].max())
+        lines += [
+            "",
+            f"'Verdict settled since step': the first weights snapshot from which each of the "
+            f"{n} run(s) with snapshots gives its final verdict at every later step "
+            f"(`results/aggregate/claims_over_training.png`); "
+            f"{int((settled['settled_since'] == settled['last_step']).sum())} verdict(s) "
+            "changed at the last step measured, so another training length could change them.",
+        ]
     if note:
         lines += ["", note]
     lines += ["", to_markdown(shown).rstrip()]
@@ -90,7 +112,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     claims = pd.read_csv(args.results / "aggregate" / "claims.csv")
     runs = [c.removeprefix("value ") for c in claims.columns if c.startswith("value ")]
-    block = results_block(claims, provenance(args.results, runs), args.machine, args.note)
+    over_training = args.results / "aggregate" / "claims_over_training.csv"
+    settled = verdict_settled_since(pd.read_csv(over_training)) if over_training.is_file() else None
+    block = results_block(claims, provenance(args.results, runs), args.machine, args.note, settled)
     args.readme.write_text(replace_block(args.readme.read_text(), block))
 
 

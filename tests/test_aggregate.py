@@ -8,6 +8,7 @@ from affine_icl.aggregate import (
     head_attribution_by_run,
     ov_fit_by_run,
     ranked_head_scores,
+    verdict_settled_since,
 )
 
 
@@ -93,3 +94,28 @@ def test_fragile_in_k_of_n_runs():
     assert (
         aggregate_claims({"s0": claims([1.0, 3.0], ["reproduced"] * 2)})["robustness"].eq("").all()
     )
+
+
+def test_verdict_settled_since_is_the_latest_run_to_settle():
+    R, D, N = "reproduced", "differs in degree", "not reproduced"
+    rows = {
+        # claim a: run s1 settles at 30 (N N R R), s2 at 10 (R R R R) -> 30
+        ("a", "s1"): [N, N, R, R],
+        ("a", "s2"): [R, R, R, R],
+        # claim b: s1 flips at the last step -> still drifting: settled only at 40
+        ("b", "s1"): [R, R, R, D],
+        ("b", "s2"): [D, R, D, D],
+    }
+    table = pd.DataFrame(
+        [
+            {"run": run, "step": step, "claim_id": claim, "verdict": v}
+            for (claim, run), verdicts in rows.items()
+            for step, v in zip([10, 20, 30, 40], verdicts, strict=True)
+        ]
+        # a run measured only at its end (no snapshots) does not count
+        + [{"run": "s3", "step": 40, "claim_id": c, "verdict": N} for c in "ab"]
+    )
+    settled = verdict_settled_since(table).set_index("claim_id")
+    assert settled.loc["a", "settled_since"] == 30
+    assert settled.loc["b", "settled_since"] == 40
+    assert list(settled["runs"]) == [2, 2] and list(settled["last_step"]) == [40, 40]

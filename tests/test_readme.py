@@ -39,6 +39,12 @@ def test_results_block_lists_runs_and_claims():
     assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
     assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block
     assert "seed0: not reproduced" in block
+    settled = pd.DataFrame(
+        {"claim_id": ["final_mse"], "settled_since": [100000], "last_step": [100000], "runs": [1]}
+    )
+    block = results_block(claims, runs, "2-core CPU", settled=settled)
+    assert "verdict settled since step |" in block and "| 100000 |" in block.split("final_mse")[1]
+    assert "1 verdict(s) changed at the last step measured" in block
 
 
 def test_provenance_reads_per_run_and_batched_benchmark_files(tmp_path):
