@@ -29,6 +29,8 @@ LAYERS = {
     "aggregate": 10,
     "sensitivity": 10,
     "over_training": 10,
+    "views": 9,
+    "export": 10,
     "readme": 11,
     "rules": 12,
 }
@@ -39,6 +41,8 @@ FORBIDDEN = {
     "claims": {"model", "stacked", "checkpoints", "train", "activations"},
     "sensitivity": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "over_training": {"stacked", "train"},
+    "views": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
+    "export": {"stacked", "checkpoints", "train", "activations", "analysis"},
 }
 
 

@@ -21,6 +21,7 @@ from conftest import FIGURES, REPO, copy_workflow
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from affine_icl.export import load_pretrained
 from affine_icl.model import load_model, read_metadata
 
 
@@ -176,6 +177,35 @@ def test_claims_over_training(built):
         assert image.shape[0] > 600 and image[..., :3].std() > 0.05, png
 
 
+def test_export_attention_views_and_the_walkthrough(built, tree):
+    """export_model and attention_views are in the DAG; the export loads to the trained model;
+    examples/explore.py runs on it as a plain script."""
+    export = built / "models/tiny"
+    assert sorted(p.name for p in export.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    x = torch.randn(2, 8, 40, generator=torch.Generator().manual_seed(0))
+    trained_model = load_model(built / "runs/tiny/model.safetensors")
+    assert torch.equal(load_pretrained(export)(x), trained_model(x))
+    views = built / "runs/tiny/attention_views"
+    pages = sorted(p.name for p in views.glob("*.html"))
+    assert pages == ["index.html", "layer0.html", "layer1.html", "layer2.html"]
+    assert "CircuitsVis.AttentionHeads" in (views / "layer2.html").read_text()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "explore.py")],
+        env={**os.environ, "AFFINE_ICL_MODEL": str(export)},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"loaded {export}: 3 layers, 4 heads per layer" in proc.stdout
+    assert "OV eigenvalue score" in proc.stdout
+
+
 def test_across_runs_outputs(built):
     claims = pd.read_csv(built / "aggregate/claims.csv")
     assert len(claims) == 20
@@ -225,6 +255,13 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
     ]
     expected += [(f, "") for f in across]
     assert [k for k in expected if k not in items or items[k]["mime_type"] != "image/png"] == []
+    # the interactive attention views, one page per layer and an index, per run
+    views = [e for e in results.values() if e["job_properties"]["rule"] == "attention_views"]
+    assert sorted(e["labels"]["figure"] for e in views) == sorted(
+        ["index", "layer0", "layer1", "layer2"] * 2
+    )
+    assert {e["mime_type"] for e in views} == {"text/html"}
+    assert {e["labels"]["in the paper"] for e in views} == {"Fig. 03-06 (interactive)"}
     # the claims, per run and across runs, as HTML tables with coloured verdicts
     for key in [("claims", "run=tiny"), ("claims", "run=tiny2"), ("aggregate_claims", "")]:
         assert items[key]["mime_type"] == "text/html", key
@@ -244,6 +281,7 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
     shown = sorted(
         [results[p]["labels"]["in the paper"], results[p]["labels"]["figure"]]
         for p in categories["1. Figures by run"]["run tiny"]
+        if results[p]["job_properties"]["rule"] != "attention_views"
     )
     extra = ["embedding_span", "mean_ablation_layer1", "qk_intervention"]
     in_paper_order = sorted(f for f in figures[1:] if f not in extra) + extra
@@ -381,6 +419,7 @@ def _umask() -> int:
                 "fig17_residual_shape",
                 "claims_sensitivity",
                 "claims",
+                "export_model",  # its model card quotes the claims
                 "aggregate_claims_sensitivity",
                 "aggregate_claims",
                 "seeds_layer0_ov",

@@ -52,6 +52,20 @@ def picked_sequence_patterns(
     )
 
 
+def attention_views(
+    cache, pop: Population, layer: int, threshold: float
+) -> dict[str, Float[Tensor, "n_heads query_pos key_pos"]]:
+    """``layer``'s patterns to look at interactively, by a short label: on the Figure 5
+    sequence (the first with c < -threshold; "Fig 5, #<sample id>, c=<c>"), the Figure 6 one
+    (c > threshold), and the mean over ``pop`` ("mean of <N>")."""
+    pat = patterns(cache, layer)
+    views = {}
+    for figure, index in zip((5, 6), pick_by_sign_of_c(pop, threshold).values(), strict=True):
+        views[f"Fig {figure}, #{int(pop.sample[index])}, c={float(pop.c[index]):.2f}"] = pat[index]
+    views[f"mean of {pat.shape[0]}"] = pat.mean(0)
+    return views
+
+
 def previous_token_scores(cache, n_layers: int) -> pd.DataFrame:
     """Mean attention from each position q >= 1 to q - 1: 1 for a perfect previous-token head."""
     rows = []

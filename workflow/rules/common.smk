@@ -129,11 +129,14 @@ AGGREGATE_CLAIM_FIGURES = ["claims_sensitivity", "claims_over_training"]
 
 def all_figures(wildcards):
     """Every figure of every run, each run's claims table (and through it the verdicts'
-    sensitivity), the claims over training, and the across-runs outputs."""
+    sensitivity), the claims over training, each run's export and attention views, and the
+    across-runs outputs."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
+        + [f"{RESULTS}/models/{run}/README.md" for run in RUNS]
+        + [f"{run_dir(run)}/attention_views" for run in RUNS]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_CLAIM_FIGURES]
         + [f"{RESULTS}/aggregate/claims.md"]
