@@ -124,6 +124,16 @@ def claim_inputs(sm) -> tuple[dict, dict, dict]:
     return tables, settings_from_params(sm.params, "claims"), params
 
 
+def runs_table(runs, paths):
+    """Each run's CSV (``paths``, in the order of ``runs``) with a ``run`` column, one table."""
+    import pandas as pd
+
+    return pd.concat(
+        [pd.read_csv(path).assign(run=run) for run, path in zip(runs, paths, strict=True)],
+        ignore_index=True,
+    )
+
+
 def write_outputs(sm, table, fig=None) -> None:
     """Write a rule's table (``output.table``, CSV) and figure (``output.png``)."""
     from .figures import save_figure

@@ -1,21 +1,13 @@
 """Rule aggregate_claims_over_training: the claims over training of every run in one figure."""
 
-import pandas as pd
-
 from affine_icl.config import settings_from_params
 from affine_icl.figures import plot_claims_over_training, save_figure
 from affine_icl.paper import PAPER_CLAIMS
-from affine_icl.rules import rule_log
+from affine_icl.rules import rule_log, runs_table
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    table = pd.concat(
-        [
-            pd.read_csv(path).assign(run=run)
-            for run, path in zip(sm.params.runs, sm.input.tables, strict=True)
-        ],
-        ignore_index=True,
-    )
+    table = runs_table(sm.params.runs, sm.input.tables)
     table.to_csv(sm.output.csv, index=False)
     save_figure(
         plot_claims_over_training(

@@ -1,19 +1,11 @@
 """Rule aggregate_claims_sensitivity: the verdict sensitivity grid over all runs."""
 
-import pandas as pd
-
 from affine_icl.figures import plot_sensitivity_across_runs, save_figure
-from affine_icl.rules import rule_log
+from affine_icl.rules import rule_log, runs_table
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    grid = pd.concat(
-        [
-            pd.read_csv(path).assign(run=run)
-            for run, path in zip(sm.params.runs, sm.input.grids, strict=True)
-        ],
-        ignore_index=True,
-    )
+    grid = runs_table(sm.params.runs, sm.input.grids)
     grid.to_csv(sm.output.csv, index=False)
     save_figure(
         plot_sensitivity_across_runs(
