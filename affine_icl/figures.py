@@ -833,7 +833,7 @@ def plot_sensitivity(grid: pd.DataFrame, title: str) -> plt.Figure:
     ax.xaxis.tick_top()
     ax.grid(False)
     ax.set_xlabel(
-        "strictness factor: the threshold's distance from chance times the factor "
+        "strictness factor: the threshold's distance from chance times the factor\n"
         "(cell: threshold, and the count it gives where it decides which heads count)",
         fontsize=8,
     )

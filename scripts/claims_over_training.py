@@ -39,7 +39,10 @@ with rule_log(sm.log[0]) as log:
             criteria,
             {c.id: c.reported for c in PAPER_CLAIMS},
             f"Claims over training, run {sm.wildcards.run}: each claim measured at every "
-            f"weights snapshot ({len(weights)} steps)",
+            f"weights snapshot ({len(weights)} steps)"
+            if len(weights) > 1
+            else f"Claims of run {sm.wildcards.run} at its final step only: the run has no "
+            "weights snapshots (trained before they were kept, or train.snapshot_every: 0)",
         ),
         sm.output.png,
     )
