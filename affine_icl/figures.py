@@ -208,6 +208,8 @@ def plot_attention_patterns(
     for ax, head in zip(axes.flat, heads, strict=False):
         sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
         sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
+        # upright position labels in every panel (seaborn turns crowded ones sideways)
+        ax.tick_params(axis="both", labelrotation=0, labelsize=8)
         note = (notes or {}).get(head)
         ax.set_title(
             f"layer {table['layer'].iloc[0]} head {head}" + (f"\n{note}" if note else ""),
