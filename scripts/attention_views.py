@@ -29,7 +29,7 @@ with rule_log(sm.log[0]) as log:
                 "averaged over the analysis population.",
             )
         )
-        links[f"layer {layer}: " + ", ".join(views)] = page
+        links[f"layer {layer}: " + "; ".join(views)] = page
         log.info("layer %d: %s", layer, ", ".join(views))
     (out / "index.html").write_text(
         index_page(
