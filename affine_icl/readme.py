@@ -3,7 +3,7 @@
     python -m affine_icl.readme [--results results] [--readme README.md] --machine "2-core CPU"
 
 reads ``results/aggregate/claims.csv`` (and ``claims_over_training.csv`` where it exists) and
-each run's training log and benchmark, and replaces
+each run's training log, and replaces
 the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the README.
 """
 
@@ -22,26 +22,21 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
-    """Per run: optimizer steps, final held-out MSE and training wall time (benchmark file).
+    """Per run: optimizer steps, final held-out MSE and training time in minutes.
 
-    A run trained batched shares its job's benchmark file (``seed0+seed1.tsv``) and wall time.
+    The time is the training log's ``elapsed_s``, the seconds spent training, continued across
+    a resumption; not the job's benchmark, which a rerun that resumes at the last step (to
+    write an output added later, say) overwrites with its few seconds.
     """
-    benches = {
-        name: path
-        for path in (results / "benchmarks" / "train").glob("*.tsv")
-        for name in path.stem.split("+")
-    }
     rows = []
     for run in runs:
         log = pd.read_parquet(results / "runs" / run / "train_log.parquet")
-        bench = benches.get(run)
-        wall = float(pd.read_csv(bench, sep="\t")["s"].iloc[0]) if bench else float("nan")
         rows.append(
             {
                 "run": run,
                 "steps": int(log["step"].iloc[-1]),
                 "final held-out MSE": float(log["heldout_mse"].dropna().iloc[-1]),
-                "training wall time (min)": wall / 60,
+                "training time (min)": float(log["elapsed_s"].iloc[-1]) / 60,
             }
         )
     return pd.DataFrame(rows)

@@ -32,7 +32,7 @@ def test_results_block_lists_runs_and_claims():
             "run": ["seed0"],
             "steps": [100000],
             "final held-out MSE": [2e-4],
-            "training wall time (min)": [55.0],
+            "training time (min)": [55.0],
         }
     )
     block = results_block(claims, runs, "2-core CPU", note="full protocol")
@@ -47,18 +47,17 @@ def test_results_block_lists_runs_and_claims():
     assert "1 verdict(s) changed at the last step measured" in block
 
 
-def test_provenance_reads_per_run_and_batched_benchmark_files(tmp_path):
+def test_provenance_reads_the_training_time_from_each_log(tmp_path):
+    """The log's elapsed_s survives a resumption; a resumed job's benchmark (seconds) does not."""
     from affine_icl.readme import provenance
 
-    for run in ("a", "b", "c"):
+    for run, seconds in (("a", 60.0), ("b", 180.0)):
         (tmp_path / "runs" / run).mkdir(parents=True)
-        pd.DataFrame({"step": [10, 20], "heldout_mse": [0.5, 0.25]}).to_parquet(
-            tmp_path / "runs" / run / "train_log.parquet"
-        )
+        log = {"step": [10, 20], "heldout_mse": [0.5, 0.25], "elapsed_s": [seconds / 2, seconds]}
+        pd.DataFrame(log).to_parquet(tmp_path / "runs" / run / "train_log.parquet")
     bench = tmp_path / "benchmarks" / "train"
     bench.mkdir(parents=True)
-    (bench / "a.tsv").write_text("s\th:m:s\n60\t0:01:00\n")
-    (bench / "b+c.tsv").write_text("s\th:m:s\n180\t0:03:00\n")
-    table = provenance(tmp_path, ["a", "b", "c"]).set_index("run")
-    assert list(table["training wall time (min)"]) == [1.0, 3.0, 3.0]
-    assert list(table["final held-out MSE"]) == [0.25] * 3 and list(table["steps"]) == [20] * 3
+    (bench / "a.tsv").write_text("s\th:m:s\n9\t0:00:09\n")  # a rerun that resumed at the end
+    table = provenance(tmp_path, ["a", "b"]).set_index("run")
+    assert list(table["training time (min)"]) == [1.0, 3.0]
+    assert list(table["final held-out MSE"]) == [0.25] * 2 and list(table["steps"]) == [20] * 2
