@@ -792,10 +792,16 @@ def _row_label(claim: str, definition: str) -> str:
 
 
 def _factor_labels(factors) -> list[str]:
-    return [
-        f"x{f:g}" + (" (as set)" if f == 1 else " looser" if f < 1 else " stricter")
-        for f in factors
-    ]
+    return [f"x{f:g}" + (" (as set)" if f == 1 else "") for f in factors]
+
+
+#: What the factor does: which side is stricter depends on whether the claim is that an effect
+#: exists (chance outside the reproduced range) or that there is none (chance inside it).
+FACTOR_NOTE = (
+    "factor: the threshold's distance from chance times it; above 1 is stricter for a claim "
+    "that an effect exists (a count, a share), looser for a claim that there is none (an MSE "
+    "ratio near 1, the final MSE)"
+)
 
 
 def plot_sensitivity(grid: pd.DataFrame, title: str) -> plt.Figure:
@@ -835,8 +841,8 @@ def plot_sensitivity(grid: pd.DataFrame, title: str) -> plt.Figure:
     ax.xaxis.tick_top()
     ax.grid(False)
     ax.set_xlabel(
-        "strictness factor: the threshold's distance from chance times the factor\n"
-        "(cell: threshold, and the count it gives where it decides which heads count)",
+        textwrap.fill(FACTOR_NOTE, 90)
+        + "\n(cell: threshold, and the count it gives where it decides which heads count)",
         fontsize=8,
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
@@ -886,7 +892,7 @@ def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
         rotation=0,
     )
     ax.xaxis.tick_top()
-    ax.set_xlabel("strictness factor: the threshold's distance from chance times the factor")
+    ax.set_xlabel(textwrap.fill(FACTOR_NOTE, 80), fontsize=9)
     _suptitle(fig, title)
     fig.tight_layout()
     return fig
