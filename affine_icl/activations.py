@@ -453,10 +453,17 @@ def activation_cache(
             parts.setdefault(name, []).append(tensor.detach().to("cpu", torch.float32))
     tensors = {name: torch.cat(values) for name, values in parts.items()}
     for layer in range(model.cfg.n_layers):
-        b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
-        result = tensors[RESULT_HOOK.format(l=layer)]
-        tensors[ATTN_OUT_HOOK.format(l=layer)] = result.sum(dim=-2) + b_O
+        tensors[ATTN_OUT_HOOK.format(l=layer)] = _attn_out(
+            model, layer, tensors[RESULT_HOOK.format(l=layer)]
+        )
     return ActivationCache(tensors, model)
+
+
+def _attn_out(model, layer: int, result: torch.Tensor) -> torch.Tensor:
+    """``hook_attn_out`` rebuilt from the head results ``[..., n_heads, d_model]``: their sum
+    plus the layer's ``b_O`` (the cache does not store it)."""
+    b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
+    return result.sum(dim=-2) + b_O
 
 
 def load_outputs(
@@ -517,9 +524,8 @@ def _layer_cache(
             cache.update({hook: _tensor(resid[col]) for col, hook in EMBED_HOOKS.items()})
     if "head_result" in families:
         result = _tensor(read("head_result", ["result"], {**grid, **heads})["result"])
-        b_O = model.blocks[layer].attn.b_O.detach().to("cpu", torch.float32)
         cache[RESULT_HOOK.format(l=layer)] = result
-        cache[ATTN_OUT_HOOK.format(l=layer)] = result.sum(dim=-2) + b_O
+        cache[ATTN_OUT_HOOK.format(l=layer)] = _attn_out(model, layer, result)
     if "pattern" in families:
         pattern = read("pattern", ["pattern"], {**grid, **heads})["pattern"]  # [N, Lq, H, Lk]
         cache[PATTERN_HOOK.format(l=layer)] = _tensor(pattern.transpose(0, 2, 1, 3))

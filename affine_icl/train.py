@@ -589,11 +589,7 @@ class Trainer:
             write_snapshot(
                 snapshot_dir(root, cfg),
                 self.run_weights(k),
-                {
-                    "model_config": json.dumps(asdict(self.mcfg)),
-                    "config_hash": cfg.hash(),
-                    "run_config": json.dumps(cfg.to_dict()),
-                },
+                {"model_config": json.dumps(asdict(self.mcfg)), **provenance(cfg)},
                 self.step,
             )
             for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
@@ -672,6 +668,12 @@ def log_frame(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(result.log, columns=["step", "train_loss", "heldout_mse", "elapsed_s"])
 
 
+def provenance(cfg: RunConfig) -> dict[str, str]:
+    """The metadata that ties weights (final or snapshot) and the training log to their run:
+    ``config_hash`` and ``run_config`` (JSON)."""
+    return {"config_hash": cfg.hash(), "run_config": json.dumps(cfg.to_dict())}
+
+
 def save_outputs(
     result: RunResult, weights: Path, optimizer: Path, log: Path, snapshots: Path | None = None
 ) -> None:
@@ -679,11 +681,7 @@ def save_outputs(
     directory ``snapshots``, the run's weights snapshots (hard links to the ones kept beside the
     checkpoints where the file system allows, copies otherwise)."""
     cfg, optimizer = result.cfg, Path(optimizer)
-    meta = {
-        "config_hash": cfg.hash(),
-        "run_config": json.dumps(cfg.to_dict()),
-        "step": str(result.step),
-    }
+    meta = {**provenance(cfg), "step": str(result.step)}
     save_weights(result.model, weights, extra=meta)
     optimizer.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
