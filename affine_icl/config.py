@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Affine-recurrence sampler of section 3.1: ``a_n = c a_{n-1} + d``."""
+    """Recurrence sampler of section 3.1: ``a_n = c a_{n-1} + d``, or another family of
+    :mod:`affine_icl.tasks` (``task``, with its ``order`` or ``degree``)."""
 
     vector_dim: int = 40
     init_range: tuple[float, float] = (-2.0, 2.0)  # a_0 and d entries ~ U(init_range)
@@ -40,6 +41,21 @@ class DataConfig:
     norm_range: tuple[float, float] = (1.0, 2.0)  # max input norm after normalisation ~ U(.)
     eval_per_length: int = 1000  # fixed evaluation population: sequences per length
     eval_seed: int = 12345
+    task: str = "affine"  # affine | linear | diagonal | polynomial (affine_icl/tasks.py)
+    order: int = 2  # linear: terms the recurrence reads
+    degree: int = 2  # polynomial: highest power
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the data: every field, less ``task``/``order``/``degree``
+        where the task does not read them (so the affine task's hashes predate the families)."""
+        d = asdict(self)
+        if self.task == "affine":
+            del d["task"]
+        if self.task != "linear":
+            del d["order"]
+        if self.task != "polynomial":
+            del d["degree"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting, the data section as :meth:`DataConfig.identity` gives it."""
+        return {**asdict(self), "data": self.data.identity()}
 
     def weights_dict(self) -> dict[str, Any]:
         """The settings that determine the trained weights: :meth:`to_dict` less
@@ -170,7 +187,7 @@ def run_entry(config: Mapping[str, Any], run: str) -> dict[str, Any]:
 
 
 #: Sections a ``runs`` entry may override for its run alone.
-OVERRIDABLE = ("model", "train")
+OVERRIDABLE = ("model", "train", "data")
 
 
 def merged_config(config: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -314,6 +331,14 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     if data["norm_range"][0] <= 0:
         raise ConfigError(f"data.norm_range: lower bound {data['norm_range'][0]} must be > 0")
     train = config["train"]
+    first = data["order"] + 1 if data["task"] == "linear" else 2
+    if train["loss_from_index"] < first:
+        raise ConfigError(
+            f"train.loss_from_index: {train['loss_from_index']} trains on outputs the terms "
+            f"before them do not determine: the first predictable output index of the "
+            f"{data['task']} task{' of order ' + str(data['order']) if data['task'] == 'linear' else ''}"
+            f" is {first}; set train.loss_from_index: {first}"
+        )
     if train["loss_from_index"] >= lo:
         raise ConfigError(
             f"train.loss_from_index: {train['loss_from_index']} leaves no target position "
@@ -376,10 +401,18 @@ def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> No
 def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PATH) -> None:
     """Validate (and fill defaults into) ``config`` in place; raise a one-line ConfigError.
 
-    Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow. Each
+    Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow. The
+    ``data`` section stays the paper's affine task (runs choose another). Each
     run's overrides are checked the same way, merged into the sections they change, and an
     error names the run (``runs[wide]: model.d_mlp: ...``).
     """
+    task = (config.get("data") or {}).get("task", "affine")
+    if task != "affine":
+        raise ConfigError(
+            f"invalid config: data.task: {task!r} here would change the paper's task, which "
+            "Figure 1 and the shared population show; set it per run, e.g. "
+            f"runs: [{{name: x, seed: 0, data: {{task: {task}}}}}]"
+        )
     _validate(config, schema_path, "")
     for entry in config["runs"]:
         if any(section in entry for section in OVERRIDABLE):

@@ -1,6 +1,7 @@
-"""Affine-recurrence data (paper section 3.1), vectorised over the batch, on any device.
+"""Recurrence data (paper section 3.1), vectorised over the batch, on any device.
 
-A sequence of length ``L`` has terms ``a_0 .. a_L`` with ``a_n = c a_{n-1} + d``; the model reads
+A sequence of length ``L`` has terms ``a_0 .. a_L`` with ``a_n = c a_{n-1} + d`` (the paper's
+affine task; ``data.task`` picks another family of :mod:`affine_icl.tasks`); the model reads
 ``a_0 .. a_{L-1}`` and must output ``a_1 .. a_L``. ``a_0`` and ``d`` are vectors with entries
 uniform in ``init_range``; ``c`` is one scalar per sequence, uniform in ``c_range``. All terms and
 ``d`` are then divided by ``m / U(norm_range)`` where ``m`` is the largest norm among the *inputs*
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from . import tasks
 from .config import DataConfig
 from .errors import unreadable
 
@@ -25,14 +27,17 @@ from .errors import unreadable
 class Batch:
     """A batch of normalised sequences that all have the same length ``L``.
 
-    ``terms`` is ``[B, L+1, D]``; ``c`` is ``[B]``; ``d`` is ``[B, D]`` (normalised);
-    ``scale`` is the divisor applied to the raw sequence, ``[B]``.
+    ``terms`` is ``[B, L+1, D]``; ``c`` is ``[B]`` (the affine coefficient, or another family's
+    :func:`affine_icl.tasks.summary_c`); ``d`` is ``[B, D]`` (normalised); ``scale`` is the
+    divisor applied to the raw sequence, ``[B]``; ``coefs`` ``[B, m]`` the coefficients of the
+    recurrence the normalised terms satisfy (for the affine task ``c[:, None]``).
     """
 
     terms: torch.Tensor
     c: torch.Tensor
     d: torch.Tensor
     scale: torch.Tensor
+    coefs: torch.Tensor
 
     @property
     def inputs(self) -> torch.Tensor:
@@ -50,12 +55,10 @@ class Batch:
         return self.terms.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.terms, self.c, self.d, self.scale)))
+        return Batch(*(t.to(device) for t in (self.terms, self.c, self.d, self.scale, self.coefs)))
 
 
-def _uniform(shape, bounds, generator: torch.Generator, device) -> torch.Tensor:
-    lo, hi = bounds
-    return torch.rand(shape, generator=generator, device=device) * (hi - lo) + lo
+_uniform = tasks._uniform
 
 
 def sample_batch(
@@ -72,45 +75,29 @@ def sample_batch(
     example-sequence figure does; otherwise it is drawn from ``cfg.c_range``.
     """
     device = generator.device
-    dim = cfg.vector_dim
-    a0 = _uniform((batch_size, dim), cfg.init_range, generator, device)
-    d = _uniform((batch_size, dim), cfg.init_range, generator, device)
-    if c is None:
-        c = _uniform((batch_size,), cfg.c_range, generator, device)
-    c = c.to(device=device, dtype=a0.dtype)
+    raw, coefs, d = tasks.draw_raw(cfg, (batch_size,), length, generator, c=c)
     target_norm = _uniform((batch_size,), cfg.norm_range, generator, device)
-    terms, d, scale = normalised_terms(
-        a0, d, c, target_norm, torch.tensor(length, device=device), length
-    )
-    return Batch(terms=terms, c=c, d=d, scale=scale)
+    terms, scale = normalised_terms(raw, target_norm, torch.tensor(length, device=device))
+    coefs = tasks.normalised_coefs(cfg, coefs, scale)
+    return Batch(terms, tasks.summary_c(cfg, coefs), d / scale[..., None], scale, coefs)
 
 
 def normalised_terms(
-    a0: torch.Tensor,
-    d: torch.Tensor,
-    c: torch.Tensor,
-    target_norm: torch.Tensor,
-    lengths: torch.Tensor,
-    max_length: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Terms ``a_0 .. a_max_length`` of ``a_n = c a_{n-1} + d``, normalised per sequence.
+    raw: torch.Tensor, target_norm: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw terms ``a_0 .. a_T`` ``[..., T + 1, D]`` normalised per sequence.
 
-    ``a0, d``: ``[..., D]``; ``c, target_norm``: ``[...]``; ``lengths`` (broadcastable to
-    ``[...]``): each sequence's number of inputs ``L``. Every sequence is divided by
-    ``max_norm / target_norm``, where ``max_norm`` is the largest norm among its inputs
-    ``a_0 .. a_{L-1}``; terms after ``a_L`` are set to zero (padding). Returns the terms
-    ``[..., max_length + 1, D]``, the normalised ``d`` and the divisor ``scale``.
+    ``target_norm``: ``[...]``; ``lengths`` (broadcastable to ``[...]``): each sequence's number
+    of inputs ``L``. Every sequence is divided by ``max_norm / target_norm``, where ``max_norm`` is
+    the largest norm among its inputs ``a_0 .. a_{L-1}``; terms after ``a_L`` are set to zero
+    (padding). Returns the terms and the divisor ``scale`` ``[...]``.
     """
-    terms = [a0]
-    for _ in range(max_length):
-        terms.append(c[..., None] * terms[-1] + d)
-    raw = torch.stack(terms, dim=-2)  # [..., max_length + 1, D]
-    index = torch.arange(max_length + 1, device=raw.device)
+    index = torch.arange(raw.shape[-2], device=raw.device)
     lengths = lengths[..., None]
     max_norm = raw.norm(dim=-1).masked_fill(index >= lengths, 0.0).amax(dim=-1)
     scale = max_norm / target_norm
     terms = (raw / scale[..., None, None]).masked_fill((index > lengths)[..., None], 0.0)
-    return terms, d / scale[..., None], scale
+    return terms, scale
 
 
 #: Steps drawn at once by :class:`TrainingStream`; part of the stream's definition (a
@@ -148,17 +135,15 @@ class TrainingStream:
 
     def _draw(self, chunk: int) -> None:
         self._states = self._gen_states()
-        cfg, n, b, dim = self.cfg, STREAM_CHUNK, self.batch_size, self.cfg.vector_dim
+        cfg, n, b = self.cfg, STREAM_CHUNK, self.batch_size
         lo, hi = cfg.length_range
         lengths, terms = [], []
         for length_gen, gen in zip(self.length_gens, self.data_gens, strict=True):
             run_lengths = torch.randint(lo, hi + 1, (n,), generator=length_gen)
-            a0 = _uniform((n, b, dim), cfg.init_range, gen, self.device)
-            d = _uniform((n, b, dim), cfg.init_range, gen, self.device)
-            c = _uniform((n, b), cfg.c_range, gen, self.device)
+            raw = tasks.draw_raw(cfg, (n, b), hi, gen)[0]
             target_norm = _uniform((n, b), cfg.norm_range, gen, self.device)
             on_device = run_lengths.to(self.device)[:, None]
-            terms.append(normalised_terms(a0, d, c, target_norm, on_device, hi)[0])
+            terms.append(normalised_terms(raw, target_norm, on_device)[0])
             lengths.append(run_lengths)
         self.lengths = torch.stack(lengths, dim=1)  # [n, K] on the CPU
         self.device_lengths = self.lengths.to(self.device)
@@ -210,12 +195,17 @@ def population_table(cfg: DataConfig, per_length: int | None = None) -> pa.Table
     """The fixed evaluation population: ``per_length`` sequences of every length, seeded.
 
     One row per sequence: ``sample`` (global id), ``length``, ``c``, ``scale``, ``d`` (a fixed
-    size float32 list) and ``terms`` (a list of ``length + 1`` vectors ``a_0 .. a_L``).
+    size float32 list) and ``terms`` (a list of ``length + 1`` vectors ``a_0 .. a_L``); for a
+    task other than the affine one also ``coefs``, the normalised coefficients (a fixed size
+    list), and ``c`` is then :func:`affine_icl.tasks.summary_c` of them.
     """
     per_length = per_length or cfg.eval_per_length
     generator = torch.Generator().manual_seed(cfg.eval_seed)
     vec = _vector_type(cfg.vector_dim)
-    columns: dict[str, list] = {k: [] for k in ("length", "c", "scale", "d", "terms")}
+    names = ("length", "c", "scale", "d", "terms")
+    columns: dict[str, list] = {
+        k: [] for k in (names if cfg.task == "affine" else (*names, "coefs"))
+    }
     for length in lengths(cfg):
         batch = sample_batch(cfg, per_length, length, generator)
         columns["length"].append(pa.array(np.full(per_length, length, np.int32)))
@@ -226,6 +216,9 @@ def population_table(cfg: DataConfig, per_length: int | None = None) -> pa.Table
         inner = _fixed_lists(terms.reshape(-1, cfg.vector_dim), vec)
         offsets = pa.array(np.arange(per_length + 1, dtype=np.int32) * (length + 1))
         columns["terms"].append(pa.ListArray.from_arrays(offsets, inner))
+        if "coefs" in columns:
+            coefs = batch.coefs.numpy()
+            columns["coefs"].append(_fixed_lists(coefs, pa.list_(VECTOR, coefs.shape[1])))
     arrays = {k: pa.concat_arrays(v) for k, v in columns.items()}
     n = len(arrays["length"])
     return pa.table({"sample": pa.array(np.arange(n, dtype=np.int64)), **arrays})
@@ -251,11 +244,19 @@ def batches_from_table(table: pa.Table, per_length: int | None = None) -> dict[i
         dim = sub.schema.field("d").type.list_size
         terms = sub.column("terms").combine_chunks().flatten().flatten().to_numpy()
         d = sub.column("d").combine_chunks().flatten().to_numpy()
+        c = torch.from_numpy(sub.column("c").to_numpy().copy())
+        if "coefs" in sub.column_names:
+            m = sub.schema.field("coefs").type.list_size
+            coefs = sub.column("coefs").combine_chunks().flatten().to_numpy().reshape(len(rows), m)
+            coefs = torch.from_numpy(coefs.copy())
+        else:
+            coefs = c[:, None]
         out[int(length)] = Batch(
             terms=torch.from_numpy(terms.reshape(len(rows), int(length) + 1, dim).copy()),
-            c=torch.from_numpy(sub.column("c").to_numpy().copy()),
+            c=c,
             d=torch.from_numpy(d.reshape(len(rows), dim).copy()),
             scale=torch.from_numpy(sub.column("scale").to_numpy().copy()),
+            coefs=coefs,
         )
     return out
 

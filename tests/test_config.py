@@ -92,7 +92,16 @@ BAD = [
         {"runs": [{"name": "w", "seed": 0, "model": {"n_ctx": 5}}]},
         "runs[w]: data.length_range: maximum length 14 exceeds model.n_ctx 5",
     ),
-    ({"runs": [{"name": "w", "seed": 0, "data": {"vector_dim": 5}}]}, "runs.0: unknown key 'data'"),
+    (
+        {"runs": [{"name": "w", "seed": 0, "data": {"task": "cubic"}}]},
+        "runs[w]: data.task: 'cubic' is not one of",
+    ),
+    ({"data.task": "linear"}, "data.task: 'linear' here would change the paper's task"),
+    (
+        {"runs": [{"name": "lin", "seed": 0, "data": {"task": "linear"}}]},
+        "runs[lin]: train.loss_from_index: 2 trains on outputs the terms before them do not",
+    ),
+    ({"data.degree": 1}, "data.degree: 1 is less than the minimum of 2"),
 ]
 
 

@@ -16,6 +16,7 @@ LAYERS = {
     "paper": 0,
     "errors": 0,
     "config": 1,
+    "tasks": 1.5,
     "data": 2,
     "model": 3,
     "stacked": 4,
