@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 
 from .analysis.ov_fits import with_reading
-from .claims import NOT_MEASURABLE, REPRODUCED, VERDICT_CLASSES, html_table
+from .claims import NOT_APPLICABLE, NOT_MEASURABLE, REPRODUCED, VERDICT_CLASSES, html_table
 
 
 def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per claim: the value in every run, mean, min, max, and "holds in k of n runs".
 
-    ``per_run`` maps run names to their claims tables (``claims.csv``).
+    ``per_run`` maps run names to their claims tables (``claims.csv``). A claim that a run does
+    not list (a future-work claim of another task family) counts as not applicable there, and
+    "k of n" counts the runs where the claim applies.
     """
     long = pd.concat([t.assign(run=run) for run, t in per_run.items()], ignore_index=True)
     long["measured_as"] = long["measured_as"].fillna("")  # empty in a CSV reads back as NaN
@@ -26,9 +28,11 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for claim_id, group in long.groupby("claim_id", sort=False):
         values = group.set_index("run")["measured"].reindex(runs)
-        verdicts = group.set_index("run")["verdict"].reindex(runs)
+        verdicts = group.set_index("run")["verdict"].reindex(runs).fillna(NOT_APPLICABLE)
         first = group.iloc[0]
         k = int((verdicts == REPRODUCED).sum())
+        n = int((verdicts != NOT_APPLICABLE).sum())
+        elsewhere = f" (not applicable in {len(runs) - n})" if n < len(runs) else ""
         measurable = values.notna()
         rows.append(
             {
@@ -43,10 +47,10 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "min": values.min(),
                 "max": values.max(),
                 "reproduced_in": k,
-                "runs": len(runs),
-                "summary": f"holds in {k} of {len(runs)} runs",
+                "runs": n,
+                "summary": f"holds in {k} of {n} runs{elsewhere}",
                 "verdicts": ", ".join(f"{run}: {verdicts[run]}" for run in runs),
-                "robustness": _fragile_in(group, len(runs)),
+                "robustness": _fragile_in(group, n),
             }
         )
     return pd.DataFrame(rows)
@@ -98,7 +102,8 @@ def _fragile_in(group: pd.DataFrame, n_runs: int) -> str:
 
 def held_class(verdicts: Sequence[str]) -> str:
     """Colour class of "holds in k of n runs": green in every run, amber in some, red in none,
-    grey when no run could measure the claim."""
+    grey when no run could measure the claim (runs where it does not apply do not count)."""
+    verdicts = [v for v in verdicts if v != NOT_APPLICABLE]
     k = sum(v == REPRODUCED for v in verdicts)
     if k:
         return "holds" if k == len(verdicts) else "partial"
@@ -113,7 +118,7 @@ def aggregate_html(
     many claims hold in every, some and no run counted above the table; beneath "holds in",
     in how many runs the verdict is fragile."""
     verdicts = {
-        run: t.set_index("claim_id")["verdict"].reindex(table["claim_id"]).fillna(NOT_MEASURABLE)
+        run: t.set_index("claim_id")["verdict"].reindex(table["claim_id"]).fillna(NOT_APPLICABLE)
         for run, t in per_run.items()
     }
     values = [f"value {run}" for run in per_run]
@@ -193,4 +198,53 @@ def ov_fit_by_run(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                     "median_slope": group["slope"].median(),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- across task families
+
+
+def across_tasks_table(
+    tasks: Mapping[str, str],
+    baselines: Mapping[str, pd.DataFrame],
+    claims: Mapping[str, pd.DataFrame],
+    head_scores: Mapping[str, pd.DataFrame],
+    mean_ablation: Mapping[str, pd.DataFrame],
+    negative_copying_min_z: float,
+) -> pd.DataFrame:
+    """One row per run (``tasks``: run -> task label), in task order: the model's MSE over the
+    trained positions beside the task's least-squares floor (:mod:`.analysis.baselines`) and
+    the other baselines, the layer-0 heads that read the previous vector (and, for a linear
+    task, the k previous vectors) as the claims count them, the share of each layer's heads whose
+    OV eigenvalue score is >= ``negative_copying_min_z`` sd below its shuffled null, and the MSE
+    ratio with every layer-1 head mean-ablated."""
+    from .analysis.baselines import trained_mse
+
+    rows = []
+    for run, task in tasks.items():
+        mse = trained_mse(baselines[run])
+        measured = claims[run].set_index("claim_id")["measured"]
+        scores = head_scores[run]
+        negative = (scores["eigenvalue_score_z"] <= -negative_copying_min_z).groupby(
+            scores["layer"]
+        )
+        rows.append(
+            {
+                "task": task,
+                "run": run,
+                "model_mse": mse.get("model", np.nan),
+                "least_squares_mse": mse.get("least squares", np.nan),
+                "model_over_floor": mse.get("model", np.nan) / mse.get("least squares", np.nan),
+                "repeat_last_mse": mse.get("repeat last", np.nan),
+                "linear_extrapolation_mse": mse.get("linear extrapolation", np.nan),
+                "previous_token_heads": measured.get("layer0_previous_token_heads", np.nan),
+                "offset_k_heads": measured.get("linear_offset_heads", np.nan),
+                "heads_per_layer": int(scores.groupby("layer").size().max()),
+                **{
+                    f"negative_copying_share_layer{layer}": v
+                    for layer, v in negative.mean().items()
+                },
+                "layer1_mean_ablation_ratio": float(mean_ablation[run].iloc[-1]["ratio"]),
+            }
+        )
     return pd.DataFrame(rows)

@@ -12,6 +12,10 @@ A criterion is one of
   degree inside the wider interval, else not reproduced.
 
 A measurement that cannot be made (NaN) is reported as "not measurable", never as reproduced.
+A claim of the paper that makes no sense for the run's task family (``data.task``; the
+checkerboard needs one scalar ``c < 0``) is "not applicable"; the claims the circuit story
+predicts for the families of the paper's future work are listed for the runs of their family
+only (:func:`listed_claims`).
 
 Every measurement comes with its chance level (:class:`Measured`): what the quantity, or the
 per-head score behind it, is when the effect is absent (uniform attention, the head's own
@@ -33,14 +37,15 @@ import numpy as np
 import pandas as pd
 
 from .analysis.ov_fits import ov_alpha
-from .config import RunConfig
+from .config import DataConfig, RunConfig
 from .paper import PAPER, PAPER_CLAIMS, PaperClaim
 
-REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE = (
+REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE, NOT_APPLICABLE = (
     "reproduced",
     "differs in degree",
     "not reproduced",
     "not measurable",
+    "not applicable",
 )
 
 
@@ -181,6 +186,19 @@ def _share(values: pd.Series) -> Measured:
     return Measured(value, 0.5, value / 0.5)
 
 
+def _checkerboard(t, absolute: bool = False) -> Measured:
+    """Layer 2's mean checkerboard difference (its absolute value), chance 0, median z."""
+    difference = float(_heads(t, 2)["checkerboard_difference"].mean())
+    z = float(_heads(t, 2)["checkerboard_z"].median())
+    return Measured(abs(difference) if absolute else difference, 0.0, z)
+
+
+def _mlp_by_position(t, from_pos) -> pd.Series:
+    """Summed MLP attribution to the target at each position from ``from_pos`` on."""
+    mlp = t["mlp_attribution"].query("variant == 'target'")
+    return mlp[mlp["position"] >= from_pos].groupby("position")["attribution"].sum()
+
+
 def _correlation_at_alpha(shape: pd.DataFrame, alpha: float) -> float:
     """The ``mean_correlation`` of the row of ``residual_shape.csv`` compared with
     ``a_n + alpha a_(n-1)`` for this ``alpha`` (the correlation depends on alpha alone)."""
@@ -251,11 +269,7 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         "analysis.key1_min_ratio x the uniform share",
     ),
     "layer2_checkerboard": dict(
-        measure=lambda t, p: Measured(
-            float(_heads(t, 2)["checkerboard_difference"].mean()),
-            0.0,
-            float(_heads(t, 2)["checkerboard_z"].median()),
-        ),
+        measure=lambda t, p: _checkerboard(t),
         unit="same-parity attention mass, alternating minus non-alternating, mean over "
         "layer-2 heads",
         chance_as="no difference between the groups",
@@ -399,9 +413,50 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         chance_as="unrelated series",
         bounds=(-1.0, 1.0),
     ),
+    "linear_offset_heads": _head_count(
+        0,
+        "offsets",
+        "offsets_ratio",
+        "previous_token_min_ratio",
+        "layer-0 heads whose attention on the k previous vectors is >= "
+        "analysis.previous_token_min_ratio x the uniform share of k keys",
+    ),
+    "diagonal_no_checkerboard": dict(
+        measure=lambda t, p: _checkerboard(t, absolute=True),
+        unit="|same-parity attention mass, c_1 < 0 minus c_1 > 0|, mean over layer-2 heads "
+        "(c_1: the first component's coefficient)",
+        chance_as="no difference between the groups",
+        effect_as="median z over layer-2 heads against a permutation of the sequences' labels",
+        bounds=(0.0, 1.0),
+    ),
+    "polynomial_mlp_positions": dict(
+        measure=lambda t, p: _share(_mlp_by_position(t, p["loss_from_index"]) > 0),
+        unit="share of trained positions (>= train.loss_from_index) where the summed MLP "
+        "attribution to a_(n+1) is positive",
+        chance_as="a coin flip per position",
+        effect_as="ratio to chance",
+        bounds=(0.0, 1.0),
+    ),
 }
 
 CLAIMS: tuple[Claim, ...] = tuple(Claim(said, **MEASUREMENTS[said.id]) for said in PAPER_CLAIMS)
+
+
+def listed_claims(task: str) -> tuple[Claim, ...]:
+    """The claims a run of ``task`` lists: every claim of the paper (those that do not apply to
+    the task as "not applicable") and the future-work claims of its own task."""
+    return tuple(c for c in CLAIMS if c.said.listed_for_every_task or c.said.applies_to(task))
+
+
+def judged_claims(task: str) -> tuple[Claim, ...]:
+    """The claims that are measured and judged for a run of ``task``."""
+    return tuple(c for c in CLAIMS if c.said.applies_to(task))
+
+
+def run_task(params: Mapping[str, Any]) -> str:
+    """The task family of the run whose ``params`` these are (``params["data"]``, a
+    :class:`~affine_icl.config.DataConfig`; the paper's affine task when absent)."""
+    return params.get("data", DataConfig()).task
 
 
 def claims_table(
@@ -414,12 +469,15 @@ def claims_table(
     chance level and effect size (:class:`Measured`) and what they are, criterion, verdict,
     and, given ``robustness`` (:func:`affine_icl.sensitivity.robustness`), whether the
     verdict holds over the range of definitions ("robust" or "fragile: ...")."""
-    missing = [c.id for c in CLAIMS if c.id not in criteria]
+    task = run_task(params)
+    judged = {c.id for c in judged_claims(task)}
+    missing = [c for c in judged if c not in criteria]
     if missing:
-        raise KeyError(f"claims: no criterion configured for {', '.join(missing)}")
+        raise KeyError(f"claims: no criterion configured for {', '.join(sorted(missing))}")
     rows = []
-    for claim in CLAIMS:
-        m = claim.measured(tables, params)
+    for claim in listed_claims(task):
+        applies = claim.id in judged
+        m = claim.measured(tables, params) if applies else Measured(math.nan)
         rows.append(
             {
                 "claim_id": claim.id,
@@ -432,8 +490,8 @@ def claims_table(
                 "chance_as": claim.chance_as,
                 "effect": m.effect,
                 "effect_as": claim.effect_as,
-                "criterion": describe(criteria[claim.id]),
-                "verdict": verdict(m.value, criteria[claim.id]),
+                "criterion": describe(criteria[claim.id]) if applies else f"-: not a {task} claim",
+                "verdict": verdict(m.value, criteria[claim.id]) if applies else NOT_APPLICABLE,
                 **({"robustness": robustness.get(claim.id, "")} if robustness is not None else {}),
             }
         )
@@ -474,13 +532,14 @@ VERDICT_CLASSES: dict[str, str] = {
     DIFFERS: "partial",
     NOT_REPRODUCED: "fails",
     NOT_MEASURABLE: "unknown",
+    NOT_APPLICABLE: "unknown",
 }
 
 _LEGEND = {
     "holds": "reproduced: the criterion is met",
     "partial": "differs in degree: outside the criterion, inside its wider band",
     "fails": "not reproduced",
-    "unknown": "not measurable in this run",
+    "unknown": "not measurable in this run, or not applicable to its task",
 }
 
 _STYLE = """

@@ -25,7 +25,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .config import data_config
 from .model import VectorTransformer, load_model, read_metadata
+from .tasks import RECURRENCES, describe
 
 #: Libraries whose versions an export records.
 LIBRARIES = ("affine-icl", "torch", "transformer_lens", "safetensors", "numpy")
@@ -73,6 +75,7 @@ def model_card(config: dict, claims: pd.DataFrame, export_dir: str) -> str:
     """The export's ``README.md``: YAML front matter, protocol, held-out MSE, claim verdicts
     and the lines that load it."""
     train, data, model = config["train"], config["data"], config["model"]
+    task = describe(data_config({"data": data}))
     counts = claims["verdict"].value_counts()
     verdicts = "\n".join(
         f"| {r.claim_id} | {r.paper} | {r.measured:.4g} | {r.verdict} |"
@@ -90,10 +93,11 @@ tags:
   - safetensors
 ---
 
-# Affine-recurrence transformer, run {config["run"]}
+# {task.capitalize()}-recurrence transformer, run {config["run"]}
 
 A {model["n_layers"]}-layer, {model["d_model"]}-wide GPT-style transformer on vector inputs,
-trained to predict the next term of affine recurrences `a_n = c a_(n-1) + d` in context, as in
+trained to predict the next term of {task} recurrences `{RECURRENCES[data.get("task", "affine")]}`
+in context, {"as in" if task == "affine" else "a family from the future work of"}
 Bhargav & Gu (2024), "Interpreting Affine Recurrence Learning in GPT-style Transformers".
 Trained with the `affine-icl` pipeline (config hash `{config["config_hash"]}`).
 
@@ -102,7 +106,7 @@ Trained with the `affine-icl` pipeline (config hash `{config["config_hash"]}`).
 - {config["steps_trained"]:,} AdamW steps (the paper: 100,000), batch {train["batch_size"]},
   lr {train["lr"]:g}, weight decay {train["weight_decay"]:g}, seed {train["seed"]}
 - sequences of {data["length_range"][0]}-{data["length_range"][1]} vectors of dimension
-  {data["vector_dim"]} (input width {model["d_vocab"]}), c in {data["c_range"]}, largest input
+  {data["vector_dim"]} (input width {model["d_vocab"]}), coefficients in {data["c_range"]}, largest input
   norm in {data["norm_range"]}
 - final held-out MSE: {"n/a" if mse is None else f"{mse:.3g}"} (the paper: 1e-4)
 - everything else in `config.json`; library versions there too

@@ -118,6 +118,38 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> 
     return fig
 
 
+# --------------------------------------------------------------------------- in-context baselines
+
+
+def plot_baselines(table: pd.DataFrame, loss_from: int, title: str) -> plt.Figure:
+    """MSE against output position, log scale, one line per predictor; the positions outside
+    the training loss shaded."""
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    styles = {
+        "model": ("k", "-", 2.5),
+        "least squares": ("#1b9e77", "--", 2),
+        "repeat last": ("#7570b3", ":", 2),
+        "linear extrapolation": ("#d95f02", ":", 2),
+    }
+    for name, sub in table.groupby("predictor", sort=False):
+        colour, dash, width = styles[name]
+        sub = sub.dropna(subset=["mse"])
+        means = sub["means"].iloc[0] if len(sub) else ""
+        label = name if means in ("", "the trained model") else f"{name}: {means}"
+        ax.plot(
+            sub["position"], sub["mse"], dash, color=colour, lw=width, marker="o", ms=4, label=label
+        )
+    ax.axvspan(-0.5, loss_from - 0.5, color="0.9", zorder=0, label="not in the training loss")
+    ax.set_yscale("log")
+    ax.set_xlim(-0.5, table["position"].max() + 0.5)
+    ax.set_xlabel("output position n (predicting a_(n+1) from a_0 .. a_n)")
+    ax.set_ylabel("MSE (log scale)")
+    _legend_below(ax, ncol=1, fontsize=9)
+    fig.subplots_adjust(top=0.84, bottom=0.33)
+    _suptitle(fig, title)
+    return fig
+
+
 def save_figure(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -778,6 +810,7 @@ VERDICT_COLOURS = {
     "differs in degree": "#ffb74d",
     "not reproduced": "#e57373",
     "not measurable": "#bdbdbd",
+    "not applicable": "#bdbdbd",
 }
 
 
@@ -861,15 +894,17 @@ def plot_sensitivity(grid: pd.DataFrame, title: str) -> plt.Figure:
 
 def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
     """The sensitivity grid over runs: each cell is coloured by the share of runs in which the
-    verdict is "reproduced" and says how many (k/n)."""
+    verdict is "reproduced" and says how many (k/n; n: the runs that judge the claim, those of
+    the task families it applies to)."""
     rows = _sensitivity_rows(grid)
     factors = sorted(grid["factor"].unique())
-    n_runs = grid["run"].nunique()
     share = np.zeros((len(rows), len(factors)))
+    n_runs = np.zeros((len(rows), 1), dtype=int)
     for i, (claim, definition) in enumerate(rows):
         cells = grid[(grid["claim_id"] == claim) & (grid["definition"] == definition)]
         held = cells.groupby("factor")["verdict"].apply(lambda v: (v == "reproduced").sum())
         share[i] = [held.get(f, 0) for f in factors]
+        n_runs[i] = cells["run"].nunique()
     fig, ax = plt.subplots(figsize=(4.2 + 1.1 * len(factors), 0.34 * len(rows) + 1.8))
     sns.heatmap(
         share / n_runs,
@@ -877,7 +912,9 @@ def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
         cmap="RdYlGn",
         vmin=0,
         vmax=1,
-        annot=np.array([[f"{int(k)}/{n_runs}" for k in row] for row in share]),
+        annot=np.array(
+            [[f"{int(k)}/{n}" for k in row] for row, n in zip(share, n_runs[:, 0], strict=True)]
+        ),
         fmt="",
         annot_kws={"size": 7},
         cbar_kws={"label": "share of runs reproduced", "shrink": 0.4},
@@ -955,6 +992,8 @@ def plot_claims_over_training(
         log = _log_scale(values.to_numpy(float), span)
         for run in runs:
             line = sub[sub["run"] == run].sort_values("step")
+            if line.empty:  # the claim does not apply to this run's task family
+                continue
             ax.plot(line["step"], line["measured"], "-", color=palette[run], lw=1.4, label=run)
             last = line.iloc[-1]
             ax.scatter(
@@ -1004,4 +1043,81 @@ def plot_claims_over_training(
     )
     _suptitle(fig, title)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+# --------------------------------------------------------------------------- across task families
+
+
+def plot_across_tasks(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Four panels, one column per task (one point per run): MSE of the model and of the
+    least-squares floor (log), head counts, negative-copying share per layer, layer-1
+    mean-ablation ratio (log); the numbers beneath as a table."""
+    tasks = list(dict.fromkeys(table["task"]))
+    x = table["task"].map({t: i for i, t in enumerate(tasks)}).to_numpy(float)
+    fig = plt.figure(figsize=(16, 10))
+    grid = fig.add_gridspec(2, 4, height_ratios=[3, 1.5], hspace=0.55, wspace=0.35)
+    axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
+
+    def points(ax, column, label, offset=0.0, marker="o", colour=None):
+        ax.scatter(
+            x + offset, table[column], label=label, marker=marker, color=colour, s=45, zorder=3
+        )
+
+    points(axes[0], "model_mse", "model", -0.12, "o", "k")
+    points(axes[0], "least_squares_mse", "least squares (floor)", 0.12, "s", "#1b9e77")
+    points(axes[0], "repeat_last_mse", "repeat last", 0.0, "x", "#8da0cb")
+    axes[0].set_yscale("log")
+    axes[0].set_title("MSE over the trained positions", fontsize=10)
+    points(axes[1], "previous_token_heads", "previous vector", -0.1, "o", "#d95f02")
+    if table["offset_k_heads"].notna().any():
+        points(axes[1], "offset_k_heads", "k previous vectors (linear)", 0.1, "D", "#7570b3")
+    axes[1].set_title("layer-0 heads reading them (>= 2x uniform)", fontsize=10)
+    axes[1].set_ylim(-0.5, table["heads_per_layer"].max() + 0.5)
+    axes[1].set_ylabel("heads (of each layer's)")
+    layers = sorted(c for c in table.columns if c.startswith("negative_copying_share_layer"))
+    colours = sns.color_palette("Blues", len(layers) + 1)[1:]
+    for i, (column, colour) in enumerate(zip(layers, colours, strict=True)):
+        offset = (i - (len(layers) - 1) / 2) * 0.12
+        points(
+            axes[2],
+            column,
+            f"layer {column.removeprefix('negative_copying_share_layer')}",
+            offset,
+            "o",
+            colour,
+        )
+    axes[2].set_ylim(-0.05, 1.05)
+    axes[2].set_title("share of heads copying negatively (OV z)", fontsize=10)
+    points(axes[3], "layer1_mean_ablation_ratio", "all layer-1 heads", 0.0, "o", "#e7298a")
+    axes[3].axhline(1.0, color="0.5", ls=":", label="no change")
+    ratios = table["layer1_mean_ablation_ratio"].dropna()
+    if len(ratios) and ratios.max() / max(ratios.min(), 1e-12) > 10:
+        axes[3].set_yscale("log")
+    axes[3].set_title("MSE ratio, layer 1 mean-ablated", fontsize=10)
+    axes[3].set_ylim(0 if axes[3].get_yscale() == "linear" else None, None)
+    for ax in axes:
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30)
+        ax.set_xlim(-0.6, len(tasks) - 0.4)
+        _legend_below(ax)
+    shown = table[["task", "run", "model_mse", "least_squares_mse", "repeat_last_mse"]].copy()
+    shown["prev. heads"] = table["previous_token_heads"]
+    shown["k-prev. heads"] = table["offset_k_heads"]
+    for column in layers:
+        shown[f"neg. copy L{column.removeprefix('negative_copying_share_layer')}"] = table[column]
+    shown["L1 ablation ratio"] = table["layer1_mean_ablation_ratio"]
+    cells = [
+        [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+        for row in shown.itertuples(index=False)
+    ]
+    cells = [["-" if c == "nan" else c for c in row] for row in cells]
+    ax_table = fig.add_subplot(grid[1, :])
+    ax_table.axis("off")
+    drawn = ax_table.table(
+        cellText=cells, colLabels=list(shown.columns), loc="center", cellLoc="center"
+    )
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(8)
+    drawn.scale(1, 1.3)
+    _suptitle(fig, title)
     return fig

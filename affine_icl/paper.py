@@ -60,12 +60,31 @@ def sci(value: float) -> str:
 
 @dataclass(frozen=True)
 class PaperClaim:
-    """One quantitative statement of the paper: its id, section, wording and reported value."""
+    """One quantitative statement of the paper: its id, section, wording and reported value.
+
+    ``tasks``: the task families (``data.task``) the claim makes sense for; empty: every one.
+    A claim of the paper outside its tasks is "not applicable"; a future-work claim (section
+    :data:`FUTURE_WORK`) is listed only for the runs of its task.
+    """
 
     id: str
     section: str
     statement: str
     reported: str
+    tasks: tuple[str, ...] = ()
+
+    def applies_to(self, task: str) -> bool:
+        return not self.tasks or task in self.tasks
+
+    @property
+    def listed_for_every_task(self) -> bool:
+        return self.section != FUTURE_WORK
+
+
+#: The section of the claims that the paper's circuit story predicts for the recurrences of
+#: its future work (section 5: "higher-dimensional linear recurrences ... polynomial
+#: recurrences"); the paper reports no value for them.
+FUTURE_WORK = "5 (future work)"
 
 
 _P = PAPER
@@ -98,6 +117,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "4.2",
         "layer-2 patterns are checkerboards on alternating sequences, not on others",
         "checkerboard only when c < 0",
+        tasks=("affine",),  # alternation of the whole vector needs one scalar c < 0
     ),
     PaperClaim(
         "layer0_attribution_positive",
@@ -198,6 +218,31 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "4.8",
         "layer 0 approximately computes a_n + alpha a_(n-1)",
         f"alpha {_SLOPE}",
+    ),
+    # What the circuit story predicts for the recurrences of the paper's future work.
+    PaperClaim(
+        "linear_offset_heads",
+        FUTURE_WORK,
+        "a linear recurrence of order k: layer-0 heads attend to the k previous vectors, as "
+        "they attend to the previous one for the affine task",
+        "predicted: 7 of 8 heads, as 4.2",
+        tasks=("linear",),
+    ),
+    PaperClaim(
+        "diagonal_no_checkerboard",
+        FUTURE_WORK,
+        "a diagonal recurrence: no layer-2 checkerboard, as no sequence alternates as a whole "
+        "(each component has its own c_i)",
+        "predicted: no difference",
+        tasks=("diagonal",),
+    ),
+    PaperClaim(
+        "polynomial_mlp_positions",
+        FUTURE_WORK,
+        "a polynomial recurrence: the MLPs, the only elementwise nonlinearity, supply the powers "
+        "of a_(n-1), so they push towards a_(n+1) at every trained position",
+        "predicted: every position",
+        tasks=("polynomial",),
     ),
 )
 

@@ -120,8 +120,19 @@ def claim_inputs(sm) -> tuple[dict, dict, dict]:
             + ": it was written by an older version of the head scores; rebuild it with "
             "`snakemake --forcerun head_scores`"
         )
-    params = {**settings_from_params(sm.params, "analysis"), "loss_from_index": sm.params.loss_from}
-    return tables, settings_from_params(sm.params, "claims"), params
+    return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
+
+
+def claim_params(sm) -> dict:
+    """What the claims of one run are measured with: its ``analysis.*`` params, its
+    ``loss_from_index`` and (``data``) its data settings, which name its task family."""
+    from .config import run_config, settings_from_params
+
+    return {
+        **settings_from_params(sm.params, "analysis"),
+        "loss_from_index": sm.params.loss_from,
+        "data": run_config(sm.config, sm.wildcards.run).data,
+    }
 
 
 def runs_table(runs, paths):

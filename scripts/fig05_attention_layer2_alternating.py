@@ -7,8 +7,10 @@ from affine_icl.analysis.attention import (
     same_parity_of_table,
     with_uniform_weight,
 )
+from affine_icl.config import run_config
 from affine_icl.figures import plot_attention_patterns
 from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.tasks import describe
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
@@ -24,6 +26,13 @@ with rule_log(sm.log[0]):
     }
     first = table.iloc[0]
     article = "an" if kind[0] in "aeiou" else "a"
+    data = run_config(sm.config, sm.wildcards.run).data
+    caveat = (
+        ""
+        if data.task == "affine"
+        else f". Task {describe(data)}: c is its first coefficient c_1, and the kind is named "
+        "by the sign of c_1 alone, which does not make the whole sequence alternate"
+    )
     write_outputs(
         sm,
         table,
@@ -31,7 +40,7 @@ with rule_log(sm.log[0]):
             table,
             f"Figure {sm.params.figure}: layer-{layer} attention on {article} {kind} sequence "
             f"(sample {first['sample']}, c = {first['c']:.2f}; {first['picked_by']}); under "
-            "each head its attention mass on keys an even distance back (queries >= 2)",
+            f"each head its attention mass on keys an even distance back (queries >= 2){caveat}",
             notes,
         ),
     )

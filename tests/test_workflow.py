@@ -32,8 +32,9 @@ def tree(tmp_path_factory):
     return root
 
 
-def snakemake(tree, *args, timeout=900, directory=None):
-    """Snakemake on the tiny config, in ``tree/work`` unless ``directory`` says otherwise."""
+def snakemake(tree, *args, timeout=900, directory=None, configfile=None):
+    """Snakemake on the tiny config (or ``configfile``), in ``tree/work`` unless ``directory``
+    says otherwise."""
     cmd = [
         sys.executable,
         "-m",
@@ -43,7 +44,7 @@ def snakemake(tree, *args, timeout=900, directory=None):
         "--directory",
         str(directory or tree / "work"),
         "--configfile",
-        str(REPO / "tests" / "config" / "tiny.yaml"),
+        str(configfile or REPO / "tests" / "config" / "tiny.yaml"),
         *args,
     ]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
@@ -78,6 +79,38 @@ def test_every_rule_ran_and_wrote_a_log(built):
     assert "final held-out MSE" in (built / "logs/train/tiny.log").read_text()
     bench = pd.read_csv(built / "benchmarks/train/tiny.tsv", sep="\t")
     assert bench["s"].iloc[0] > 0
+
+
+def test_two_task_families_each_with_its_population_baselines_and_claims(built):
+    """tiny is the paper's affine task, tiny2 a linear recurrence of order 2 (tiny.yaml)."""
+    (linear,) = (built / "data").glob("linear2-*/eval_population.parquet")
+    table = pq.read_table(linear)
+    assert "coefs" in table.column_names and table.num_rows == 5 * 32  # lengths 4..8
+    assert "coefs" not in pq.read_table(built / "data/eval_population.parquet").column_names
+    for run, first in (("tiny", 2), ("tiny2", 3)):
+        base = pd.read_csv(built / f"runs/{run}/figures/baselines.csv")
+        assert set(base["predictor"]) == {
+            "model",
+            "least squares",
+            "repeat last",
+            "linear extrapolation",
+        }
+        assert base.loc[base["trained"], "position"].min() == first  # the run's loss_from_index
+        floor = base[(base["predictor"] == "least squares") & base["trained"]]["mse"]
+        assert floor.max() < 1e-8  # noise-free: the task's own solver is exact there
+    claims = pd.read_csv(built / "runs/tiny2/claims.csv").set_index("claim_id")
+    assert claims.loc["layer2_checkerboard", "verdict"] == "not applicable"
+    assert claims.loc["linear_offset_heads", "verdict"] != "not applicable"
+    assert "offsets_ratio" in pd.read_csv(built / "runs/tiny2/analysis/head_scores.csv")
+    assert "linear_offset_heads" not in set(pd.read_csv(built / "runs/tiny/claims.csv")["claim_id"])
+    across = pd.read_csv(built / "aggregate/across_tasks.csv")
+    assert list(across["task"]) == ["affine", "linear2"] and list(across["run"]) == [
+        "tiny",
+        "tiny2",
+    ]
+    assert (across["least_squares_mse"] < 1e-8).all() and (across["model_mse"] > 0).all()
+    image = mpimg.imread(built / "aggregate/across_tasks.png")
+    assert image.shape[0] > 600 and image[..., :3].std() > 0.05
 
 
 def test_data_outputs(built):
@@ -207,10 +240,20 @@ def test_export_attention_views_and_the_walkthrough(built, tree):
 
 
 def test_across_runs_outputs(built):
-    claims = pd.read_csv(built / "aggregate/claims.csv")
-    assert len(claims) == 20
+    claims = pd.read_csv(built / "aggregate/claims.csv").set_index("claim_id")
+    assert len(claims) == 21  # the paper's 20 and tiny2's linear-task claim
     assert {"value tiny", "value tiny2"} <= set(claims.columns)
-    assert claims["summary"].str.fullmatch(r"holds in [0-2] of 2 runs").all()
+    assert (
+        claims["summary"]
+        .drop(["layer2_checkerboard", "linear_offset_heads"])
+        .str.fullmatch(r"holds in [0-2] of 2 runs")
+        .all()
+    )
+    # each applies to one run's task only (tiny: affine, tiny2: linear of order 2)
+    for claim in ("layer2_checkerboard", "linear_offset_heads"):
+        assert re.fullmatch(
+            r"holds in [01] of 1 runs \(not applicable in 1\)", claims.loc[claim, "summary"]
+        )
     ranked = pd.read_csv(built / "aggregate/seeds_eigenvalue_scores.csv")
     assert set(ranked["run"]) == {"tiny", "tiny2"} and ranked["rank"].max() == 3
     for name in ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]:
@@ -254,6 +297,7 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
         (f, f"run={r}") for f in figures[1:] for r in ("tiny", "tiny2")
     ]
     expected += [(f, "") for f in across]
+    expected += [("baselines", f"run={r}") for r in ("tiny", "tiny2")] + [("across_tasks", "")]
     assert [k for k in expected if k not in items or items[k]["mime_type"] != "image/png"] == []
     # the interactive attention views, one page per layer and an index, per run
     views = [e for e in results.values() if e["job_properties"]["rule"] == "attention_views"]
@@ -284,8 +328,8 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
         if results[p]["job_properties"]["rule"] != "attention_views"
     )
     extra = ["embedding_span", "mean_ablation_layer1", "qk_intervention"]
-    in_paper_order = sorted(f for f in figures[1:] if f not in extra) + extra
-    assert [figure for _, figure in shown] == in_paper_order
+    in_paper_order = sorted(f for f in figures[1:] if f not in extra) + extra + ["baselines"]
+    assert [figure for _, figure in shown] == in_paper_order  # beyond the paper last
     assert [label for label, _ in shown][:3] == ["Fig. 02", "Fig. 03", "Fig. 04"]
     # captions and introduction
     captions = [e["caption"] for e in results.values()]
@@ -423,6 +467,7 @@ def _umask() -> int:
                 "aggregate_claims_sensitivity",
                 "aggregate_claims",
                 "seeds_layer0_ov",
+                "across_tasks",  # reads the claims (tiny.yaml has two task families)
                 "all",
             },
         ),
@@ -457,7 +502,9 @@ def test_lint_is_clean():
 
 def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(built, tree, tmp_path):
     """train_batched: one job trains both tiny runs; each equals its run trained alone."""
-    args = ("--config", "train_batched=True", "--cores", "2")
+    # two runs that differ only in their seed (tiny.yaml's tiny2 is a linear-task run)
+    runs = "runs=[{name: tiny, seed: 7}, {name: tiny2, seed: 8}]"
+    args = ("--config", "train_batched=True", runs, "--cores", "2")
     targets = [f"results/runs/{run}/model.safetensors" for run in ("tiny", "tiny2")]
     plan = snakemake(tree, *args, "--dry-run", *targets, directory=tmp_path, timeout=120)
     assert plan.returncode == 0, plan.stderr
@@ -466,9 +513,22 @@ def test_batched_training_trains_seed_runs_in_one_job_with_the_same_results(buil
     assert re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M) == [("train_tiny_tiny2", "1")]
     proc = snakemake(tree, *args, *targets, directory=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for run in ("tiny", "tiny2"):
+    for run in ("tiny",):  # tiny2 trained alone is the linear-task run
         alone = load_model(built / "runs" / run / "model.safetensors").state_dict()
         batched = load_model(tmp_path / "results" / "runs" / run / "model.safetensors").state_dict()
         for name, value in alone.items():
             if not name.endswith("attn.b_K"):  # see tests/test_stacked.py::assert_same_run
                 assert (value - batched[name]).abs().max() < 1e-3, (run, name)
+
+
+def test_configs_tasks_yaml_schedules_the_baselines_and_across_tasks(tree, tmp_path):
+    """One run per task family: each its own population, every figure, the baselines, and the
+    families side by side (a dry run of the shipped config, from an empty directory)."""
+    tasks = REPO / "configs" / "tasks.yaml"
+    proc = snakemake(tree, "--dry-run", directory=tmp_path, configfile=tasks, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M))
+    assert counts["baselines"] == counts["train"] == counts["claims"] == "5"
+    assert counts["across_tasks"] == "1"
+    assert counts["generate_task_data"] == "4"  # the affine run uses the shared population

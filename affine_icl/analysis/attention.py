@@ -77,6 +77,21 @@ def previous_token_scores(cache, n_layers: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def offsets_scores(cache, n_layers: int, k: int) -> pd.DataFrame:
+    """Mean attention mass that each query ``q >= k`` pays to its ``k`` previous vectors
+    ``q - 1 .. q - k``: 1 for a head that reads exactly what a linear recurrence of order ``k``
+    needs (``k = 1``: the previous-token score)."""
+    rows = []
+    for layer in range(n_layers):
+        pat = patterns(cache, layer)
+        mass = sum(
+            torch.diagonal(pat, offset=-j, dim1=-2, dim2=-1)[..., k - j :] for j in range(1, k + 1)
+        )
+        for head, score in enumerate(mass.mean((0, 2)).tolist()):
+            rows.append({"layer": layer, "head": head, "score": score})
+    return pd.DataFrame(rows)
+
+
 def key_position_scores(cache, n_layers: int, key: int) -> pd.DataFrame:
     """Mean attention that the queries after position ``key`` pay to it (a query at ``key``
     itself has only itself and earlier vectors to attend to, so it does not count)."""

@@ -47,6 +47,15 @@ def uniform_key_share(n_pos: int, key_offset: int | None = None, key: int | None
     return float(np.mean(1.0 / (queries + 1)))
 
 
+def uniform_offsets_share(n_pos: int, k: int) -> float:
+    """The uniform share of the ``k`` previous keys, averaged over the queries ``q >= k``:
+    the mean of ``k / (q + 1)``."""
+    queries = np.arange(k, n_pos)
+    if queries.size == 0:
+        raise ValueError(f"no query position at or after {k} in {n_pos} positions")
+    return float(np.mean(k / (queries + 1)))
+
+
 def uniform_same_parity_share(n_pos: int, first_query: int = 2) -> float:
     """The uniform same-parity mass: the mean over queries ``q >= first_query`` of the share of
     keys ``k <= q`` with ``q - k`` even, ``(q // 2 + 1) / (q + 1)``."""

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .attention import (
     key_position_scores,
+    offsets_scores,
     previous_token_scores,
     same_parity_mass,
     same_parity_per_sequence,
@@ -18,6 +19,7 @@ from .chance import (
     label_permutation_null,
     matrix_score_nulls,
     uniform_key_share,
+    uniform_offsets_share,
     uniform_same_parity_share,
 )
 from .interventions import qk_identity_scores
@@ -31,8 +33,12 @@ def head_scores_table(
     pick_c_threshold: float,
     null_draws: int = 200,
     seed: int = 0,
+    offsets: int = 1,
 ) -> pd.DataFrame:
     """Columns: layer, head, and each score with its chance level (:mod:`.chance`):
+
+    - with ``offsets`` k > 1 (a linear task of order k): ``offsets_score``, the attention mass
+      on the k previous vectors, with ``offsets_chance`` (uniform) and ``offsets_ratio``;
 
     - ``previous_token_score`` and ``key1_score`` (attention paid to the previous and to the
       second vector), each with ``*_chance`` (the uniform share) and ``*_ratio`` (score /
@@ -61,6 +67,11 @@ def head_scores_table(
     ):
         table[f"{name}_chance"] = share
         table[f"{name}_ratio"] = table[f"{name}_score"] / share
+    if offsets > 1:
+        scores = offsets_scores(cache, n_layers, offsets).rename(columns={"score": "offsets_score"})
+        table = table.merge(scores, on=keys)
+        table["offsets_chance"] = uniform_offsets_share(n_pos, offsets)
+        table["offsets_ratio"] = table["offsets_score"] / table["offsets_chance"]
     parity = pd.concat(
         [same_parity_mass(cache, layer, c, pick_c_threshold) for layer in range(n_layers)]
     )
@@ -115,8 +126,11 @@ def head_scores_table(
             f"{score}_null_sd"
         ]
     table["ov_rank_ratio"] = table["ov_effective_rank"] / table["ov_effective_rank_null_mean"]
-    return table[COLUMNS]
+    return table[COLUMNS + (OFFSETS_COLUMNS if offsets > 1 else [])]
 
+
+#: The columns a linear task of order k > 1 adds (the mass on its k previous vectors).
+OFFSETS_COLUMNS = ["offsets_score", "offsets_chance", "offsets_ratio"]
 
 #: head_scores.csv's columns: each score followed by its chance level and effect size.
 COLUMNS = [

@@ -2,7 +2,7 @@ rule cache_activations:
     """Fold LayerNorm and value biases, then cache the analysis population's activations."""
     input:
         weights=trained("weights"),
-        population=rules.generate_data.output.population,
+        population=population,
     output:
         folded=f"{run_dir()}/model_folded.safetensors",
         cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=FAMILIES),

@@ -43,7 +43,7 @@ rule aggregate_claims_over_training:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
+        **CRITERIA_PARAMS,
         runs=RUNS,
     script:
         "../../scripts/aggregate_claims_over_training.py"

@@ -12,9 +12,9 @@ CLAIM_INPUTS = dict(
     residual_shape=rules.fig17_residual_shape.output.summary,
 )
 CLAIM_PARAMS = dict(
-    **setting_params({f"claims.{claim}": c for claim, c in config["claims"].items()}),
+    **CRITERIA_PARAMS,
     **setting_params({f"analysis.{key}": v for key, v in config["analysis"].items()}),
-    loss_from=config["train"]["loss_from_index"],
+    loss_from=loss_from,
 )
 
 
@@ -77,7 +77,7 @@ rule claims_over_training:
         weights=trained("weights"),
         snapshots=trained("snapshots"),
         train_log=trained("log"),
-        population=rules.generate_data.output.population,
+        population=population,
     output:
         csv=f"{run_dir()}/claims_over_training.csv",
         png=report(

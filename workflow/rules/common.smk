@@ -1,15 +1,23 @@
 # Config validation and path helpers shared by every rule file.
 import functools
+from dataclasses import asdict
 
 from affine_icl.config import (
+    DataConfig,
     batch_groups,
     batched_rule_name,
     coerce_command_line,
+    data_config,
+    flat_settings,
+    run_config,
     setting_params,
     validate_config,
     weights_settings,
 )
+from affine_icl.claims import judged_claims
 from affine_icl.paper import PAPER
+from affine_icl.tasks import label as task_label
+from affine_icl.tasks import population_key
 
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 # `--config train='{steps: 2000}'` arrives as strings: give them the schema's types.
@@ -21,8 +29,49 @@ RUNS = [entry["name"] for entry in config["runs"]]
 RESULTS = "results"
 
 
+#: Each run's evaluation population: None (the shared results/data/eval_population.parquet) or
+#: the key of its own, results/data/<key>/ (affine_icl.tasks.population_key).
+POPULATION_KEYS = {run: population_key(config, run) for run in RUNS}
+#: The generate_task_data params of each key: every data setting (all DataConfig fields).
+TASK_DATA_PARAMS = {
+    key: setting_params(flat_settings({"data": asdict(run_config(config, run).data)}))
+    for run, key in POPULATION_KEYS.items()
+    if key is not None
+}
+
+
 wildcard_constraints:
     run="|".join(RUNS),
+    task_key="|".join(TASK_DATA_PARAMS) or "no-task-key",
+
+
+#: The task families of the configured runs (data.task), and as labels with their order or
+#: degree (linear2, polynomial3): a config with more than one label gets across_tasks.
+RUN_TASKS = {run: run_config(config, run).data.task for run in RUNS}
+RUN_TASK_LABELS = {run: task_label(run_config(config, run).data) for run in RUNS}
+
+
+#: The criteria (claims.*) of the claims some run judges, one param each: a future-work claim
+#: keys no job of a config without its task family.
+CRITERIA_PARAMS = setting_params(
+    {
+        f"claims.{claim}": criterion
+        for claim, criterion in config["claims"].items()
+        if claim in {c.id for task in set(RUN_TASKS.values()) for c in judged_claims(task)}
+    }
+)
+
+
+def loss_from(wildcards):
+    """The run's train.loss_from_index (a run may override it, e.g. for its task)."""
+    return run_config(config, wildcards.run).train.loss_from_index
+
+
+def population(wildcards):
+    """The evaluation population a run is analysed on (its task's; see POPULATION_KEYS)."""
+    key = POPULATION_KEYS[wildcards.run]
+    where = f"{RESULTS}/data" if key is None else f"{RESULTS}/data/{key}"
+    return f"{where}/eval_population.parquet"
 
 
 def run_dir(run="{run}"):
@@ -117,6 +166,7 @@ PER_RUN_FIGURES = [
     "fig16_mlp_attribution",
     "fig17_residual_shape",
     "fig18_attention_example",
+    "baselines",
 ]
 
 
@@ -140,6 +190,11 @@ def all_figures(wildcards):
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_CLAIM_FIGURES]
         + [f"{RESULTS}/aggregate/claims.md"]
+        + (
+            [f"{RESULTS}/aggregate/across_tasks.png"]
+            if len(set(RUN_TASK_LABELS.values())) > 1
+            else []
+        )
     )
 
 
@@ -153,7 +208,7 @@ def analysis_inputs(*families, scores=False):
     """
     inputs = {
         "folded": f"{run_dir()}/model_folded.safetensors",
-        "population": f"{RESULTS}/data/eval_population.parquet",
+        "population": population,
     }
     if families:
         inputs["cache"] = [
@@ -173,6 +228,9 @@ REPORT_CLAIMS, REPORT_FIGURES, REPORT_ACROSS = (
     "2. Figures across runs",
 )
 
+#: Figures beyond the paper (its future work): labelled so that they sort after its own.
+BEYOND_PAPER = {"baselines": "beyond the paper", "across_tasks": "beyond the paper"}
+
 #: Where the paper reports the analyses that have no figure of their own.
 PAPER_SECTIONS = {"embedding_span": "4.4", "mean_ablation_layer1": "4.5", "qk_intervention": "4.6"}
 
@@ -189,6 +247,8 @@ def paper_place(name):
     as labels sort as text), or "Sec. 4.4" for an analysis without a figure (after Fig. 18)."""
     if name in PAPER_SECTIONS:
         return f"Sec. {PAPER_SECTIONS[name]}"
+    if name in BEYOND_PAPER:
+        return BEYOND_PAPER[name]
     if name in AGGREGATED_FIGURE:
         return f"Fig. {AGGREGATED_FIGURE[name]:02d}"
     if not (name.startswith("fig") and name[3:5].isdigit() and name[5:6] == "_"):

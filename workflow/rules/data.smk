@@ -8,6 +8,24 @@ rule generate_data:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        **setting_params({f"data.{key}": value for key, value in config["data"].items()}),
+        **setting_params(flat_settings({"data": data_config(config).identity()})),
     script:
         "../../scripts/generate_data.py"
+
+
+rule generate_task_data:
+    """The evaluation population of the runs whose data settings differ from the data section
+    (another task, or other ranges): results/data/<task>-<hash>/, shared by runs that agree."""
+    output:
+        population=f"{RESULTS}/data/{{task_key}}/eval_population.parquet",
+    log:
+        f"{RESULTS}/logs/generate_task_data/{{task_key}}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        **{
+            name: (lambda wc, name=name: TASK_DATA_PARAMS[wc.task_key][name])
+            for name in setting_params(flat_settings({"data": asdict(DataConfig())}))
+        },
+    script:
+        "../../scripts/generate_task_data.py"

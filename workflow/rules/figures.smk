@@ -194,7 +194,7 @@ rule mean_ablation_layer1:
         "../../envs/pipeline.yaml"
     params:
         **analysis_params(),
-        loss_from=config["train"]["loss_from_index"],
+        loss_from=loss_from,
         paper=PAPER_VALUES,
     script:
         "../../scripts/mean_ablation_layer1.py"
@@ -262,7 +262,7 @@ rule fig14_residual_after_layer0:
         "../../envs/pipeline.yaml"
     params:
         **analysis_params("residual_dims"),
-        loss_from=config["train"]["loss_from_index"],
+        loss_from=loss_from,
     script:
         "../../scripts/fig14_residual_after_layer0.py"
 
@@ -295,7 +295,7 @@ rule qk_intervention:
         "../../envs/pipeline.yaml"
     params:
         **analysis_params("qk_identity_min_z", "seed"),
-        loss_from=config["train"]["loss_from_index"],
+        loss_from=loss_from,
         paper=PAPER_VALUES,
     script:
         "../../scripts/qk_intervention.py"
