@@ -448,9 +448,14 @@ def listed_claims(task: str) -> tuple[Claim, ...]:
     return tuple(c for c in CLAIMS if c.said.listed_for_every_task or c.said.applies_to(task))
 
 
-def judged_claims(task: str) -> tuple[Claim, ...]:
-    """The claims that are measured and judged for a run of ``task``."""
-    return tuple(c for c in CLAIMS if c.said.applies_to(task))
+def judged_claims(task: str, n_layers: int = 3) -> tuple[Claim, ...]:
+    """The claims that are measured and judged for a run of ``task`` with ``n_layers`` layers."""
+    return tuple(c for c in CLAIMS if c.said.applies_to(task) and n_layers >= c.said.layers)
+
+
+def model_layers(tables: Mapping[str, pd.DataFrame]) -> int:
+    """The number of layers of the model the claim tables describe (from its head scores)."""
+    return int(tables["head_scores"]["layer"].max()) + 1
 
 
 def run_task(params: Mapping[str, Any]) -> str:
@@ -469,8 +474,8 @@ def claims_table(
     chance level and effect size (:class:`Measured`) and what they are, criterion, verdict,
     and, given ``robustness`` (:func:`affine_icl.sensitivity.robustness`), whether the
     verdict holds over the range of definitions ("robust" or "fragile: ...")."""
-    task = run_task(params)
-    judged = {c.id for c in judged_claims(task)}
+    task, n_layers = run_task(params), model_layers(tables)
+    judged = {c.id for c in judged_claims(task, n_layers)}
     missing = [c for c in judged if c not in criteria]
     if missing:
         raise KeyError(f"claims: no criterion configured for {', '.join(sorted(missing))}")
@@ -490,7 +495,11 @@ def claims_table(
                 "chance_as": claim.chance_as,
                 "effect": m.effect,
                 "effect_as": claim.effect_as,
-                "criterion": describe(criteria[claim.id]) if applies else f"-: not a {task} claim",
+                "criterion": describe(criteria[claim.id])
+                if applies
+                else f"-: not a {task} claim"
+                if not claim.said.applies_to(task)
+                else f"-: needs {claim.said.layers} layers, the model has {n_layers}",
                 "verdict": verdict(m.value, criteria[claim.id]) if applies else NOT_APPLICABLE,
                 **({"robustness": robustness.get(claim.id, "")} if robustness is not None else {}),
             }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -377,6 +378,57 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         )
 
 
+_SECTIONS = {"model": "ModelConfig", "train": "TrainConfig", "data": "DataConfig"}
+
+
+def _slug(value: Any) -> str:
+    """A sweep value as part of a run name: ``128``, ``0.0001`` -> ``0p0001``, ``[-1, 1]`` ->
+    ``m1_1``, ``linear``; letters, digits and ``p``/``m``/``_`` only."""
+    if isinstance(value, list | tuple):
+        return "_".join(_slug(v) for v in value)
+    text = (
+        str(value).lower()
+        if isinstance(value, bool)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
+    return re.sub(r"[^A-Za-z0-9]", "", text.replace(".", "p").replace("-", "m").replace("+", ""))
+
+
+def sweep_runs(sweep: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a ``sweep`` section: every combination of its ``grid`` (dotted keys of the
+    sections a run may override -> lists of values) times its ``seeds``, in grid order, each
+    named after its values (``d_model64-n_layers2-s0``), with the values as its overrides."""
+    grid, seeds = sweep["grid"], sweep.get("seeds", [0])
+    known = {
+        name: {f.name for f in fields(cls)}
+        for name, cls in (("model", ModelConfig), ("train", TrainConfig), ("data", DataConfig))
+    }
+    for key in grid:
+        section, _, name = key.partition(".")
+        if (
+            section not in OVERRIDABLE
+            or name not in known[section]
+            or key in ("train.seed", "model.d_vocab")
+        ):
+            raise ConfigError(
+                f"sweep.grid: {key!r} is not a setting a run may change (model.*, train.* or "
+                "data.* keys; the seed comes from sweep.seeds, d_vocab from data.vector_dim)"
+            )
+    runs = []
+    for values in itertools.product(*grid.values()):
+        overrides: dict[str, dict[str, Any]] = {}
+        for key, value in zip(grid, values, strict=True):
+            section, name = key.split(".", 1)
+            overrides.setdefault(section, {})[name] = value
+        label = "-".join(
+            f"{key.split('.', 1)[1]}{_slug(v)}" for key, v in zip(grid, values, strict=True)
+        )
+        runs += [{"name": f"{label}-s{seed}", "seed": seed, **overrides} for seed in seeds]
+    return runs
+
+
 def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> None:
     """Schema and cross-key checks of ``config`` (defaults filled in place)."""
     import jsonschema
@@ -402,7 +454,8 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
     """Validate (and fill defaults into) ``config`` in place; raise a one-line ConfigError.
 
     Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow. The
-    ``data`` section stays the paper's affine task (runs choose another). Each
+    ``data`` section stays the paper's affine task (runs choose another). A ``sweep`` section
+    replaces ``runs`` by its grid of runs (:func:`sweep_runs`). Each
     run's overrides are checked the same way, merged into the sections they change, and an
     error names the run (``runs[wide]: model.d_mlp: ...``).
     """
@@ -414,6 +467,12 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
             f"runs: [{{name: x, seed: 0, data: {{task: {task}}}}}]"
         )
     _validate(config, schema_path, "")
+    if config.get("sweep"):
+        try:
+            config["runs"] = sweep_runs(config["sweep"])
+        except ConfigError as exc:
+            raise ConfigError(f"invalid config: {exc}") from None
+        _validate(config, schema_path, "")  # the expanded runs: names, duplicates
     for entry in config["runs"]:
         if any(section in entry for section in OVERRIDABLE):
             merged = copy.deepcopy(merged_config(config, entry))

@@ -150,6 +150,13 @@ def plot_baselines(table: pd.DataFrame, loss_from: int, title: str) -> plt.Figur
     return fig
 
 
+def plot_not_applicable(reason: str) -> plt.Figure:
+    """A figure that exists for the DAG's sake and says, as its only content, why it is empty."""
+    fig = plt.figure(figsize=(8, 3))
+    fig.text(0.5, 0.5, textwrap.fill(reason, 70), ha="center", va="center", fontsize=13)
+    return fig
+
+
 def save_figure(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -1119,5 +1126,105 @@ def plot_across_tasks(table: pd.DataFrame, title: str) -> plt.Figure:
     drawn.auto_set_font_size(False)
     drawn.set_fontsize(8)
     drawn.scale(1, 1.3)
+    _suptitle(fig, title)
+    return fig
+
+
+# --------------------------------------------------------------------------- mechanism atlas
+
+
+def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
+    """One row of panels per claim, one column per swept setting: the claim's measurement
+    against the setting's values; one marker per combination of the other settings (the mean
+    over seeds), bars from the lowest to the highest seed, points coloured by the majority
+    verdict. A claim that does not apply at a value has no point there (said in the panel)."""
+    claims = list(dict.fromkeys(table["claim_id"]))
+    fig, grid = plt.subplots(
+        len(claims),
+        len(axes),
+        figsize=(4.2 * len(axes) + 1, 2.6 * len(claims) + 1.2),
+        squeeze=False,
+    )
+    for i, claim in enumerate(claims):
+        sub = table[table["claim_id"] == claim]
+        absent = sub["verdict"] == "not applicable"
+        where = ", ".join(  # the settings at which no run judges the claim
+            f"{a.split('.')[-1]} {v}"
+            for a in axes
+            for v, rows in absent.groupby(sub[a], sort=False)
+            if rows.all()
+        )
+        for j, axis in enumerate(axes):
+            ax = grid[i, j]
+            others = [a for a in axes if a != axis]
+            values = list(dict.fromkeys(sub[axis]))
+            groups = sub.groupby(others, sort=False) if others else [((), sub)]
+            for k, (key, part) in enumerate(groups):
+                key = key if isinstance(key, tuple) else (key,)
+                label = ", ".join(
+                    f"{a.split('.')[-1]} {v}" for a, v in zip(others, key, strict=True)
+                )
+                stats = part.groupby(axis, sort=False)["measured"].agg(
+                    ["mean", "min", "max", "count"]
+                )
+                stats = stats.reindex(values).dropna(subset=["mean"])
+                if stats.empty:
+                    continue
+                x = [values.index(v) + 0.08 * (k - 0.5) for v in stats.index]
+                colour = RUN_COLOURS[k % len(RUN_COLOURS)]
+                ax.errorbar(
+                    x,
+                    stats["mean"],
+                    yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                    fmt="-o",
+                    color=colour,
+                    ms=5,
+                    capsize=3,
+                    lw=1.2,
+                    label=label or "all runs",
+                )
+                for xi, v in zip(x, stats.index, strict=True):
+                    verdicts = part[part[axis] == v]["verdict"].value_counts()
+                    ax.scatter(
+                        [xi],
+                        [stats.loc[v, "mean"]],
+                        s=60,
+                        zorder=3,
+                        edgecolor="black",
+                        color=VERDICT_COLOURS.get(verdicts.index[0], "#bdbdbd"),
+                    )
+            if where:
+                ax.text(
+                    0.02,
+                    0.96,
+                    f"not applicable where {where}",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    va="top",
+                    color="0.3",
+                )
+            ax.set_xticks(range(len(values)), [str(v) for v in values])
+            ax.set_xlim(-0.5, len(values) - 0.5)
+            ax.set_xlabel(axis, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel(textwrap.fill(claim.replace("_", " "), 24), fontsize=8)
+            if i == 0 and others:
+                ax.legend(fontsize=6, loc="best")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=c, mec="black", label=v)
+        for v, c in VERDICT_COLOURS.items()
+        if v != "not applicable"
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+        title="marker fill: the verdict of most seeds",
+        title_fontsize=8,
+    )
+    fig.subplots_adjust(bottom=0.6 / (2.6 * len(claims) + 1.2) + 0.05, hspace=0.45, wspace=0.3)
     _suptitle(fig, title)
     return fig

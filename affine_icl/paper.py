@@ -63,8 +63,9 @@ class PaperClaim:
     """One quantitative statement of the paper: its id, section, wording and reported value.
 
     ``tasks``: the task families (``data.task``) the claim makes sense for; empty: every one.
-    A claim of the paper outside its tasks is "not applicable"; a future-work claim (section
-    :data:`FUTURE_WORK`) is listed only for the runs of its task.
+    ``layers``: the layers a model needs for the claim (3 for a layer-2 claim). A claim of the
+    paper outside its tasks or on a shallower model is "not applicable"; a future-work claim
+    (section :data:`FUTURE_WORK`) is listed only for the runs of its task.
     """
 
     id: str
@@ -72,6 +73,7 @@ class PaperClaim:
     statement: str
     reported: str
     tasks: tuple[str, ...] = ()
+    layers: int = 1
 
     def applies_to(self, task: str) -> bool:
         return not self.tasks or task in self.tasks
@@ -111,6 +113,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "4.2",
         "most layer-1 heads focus on the second vector",
         f"a majority of {_P.n_heads} heads",
+        layers=2,
     ),
     PaperClaim(
         "layer2_checkerboard",
@@ -118,6 +121,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "layer-2 patterns are checkerboards on alternating sequences, not on others",
         "checkerboard only when c < 0",
         tasks=("affine",),  # alternation of the whole vector needs one scalar c < 0
+        layers=3,
     ),
     PaperClaim(
         "layer0_attribution_positive",
@@ -130,12 +134,14 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "4.3",
         "layer-1 heads have direct attributions near zero",
         "near zero",
+        layers=2,
     ),
     PaperClaim(
         "layer2_attribution_negative",
         "4.3",
         "layer-2 heads add information opposite to a_(m+1)",
         "negative",
+        layers=3,
     ),
     PaperClaim(
         "layer0_ov_r2",
@@ -175,24 +181,28 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         f"mean-ablating layer-1 heads raises the MSE only from {sci(_P.final_mse)} "
         f"to {sci(_P.mean_ablation_mse)}",
         f"ratio {_P.mean_ablation_mse / _P.final_mse:g}",
+        layers=2,
     ),
     PaperClaim(
         "layer1_ov_low_rank",
         "4.5",
         "layer-1 OV matrices have low effective rank",
         "low (a single direction)",
+        layers=2,
     ),
     PaperClaim(
         "layer2_negative_copying",
         "4.6",
         "every layer-2 head is a negative copying head",
         f"{_P.n_heads} of {_P.n_heads} heads",
+        layers=3,
     ),
     PaperClaim(
         "layer2_qk_identity",
         "4.6",
         "layer-2 QK circuits resemble the identity",
         f"heads {_QK_HEADS[0]}-{_QK_HEADS[-1]} ({len(_QK_HEADS)} of {_P.n_heads})",
+        layers=3,
     ),
     PaperClaim(
         "qk_intervention",
@@ -200,6 +210,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "replacing QK by a pseudo-inverse projection leaves the MSE at "
         f"{sci(_P.qk_intervention_mse)}",
         f"ratio {_P.qk_intervention_mse / _P.final_mse:g}",
+        layers=3,
     ),
     PaperClaim(
         "mlp_final_positions",
@@ -235,6 +246,7 @@ PAPER_CLAIMS: Final[tuple[PaperClaim, ...]] = (
         "(each component has its own c_i)",
         "predicted: no difference",
         tasks=("diagonal",),
+        layers=3,
     ),
     PaperClaim(
         "polynomial_mlp_positions",

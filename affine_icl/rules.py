@@ -89,6 +89,24 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     return AnalysisRun(model, pop, cache, params)
 
 
+def layer_missing(sm, layer: int, figure: str) -> bool:
+    """For a figure of ``layer`` on a run whose model has no such layer (a 2-layer model of a
+    sweep): write its outputs as "not applicable" (a table saying why, a figure with the reason
+    as its only content) and return True; the script then stops."""
+    from .config import run_config
+    from .figures import plot_not_applicable, save_figure
+
+    n_layers = run_config(sm.config, sm.wildcards.run).model.n_layers
+    if layer < n_layers:
+        return False
+    reason = f"not applicable: run {sm.wildcards.run} has {n_layers} layers, so no layer {layer}"
+    import pandas as pd
+
+    pd.DataFrame({"not_applicable": [reason]}).to_csv(sm.output.table, index=False)
+    save_figure(plot_not_applicable(f"{figure}: {reason}"), sm.output.png)
+    return True
+
+
 def check_same_config(path, found: dict, expected: dict) -> None:
     """Refuse a file whose ``config_hash`` metadata differs from the model's."""
     have, want = found.get("config_hash"), expected.get("config_hash")

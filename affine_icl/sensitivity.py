@@ -23,7 +23,16 @@ from typing import Any
 
 import pandas as pd
 
-from .claims import NOT_MEASURABLE, Claim, Measure, Measured, judged_claims, run_task, verdict
+from .claims import (
+    NOT_MEASURABLE,
+    Claim,
+    Measure,
+    Measured,
+    judged_claims,
+    model_layers,
+    run_task,
+    verdict,
+)
 
 #: The configured definition's row label.
 AS_CONFIGURED = "as configured"
@@ -210,7 +219,7 @@ def sensitivity_table(
         raise ValueError(f"the strictness factors {list(factors)} must include 1 (as configured)")
     n_heads = int(tables["head_scores"].groupby("layer").size().max())
     out = []
-    for claim in judged_claims(run_task(params)):
+    for claim in judged_claims(run_task(params), model_layers(tables)):
         configured = claim.measured(tables, params)
         if claim.knob:  # a count of heads: 0 at chance, at most a layer's heads
             configured = Measured(configured.value, 0.0)

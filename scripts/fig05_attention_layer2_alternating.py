@@ -2,6 +2,8 @@
 Figures 5 and 6, one layer's attention patterns (``params.layer``) on one sequence of the kind
 ``params.sequence`` ("alternating", c < 0, or "non-alternating", c > 0)."""
 
+import sys
+
 from affine_icl.analysis.attention import (
     picked_sequence_patterns,
     same_parity_of_table,
@@ -9,11 +11,13 @@ from affine_icl.analysis.attention import (
 )
 from affine_icl.config import run_config
 from affine_icl.figures import plot_attention_patterns
-from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 from affine_icl.tasks import describe
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
+    if layer_missing(sm, sm.params.layer, f"Figure {sm.params.figure}"):
+        sys.exit(0)  # the outputs say why
     layer, kind = sm.params.layer, sm.params.sequence
     run = analysis_run(sm, layers=[layer])
     table = picked_sequence_patterns(

@@ -1,14 +1,18 @@
 """Rule fig12_layer2_ov: Figure 12, OV of the most negative-copying layer-2 head."""
 
+import sys
+
 import pandas as pd
 
 from affine_icl.analysis.ov import head_ov, matrix_table, ov_in_vocab_basis
 from affine_icl.analysis.selection import top_head
 from affine_icl.figures import plot_matrices
-from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
+    if layer_missing(sm, 2, "Figure 12"):
+        sys.exit(0)  # the outputs say why
     model = analysis_run(sm, with_cache=False).model
     scores = pd.read_csv(sm.input.scores)
     (layer, head), reason = top_head(scores, 2, "eigenvalue_score", largest=False)

@@ -1,16 +1,20 @@
 """Rule fig13_layer2_qk: Figure 13, QK of the layer-2 head whose QK stands furthest above its
 shuffled null (identity score against the same score with W_Q and W_K shuffled)."""
 
+import sys
+
 import pandas as pd
 
 from affine_icl.analysis.interventions import head_qk, qk_in_vocab_basis
 from affine_icl.analysis.ov import matrix_table
 from affine_icl.analysis.selection import top_head
 from affine_icl.figures import plot_matrices
-from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
+    if layer_missing(sm, 2, "Figure 13"):
+        sys.exit(0)  # the outputs say why
     run = analysis_run(sm, with_cache=False)
     model, run_params = run.model, run.params
     scores = pd.read_csv(sm.input.scores)

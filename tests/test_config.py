@@ -195,3 +195,31 @@ def test_cuda_graphs_takes_auto_on_off_in_any_yaml_spelling_and_keys_no_weights(
     assert run_config(config, "seed0").train.cuda_graphs == "off"
     with pytest.raises(ConfigError, match="train.cuda_graphs: 'maybe' is not one of"):
         validated({"train.cuda_graphs": "maybe"})
+
+
+def test_a_sweep_expands_into_named_runs_checked_like_hand_written_ones():
+    config = validated(
+        {
+            "sweep": {
+                "grid": {"model.d_model": [64, 128], "train.lr": [1e-4, 3e-4]},
+                "seeds": [0, 1],
+            }
+        }
+    )
+    names = [entry["name"] for entry in config["runs"]]
+    assert names[:3] == ["d_model64-lr0p0001-s0", "d_model64-lr0p0001-s1", "d_model64-lr0p0003-s0"]
+    assert len(names) == len(set(names)) == 8
+    wide = run_config(config, "d_model128-lr0p0003-s1")
+    assert (wide.model.d_model, wide.train.lr, wide.train.seed) == (128, 3e-4, 1)
+    # every expanded run is validated merged, and the error names it
+    with pytest.raises(
+        ConfigError,
+        match=r"runs\[n_ctx4-s0\]: data.length_range: maximum length 14 exceeds model.n_ctx 4",
+    ):
+        validated({"sweep": {"grid": {"model.n_ctx": [4]}}})
+    with pytest.raises(
+        ConfigError, match=r"sweep.grid: 'train.seed' is not a setting a run may change"
+    ):
+        validated({"sweep": {"grid": {"train.seed": [1, 2]}}})
+    with pytest.raises(ConfigError, match=r"sweep.grid: 'model.colour' is not a setting"):
+        validated({"sweep": {"grid": {"model.colour": [1]}}})

@@ -30,6 +30,7 @@ LAYERS = {
     "aggregate": 10,
     "sensitivity": 10,
     "over_training": 10,
+    "atlas": 10,
     "views": 9,
     "export": 10,
     "readme": 11,

@@ -532,3 +532,14 @@ def test_configs_tasks_yaml_schedules_the_baselines_and_across_tasks(tree, tmp_p
     assert counts["baselines"] == counts["train"] == counts["claims"] == "5"
     assert counts["across_tasks"] == "1"
     assert counts["generate_task_data"] == "4"  # the affine run uses the shared population
+
+
+def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
+    demo = REPO / "configs" / "sweep_demo.yaml"
+    proc = snakemake(tree, "--dry-run", directory=tmp_path, configfile=demo, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", text.split("Job stats:")[1], flags=re.M))
+    assert counts["train"] == counts["claims"] == "8" and counts["atlas"] == "1"
+    for name in ("d_model64-n_layers2-s0", "d_model128-n_layers3-s1"):
+        assert f"results/runs/{name}/claims.md" in text

@@ -179,8 +179,9 @@ AGGREGATE_CLAIM_FIGURES = ["claims_sensitivity", "claims_over_training"]
 
 def all_figures(wildcards):
     """Every figure of every run, each run's claims table (and through it the verdicts'
-    sensitivity), the claims over training, each run's export and attention views, and the
-    across-runs outputs."""
+    sensitivity), the claims over training, each run's export and attention views, the
+    across-runs outputs, across tasks (with more than one task family) and the atlas (with a
+    sweep)."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
@@ -195,6 +196,7 @@ def all_figures(wildcards):
             if len(set(RUN_TASK_LABELS.values())) > 1
             else []
         )
+        + ([f"{RESULTS}/aggregate/atlas.csv"] if config.get("sweep") else [])
     )
 
 

@@ -1,0 +1,54 @@
+"""The mechanism atlas: every claim's measurement across the runs of a sweep.
+
+A sweep (``sweep:`` in the config, :func:`affine_icl.config.sweep_runs`) trains one run per
+combination of its grid's values and seed. :func:`atlas_table` sets every run's claims table
+beside the values of its swept settings, one row per (run, claim); the atlas figures
+(:func:`affine_icl.figures.plot_atlas`) draw each claim's measurement against each swept setting,
+one figure per section of the paper, seeds as spread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from .paper import PAPER_CLAIMS
+
+
+def atlas_table(
+    claims: Mapping[str, pd.DataFrame],
+    settings: Mapping[str, Mapping[str, object]],
+    seeds: Mapping[str, int],
+) -> pd.DataFrame:
+    """One row per (run, claim): the run, its seed, its value of every swept setting (one
+    column per dotted key, in ``settings`` order), the claim's id, section, measurement and
+    verdict ("not applicable" where the claim needs layers the model lacks, or another task)."""
+    rows = []
+    for run, table in claims.items():
+        for claim in table.itertuples():
+            rows.append(
+                {
+                    "run": run,
+                    "seed": seeds[run],
+                    **{key: _plain(value) for key, value in settings[run].items()},
+                    "claim_id": claim.claim_id,
+                    "section": str(claim.section),
+                    "measured": claim.measured,
+                    "verdict": claim.verdict,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _plain(value):
+    return "x".join(map(str, value)) if isinstance(value, list | tuple) else value
+
+
+#: The sections of the claims (each gets one atlas figure), in the paper's order.
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(c.section for c in PAPER_CLAIMS))
+
+
+def section_slug(section: str) -> str:
+    """``4.2`` -> ``sec4_2``; the future-work section -> ``sec5``."""
+    return "sec" + section.split(" ")[0].replace(".", "_")

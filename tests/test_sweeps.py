@@ -1,0 +1,56 @@
+"""Models the paper did not train (sweeps over depth): what does not exist says so."""
+
+from types import SimpleNamespace
+
+import matplotlib.image as mpimg
+import pandas as pd
+import yaml
+
+from affine_icl.claims import judged_claims, listed_claims
+from affine_icl.config import REPO_ROOT, validate_config
+from affine_icl.rules import layer_missing
+
+
+def test_a_two_layer_model_judges_no_layer_2_claim_and_lists_them_all():
+    two = {c.id for c in judged_claims("affine", n_layers=2)}
+    assert "layer1_mean_ablation" in two and "layer0_previous_token_heads" in two
+    assert not {"layer2_negative_copying", "layer2_qk_identity", "qk_intervention"} & two
+    assert len(judged_claims("affine", n_layers=1)) < len(two) < len(judged_claims("affine", 3))
+    assert [c.id for c in listed_claims("affine")][:2] == [
+        "final_mse",
+        "layer0_previous_token_heads",
+    ]
+
+
+def test_a_figure_of_a_missing_layer_says_so_instead_of_failing(tmp_path):
+    config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    config["runs"] = [{"name": "two", "seed": 0, "model": {"n_layers": 2}}]
+    validate_config(config)
+    output = SimpleNamespace(table=str(tmp_path / "t.csv"), png=str(tmp_path / "f.png"))
+    sm = SimpleNamespace(config=config, wildcards=SimpleNamespace(run="two"), output=output)
+    assert not layer_missing(sm, 1, "Figure 4")  # layer 1 exists: the figure is drawn
+    assert not (tmp_path / "t.csv").exists()
+    assert layer_missing(sm, 2, "Figure 12")
+    reason = pd.read_csv(tmp_path / "t.csv")["not_applicable"].iloc[0]
+    assert reason == "not applicable: run two has 2 layers, so no layer 2"
+    assert mpimg.imread(tmp_path / "f.png")[..., :3].std() > 0.01  # the reason is drawn
+
+
+def _with(path):
+    config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    config.update(yaml.safe_load((REPO_ROOT / path).read_text()))
+    validate_config(config)
+    return config
+
+
+def test_the_shipped_sweeps_expand_to_the_grids_they_describe():
+    demo = _with("configs/sweep_demo.yaml")
+    assert len(demo["runs"]) == 2 * 2 * 2
+    assert demo["runs"][0] == {
+        "name": "d_model64-n_layers2-s0",
+        "seed": 0,
+        "model": {"d_model": 64, "n_layers": 2},
+    }
+    paper = _with("configs/sweep_paper.yaml")
+    assert len(paper["runs"]) == 4 * 3 * 5
+    assert {e["model"]["n_layers"] for e in paper["runs"]} == {2, 3, 4}
