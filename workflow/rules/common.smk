@@ -14,6 +14,7 @@ from affine_icl.config import (
     validate_config,
     weights_settings,
 )
+from affine_icl.atlas import SECTIONS, section_slug
 from affine_icl.claims import judged_claims
 from affine_icl.paper import PAPER
 from affine_icl.tasks import label as task_label
@@ -297,3 +298,23 @@ def aggregate_outputs(name):
         ),
         "table": f"{RESULTS}/aggregate/{name}.csv",
     }
+
+
+# --------------------------------------------------------------------------- sweeps (sweep.smk)
+
+#: The swept settings (dotted keys), and each run's values of them.
+SWEEP_AXES = list(config["sweep"]["grid"]) if config.get("sweep") else []
+SWEEP_VALUES = {
+    run: {key: flat_settings(run_config(config, run).to_dict())[key] for key in SWEEP_AXES}
+    for run in RUNS
+}
+
+
+def atlas_figure(section):
+    return report(
+        f"{RESULTS}/aggregate/atlas_{section_slug(section)}.png",
+        caption="../report/atlas.rst",
+        category=REPORT_ACROSS,
+        subcategory="mechanism atlas",
+        labels={"section": section, "figure": f"atlas_{section_slug(section)}"},
+    )
