@@ -1,4 +1,6 @@
-"""The tiny DAG through workflow/profiles/slurm on a real single-node Slurm.
+"""A tiny sweep through workflow/profiles/slurm on a real single-node Slurm: two depths x two
+seeds (tests/config/tiny_sweep.yaml), one batched training job per depth, one job per run for
+all its analyses.
 
 `.ci/slurm-up.sh` (root, apt-get) starts munged, slurmctld and slurmd on localhost with two fake
 GPUs, configured in /etc/slurm/slurm.conf. Where Slurm is not running the test skips and says why
@@ -48,6 +50,8 @@ def unavailable() -> str | None:
     return None
 
 
+RUNS = [f"n_layers{n}-s{seed}" for n in (2, 3) for seed in (7, 8)]
+
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 
 
@@ -67,52 +71,72 @@ def slurm_run(tmp_path_factory):
         str(work),
         "--configfile",
         str(REPO / "tests" / "config" / "tiny.yaml"),
+        str(REPO / "tests" / "config" / "tiny_sweep.yaml"),
         "--config",
         "device=auto",
         "--verbose",
         "--jobs",
         "4",
         *TEST_FLAGS,
-        # one run's whole DAG (tiny.yaml has two runs)
-        "results/runs/tiny/claims.md",
-        *(f"results/runs/tiny/figures/{f}.png" for f in FIGURES),
+        # every run's whole DAG but the across-runs rules
+        *(f"results/runs/{run}/claims.md" for run in RUNS),
+        *(f"results/runs/{run}/figures/{f}.png" for run in RUNS for f in FIGURES),
+        *(f"results/models/{run}/README.md" for run in RUNS),
     ]
     proc = subprocess.run(["timeout", "1500", *cmd], check=False, capture_output=True, text=True)
     (root / "snakemake.out").write_text(proc.stdout + proc.stderr)
     return proc, work
 
 
-def sbatch_lines(output: str) -> dict[str, str]:
-    """The sbatch command the plugin built, by rule name."""
-    lines = {}
+def sbatch_calls(output: str) -> dict[str, str]:
+    """The sbatch command of every Slurm job the plugin submitted, by its --comment
+    (``rule_<rule>[_wildcards_...]``, or ``rule_<group id>_<its rules>`` for a group job)."""
+    calls = {}
     for line in output.splitlines():
         if "sbatch " in line and "--job-name" in line:
-            match = re.search(r"rule_(\w+?)_wildcards|rule_(\w+)", line)
-            name = next(g for g in match.groups() if g) if match else "?"
-            lines[name] = line
-    return lines
+            match = re.search(r"--comment '?([^' ]+)", line)
+            calls[match[1] if match else "?"] = line
+    return calls
 
 
-def test_tiny_dag_completes_through_the_slurm_profile(slurm_run):
+def test_the_sweep_completes_through_the_slurm_profile(slurm_run):
     proc, work = slurm_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert (work / "results/runs/tiny/claims.md").is_file()
-    assert (work / "results/runs/tiny/figures/fig18_attention_example.png").is_file()
+    for run in RUNS:
+        assert (work / f"results/runs/{run}/claims.md").is_file()
+        assert (work / f"results/runs/{run}/figures/fig18_attention_example.png").is_file()
+        assert (work / f"results/models/{run}/README.md").is_file()
 
 
-def test_training_asked_for_a_gpu_and_other_rules_did_not(slurm_run):
+def test_one_training_job_per_batch_group_and_one_analysis_job_per_run(slurm_run):
     proc, _ = slurm_run
-    lines = sbatch_lines(proc.stdout + proc.stderr)
-    assert "train" in lines, sorted(lines)
-    assert "--gpus=1" in lines["train"] and "--cpus-per-gpu=2" in lines["train"]
-    for rule in ("generate_data", "cache_activations", "fig08_layer0_ov", "claims"):
-        assert rule in lines, sorted(lines)
-        assert "--gpus" not in lines[rule] and "--gres" not in lines[rule], lines[rule]
+    calls = sbatch_calls(proc.stdout + proc.stderr)
+    training = {c: line for c, line in calls.items() if c.startswith("rule_train")}
+    analyses = {c: line for c, line in calls.items() if "analysis_" in c}
+    assert sorted(training) == [
+        "rule_train_n_layers2_s7_n_layers2_s8",
+        "rule_train_n_layers3_s7_n_layers3_s8",
+    ], sorted(calls)
+    # a group job's comment: rule_analysis_<run>_<its rules>
+    assert sorted(run for run in RUNS for c in analyses if f"analysis_{run}_" in c) == RUNS
+    assert len(analyses) == len(RUNS)
+    # nothing else but the shared evaluation population: no job per figure or claim
+    assert sorted(set(calls) - set(training) - set(analyses)) == ["rule_generate_data"]
+
+
+def test_training_asked_for_a_gpu_and_other_jobs_did_not(slurm_run):
+    proc, _ = slurm_run
+    calls = sbatch_calls(proc.stdout + proc.stderr)
+    for comment, line in calls.items():
+        if comment.startswith("rule_train"):
+            assert "--gpus=1" in line and "--cpus-per-gpu=1" in line, line
+        else:
+            assert "--gpus" not in line and "--gres" not in line, line
 
 
 def test_training_ran_with_slurms_cuda_visible_devices_and_fell_back_to_cpu(slurm_run):
     _, work = slurm_run
-    log = (work / "results/logs/train/tiny.log").read_text()
+    log = (work / "results/logs/train/n_layers2-s7+n_layers2-s8.log").read_text()
     assert re.search(
         r"CUDA_VISIBLE_DEVICES=\d+ is set but CUDA is not usable here; "
         r"falling back to the CPU",

@@ -54,3 +54,19 @@ def test_the_shipped_sweeps_expand_to_the_grids_they_describe():
     paper = _with("configs/sweep_paper.yaml")
     assert len(paper["runs"]) == 4 * 3 * 5
     assert {e["model"]["n_layers"] for e in paper["runs"]} == {2, 3, 4}
+
+
+def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
+    """workflow/profiles/slurm groups each run's analyses into one job; a new per-run rule
+    must join the group, or a sweep submits one Slurm job per run for it."""
+    import re
+
+    profile = yaml.safe_load((REPO_ROOT / "workflow/profiles/slurm/profile.yaml").read_text())
+    grouped = {entry.split("=")[0] for entry in profile["groups"]}
+    assert {entry.split("=")[1] for entry in profile["groups"]} == {"analysis_{run}"}
+    per_run = set()
+    for smk in ("activations", "figures", "claims", "share", "tasks"):
+        text = (REPO_ROOT / "workflow/rules" / f"{smk}.smk").read_text()
+        per_run |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.M))
+    across = {"fig01_sequence_types", "across_tasks"}  # of the data, or of every run
+    assert grouped == per_run - across

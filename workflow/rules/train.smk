@@ -29,6 +29,9 @@ for group in train_groups():
             mem_mb=config["resources"]["train"]["mem_mb"],
             runtime=config["resources"]["train"]["runtime"],
             gpu=config["resources"]["train"]["gpu"],
+            # Slurm (--cpus-per-gpu) for every training rule, batched ones included, whose
+            # names the profile cannot list
+            cpus_per_gpu=config["resources"]["train"]["threads"],
         params:
             **weights_params(group),
             runs=runs_of(group),
