@@ -379,17 +379,7 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         bounds=(0.0, math.inf),
     ),
     "mlp_final_positions": dict(
-        measure=lambda t, p: Measured(
-            float(
-                t["mlp_attribution"]
-                .query("variant == 'target'")
-                .groupby("position")["attribution"]
-                .sum()
-                .iloc[-3:]
-                .mean()
-            ),
-            0.0,
-        ),
+        measure=lambda t, p: Measured(float(_mlp_by_position(t, 0).iloc[-3:].mean()), 0.0),
         unit="summed MLP attribution, mean over the last 3 positions",
         chance_as="no push either way",
     ),

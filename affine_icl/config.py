@@ -378,9 +378,6 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         )
 
 
-_SECTIONS = {"model": "ModelConfig", "train": "TrainConfig", "data": "DataConfig"}
-
-
 def _slug(value: Any) -> str:
     """A sweep value as part of a run name: ``128``, ``0.0001`` -> ``0p0001``, ``[-1, 1]`` ->
     ``m1_1``, ``linear``; letters, digits and ``p``/``m``/``_`` only."""

@@ -48,8 +48,6 @@ from torch import Tensor
 
 from .config import DataConfig, data_config, run_config
 
-TASKS = ("affine", "linear", "diagonal", "polynomial")
-
 #: Each family's recurrence in one line (model cards, figure titles).
 RECURRENCES = {
     "affine": "a_n = c a_(n-1) + d",

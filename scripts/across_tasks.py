@@ -13,10 +13,8 @@ with rule_log(sm.log[0]):
     def by_run(paths):
         return {run: pd.read_csv(path) for run, path in zip(runs, paths, strict=True)}
 
-    order = sorted(
-        runs,
-        key=lambda run: list(dict.fromkeys(sm.params.tasks.values())).index(sm.params.tasks[run]),
-    )
+    labels = list(dict.fromkeys(sm.params.tasks.values()))  # in the order runs are listed
+    order = sorted(runs, key=lambda run: labels.index(sm.params.tasks[run]))
     table = across_tasks_table(
         {run: sm.params.tasks[run] for run in order},
         by_run(sm.input.baselines),

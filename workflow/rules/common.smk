@@ -54,12 +54,9 @@ RUN_TASK_LABELS = {run: task_label(run_config(config, run).data) for run in RUNS
 
 #: The criteria (claims.*) of the claims some run judges, one param each: a future-work claim
 #: keys no job of a config without its task family.
+JUDGED = {c.id for task in set(RUN_TASKS.values()) for c in judged_claims(task)}
 CRITERIA_PARAMS = setting_params(
-    {
-        f"claims.{claim}": criterion
-        for claim, criterion in config["claims"].items()
-        if claim in {c.id for task in set(RUN_TASKS.values()) for c in judged_claims(task)}
-    }
+    {f"claims.{claim}": v for claim, v in config["claims"].items() if claim in JUDGED}
 )
 
 
