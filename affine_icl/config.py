@@ -297,6 +297,40 @@ def check_batching(config: Mapping[str, Any]) -> None:
             )
 
 
+#: Entries of ``resources`` that are no single rule: every rule not named, every training rule.
+RESOURCE_GROUPS = ("default", "train")
+
+
+def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, int]:
+    """What ``rule`` asks of the scheduler: ``resources.default`` updated by
+    ``resources.<rule>`` (threads, mem_mb, runtime in minutes, gpu). A rule with a GPU also asks
+    for its threads per GPU (``cpus_per_gpu``, Slurm's --cpus-per-gpu); gpu 0 is left out, so
+    no scheduler sees a GPU request from a CPU rule."""
+    wanted = {**config["resources"]["default"], **config["resources"].get(rule, {})}
+    gpu = wanted.pop("gpu", 0)
+    if gpu:
+        wanted.update(gpu=gpu, cpus_per_gpu=wanted["threads"])
+    return wanted
+
+
+def check_resource_rules(config: Mapping[str, Any], rules: list[str]) -> None:
+    """Every entry of ``resources`` names a rule of the workflow (or default / train), so a
+    misspelt rule cannot silently keep the default resources."""
+    import difflib
+
+    known = set(rules) | set(RESOURCE_GROUPS)
+    for name in config["resources"]:
+        if name not in known:
+            close = [rule for rule in sorted(known) if rule.startswith(name)]
+            close = close or difflib.get_close_matches(name, sorted(known), n=3)
+            hint = (
+                f"did you mean {' or '.join(close[:3])}?"
+                if close
+                else "rules: " + ", ".join(sorted(known))
+            )
+            raise ConfigError(f"invalid config: resources.{name}: no rule of that name ({hint})")
+
+
 def _one_line(error: Exception) -> str:
     """Render a jsonschema ValidationError as 'key.path: problem'."""
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"

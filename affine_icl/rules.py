@@ -56,8 +56,10 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     ``input.cache`` (activation files, when ``with_cache``) and the ``analysis.*`` params
     (:func:`affine_icl.config.setting_params`).
     ``layers`` limits which layers' activations are read; only the families the rule declares
-    as inputs are read.
+    as inputs are read. Torch uses the rule's threads (a Slurm job's CPUs, not the node's).
     """
+    import torch
+
     from .activations import load_activation_cache
     from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
@@ -65,6 +67,7 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     from .data import read_parquet
     from .model import load_model, read_metadata
 
+    torch.set_num_threads(sm.threads)  # the rule's threads (config resources), not every core
     params = settings_from_params(sm.params, "analysis")
     model = load_model(sm.input.folded)
     pop = analysis_population(

@@ -1,6 +1,7 @@
 """config.yaml validation: schema via snakemake.utils.validate plus cross-key rules."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -10,7 +11,9 @@ from affine_icl.config import (
     ConfigError,
     RunConfig,
     batch_groups,
+    check_resource_rules,
     flat_settings,
+    rule_resources,
     run_config,
     setting_params,
     settings_from_params,
@@ -223,3 +226,75 @@ def test_a_sweep_expands_into_named_runs_checked_like_hand_written_ones():
         validated({"sweep": {"grid": {"train.seed": [1, 2]}}})
     with pytest.raises(ConfigError, match=r"sweep.grid: 'model.colour' is not a setting"):
         validated({"sweep": {"grid": {"model.colour": [1]}}})
+
+
+def test_every_rule_takes_its_resources_from_config_over_the_default():
+    config = validated(
+        {"resources.default": {"mem_mb": 3000}, "resources.fig07_head_attribution": {"runtime": 2}}
+    )
+    shipped = DEFAULT["resources"]
+    # a rule not named gets resources.default, with the schema's defaults for what it leaves out
+    assert rule_resources(config, "fig09_layer0_ov_matrix") == {
+        "threads": 1,
+        "mem_mb": 3000,
+        "runtime": shipped["default"]["runtime"],
+    }
+    # a named rule changes only what it names; gpu 0 asks for nothing
+    assert rule_resources(config, "fig07_head_attribution") == {
+        "threads": 1,
+        "mem_mb": 3000,
+        "runtime": 2,
+    }
+    # a GPU rule asks for its threads per GPU (Slurm --cpus-per-gpu)
+    train = rule_resources(config, "train")
+    assert train == {**shipped["train"], "cpus_per_gpu": shipped["train"]["threads"]}
+    assert train["gpu"] == 1
+    assert rule_resources(validated({"resources.train.gpu": 0}), "train")["threads"] == 2
+    assert "gpu" not in rule_resources(validated({"resources.train.gpu": 0}), "train")
+    # partitions too: the only place that reaches the batched training rules (train_<runs>)
+    parts = validated(
+        {
+            "resources.default": {"slurm_partition": "cpu"},
+            "resources.train": {"slurm_partition": "gpu"},
+        }
+    )
+    assert rule_resources(parts, "fig07_head_attribution")["slurm_partition"] == "cpu"
+    assert rule_resources(parts, "train")["slurm_partition"] == "gpu"
+
+
+def test_a_resources_entry_that_names_no_rule_is_an_error_with_the_closest_rule():
+    config = validated({"resources.cache_activation": {"mem_mb": 9000}})
+    rules = ["train", "cache_activations", "claims_over_training", "head_scores"]
+    with pytest.raises(ConfigError) as info:
+        check_resource_rules(config, rules)
+    assert str(info.value) == (
+        "invalid config: resources.cache_activation: no rule of that name "
+        "(did you mean cache_activations?)"
+    )
+    # `default` and `train` are always valid (batched training rules are named train_<runs>)
+    check_resource_rules(validated({}), ["train_a_b", *rules[1:]])
+    with pytest.raises(ConfigError, match=r"resources.fig07_head_attribution.mem_mb: 0 is less"):
+        validated({"resources.fig07_head_attribution": {"mem_mb": 0}})
+    with pytest.raises(ConfigError, match=r"resources.head_scores: unknown key 'memory'"):
+        validated({"resources.head_scores": {"memory": 10}})
+
+
+def test_snakemake_gives_each_job_its_rules_resources_from_config(tmp_path):
+    tiny = str(REPO / "tests" / "config" / "tiny.yaml")
+    out = dry_run(
+        tmp_path,
+        "--configfile",
+        tiny,
+        "--config",
+        "resources={fig07_head_attribution: {mem_mb: 9999, runtime: 3}}",
+    )
+    jobs = {}
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":")[0]
+        found = re.search(r"resources: (.*)", block)
+        jobs.setdefault(rule, found[1] if found else "")
+    assert "runtime=3, mem_mb=9999" in jobs["fig07_head_attribution"]
+    assert "runtime=10, mem_mb=2000" in jobs["fig08_layer0_ov"]  # resources.default
+    assert "runtime=30, mem_mb=6000" in jobs["cache_activations"]  # config.yaml names it
+    with pytest.raises(RuntimeError, match=r"resources.fig07: no rule of that name \(did you"):
+        dry_run(tmp_path, "--configfile", tiny, "--config", "resources={fig07: {mem_mb: 1}}")

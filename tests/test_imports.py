@@ -17,6 +17,7 @@ LAYERS = {
     "errors": 0,
     "config": 1,
     "tasks": 1.5,
+    "costs": 2,
     "data": 2,
     "model": 3,
     "stacked": 4,

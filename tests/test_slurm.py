@@ -134,6 +134,25 @@ def test_training_asked_for_a_gpu_and_other_jobs_did_not(slurm_run):
             assert "--gpus" not in line and "--gres" not in line, line
 
 
+def test_every_job_asks_for_the_resources_its_rules_have_in_config(slurm_run):
+    """tiny_sweep.yaml: training 1000 MB (tiny.yaml), analyses 1100 MB and 2 min, the cache and
+    the claims over training 2900 MB and 3 min, each on both CPUs of the group job. A group job
+    asks for the most memory it uses at once and its layers' runtimes added up."""
+    proc, _ = slurm_run
+    calls = sbatch_calls(proc.stdout + proc.stderr)
+    for comment, line in calls.items():
+        mem = int(re.search(r"--mem (\d+)", line)[1])
+        minutes = int(re.search(r" -t '?(\d+)", line)[1])
+        if comment.startswith("rule_train"):
+            assert (mem, minutes) == (1000, 10), line
+        elif "analysis_" in comment:
+            assert mem == 2900, line  # the cache alone; two 1100 MB jobs side by side 2200
+            # the cache and the claims over training, then ~25 rules two at a time
+            assert 3 + 3 + 2 * 10 <= minutes <= 3 + 3 + 2 * 30, line
+        else:
+            assert (mem, minutes) == (1100, 2), line  # generate_data: resources.default
+
+
 def test_training_ran_with_slurms_cuda_visible_devices_and_fell_back_to_cpu(slurm_run):
     _, work = slurm_run
     log = (work / "results/logs/train/n_layers2-s7+n_layers2-s8.log").read_text()

@@ -81,6 +81,39 @@ def test_every_rule_ran_and_wrote_a_log(built):
     assert bench["s"].iloc[0] > 0
 
 
+def test_every_rule_recorded_its_time_and_memory_for_bench_rule_costs(built, tree):
+    """Every rule that ran wrote a benchmark; bench/rule_costs.py sets them against config
+    resources (the tiny runs fit in what config.yaml asks for)."""
+    logged = {
+        p.parent.name if p.parent != built / "logs" else p.stem
+        for p in (built / "logs").rglob("*.log")
+    }
+    benchmarked = set(pd.read_csv(costs_csv(tree), sep=",")["rule"])
+    assert benchmarked == logged, logged ^ benchmarked
+
+
+def costs_csv(tree):
+    out = tree / "work" / "costs.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "rule_costs.py"),
+            "--results",
+            str(tree / "work" / "results"),
+            "--configfile",
+            str(REPO / "tests" / "config" / "tiny.yaml"),
+            "--csv",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| rule | jobs | median_s | max_s | max_rss_mb |" in proc.stdout
+    return out
+
+
 def test_two_task_families_each_with_its_population_baselines_and_claims(built):
     """tiny is the paper's affine task, tiny2 a linear recurrence of order 2 (tiny.yaml)."""
     (linear,) = (built / "data").glob("linear2-*/eval_population.parquet")
@@ -532,6 +565,7 @@ def test_configs_tasks_yaml_schedules_the_baselines_and_across_tasks(tree, tmp_p
     assert counts["baselines"] == counts["train"] == counts["claims"] == "5"
     assert counts["across_tasks"] == "1"
     assert counts["generate_task_data"] == "4"  # the affine run uses the shared population
+    assert "results/tasks/aggregate/across_tasks.png" in proc.stdout + proc.stderr
 
 
 def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
@@ -541,5 +575,9 @@ def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
     text = proc.stdout + proc.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", text.split("Job stats:")[1], flags=re.M))
     assert counts["train"] == counts["claims"] == "8" and counts["atlas"] == "1"
+    # a sweep keeps its runs and across-runs figures apart from the paper's (config `results`)
     for name in ("d_model64-n_layers2-s0", "d_model128-n_layers3-s1"):
-        assert f"results/runs/{name}/claims.md" in text
+        assert f"results/sweep_demo/runs/{name}/claims.md" in text
+    assert "results/sweep_demo/aggregate/atlas.csv" in text
+    assert "results/sweep_demo/aggregate/claims.md" in text
+    assert not re.search(r"results/(runs|aggregate)/", text)

@@ -9,13 +9,12 @@ rule cache_activations:
     log:
         log_path("cache_activations"),
     benchmark:
-        f"{RESULTS}/benchmarks/cache_activations/{{run}}.tsv"
+        benchmark_path("cache_activations")
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: threads_of("cache_activations")
     resources:
-        mem_mb=6000,
-        runtime=30,
+        **resources_of("cache_activations"),
     params:
         **analysis_params("cache_batch_size"),
     script:
@@ -31,8 +30,13 @@ rule head_scores:
         table=f"{run_dir()}/analysis/head_scores.csv",
     log:
         log_path("head_scores"),
+    benchmark:
+        benchmark_path("head_scores")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("head_scores")
+    resources:
+        **resources_of("head_scores"),
     params:
         **analysis_params("pick_c_threshold", "null_draws", "seed"),
     script:

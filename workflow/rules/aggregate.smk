@@ -17,8 +17,13 @@ rule aggregate_claims:
         ),
     log:
         log_path("aggregate/claims", run=None),
+    benchmark:
+        benchmark_path("aggregate/claims", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("aggregate_claims")
+    resources:
+        **resources_of("aggregate_claims"),
     params:
         runs=RUNS,
     script:
@@ -40,8 +45,13 @@ rule aggregate_claims_over_training:
         ),
     log:
         log_path("aggregate/claims_over_training", run=None),
+    benchmark:
+        benchmark_path("aggregate/claims_over_training", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("aggregate_claims_over_training")
+    resources:
+        **resources_of("aggregate_claims_over_training"),
     params:
         **CRITERIA_PARAMS,
         runs=RUNS,
@@ -64,8 +74,13 @@ rule aggregate_claims_sensitivity:
         ),
     log:
         log_path("aggregate/claims_sensitivity", run=None),
+    benchmark:
+        benchmark_path("aggregate/claims_sensitivity", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("aggregate_claims_sensitivity")
+    resources:
+        **resources_of("aggregate_claims_sensitivity"),
     params:
         runs=RUNS,
     script:
@@ -80,8 +95,13 @@ rule seeds_eigenvalue_scores:
         **aggregate_outputs("seeds_eigenvalue_scores"),
     log:
         log_path("aggregate/seeds_eigenvalue_scores", run=None),
+    benchmark:
+        benchmark_path("aggregate/seeds_eigenvalue_scores", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("seeds_eigenvalue_scores")
+    resources:
+        **resources_of("seeds_eigenvalue_scores"),
     params:
         runs=RUNS,
     script:
@@ -96,8 +116,13 @@ rule seeds_head_attribution:
         **aggregate_outputs("seeds_head_attribution"),
     log:
         log_path("aggregate/seeds_head_attribution", run=None),
+    benchmark:
+        benchmark_path("aggregate/seeds_head_attribution", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("seeds_head_attribution")
+    resources:
+        **resources_of("seeds_head_attribution"),
     params:
         runs=RUNS,
         loss_from=config["train"]["loss_from_index"],
@@ -113,8 +138,13 @@ rule seeds_layer0_ov:
         **aggregate_outputs("seeds_layer0_ov"),
     log:
         log_path("aggregate/seeds_layer0_ov", run=None),
+    benchmark:
+        benchmark_path("aggregate/seeds_layer0_ov", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("seeds_layer0_ov")
+    resources:
+        **resources_of("seeds_layer0_ov"),
     params:
         runs=RUNS,
         paper=PAPER_VALUES,

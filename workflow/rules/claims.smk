@@ -34,8 +34,13 @@ rule claims_sensitivity:
         ),
     log:
         log_path("claims_sensitivity"),
+    benchmark:
+        benchmark_path("claims_sensitivity")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("claims_sensitivity")
+    resources:
+        **resources_of("claims_sensitivity"),
     params:
         **CLAIM_PARAMS,
         factors=config["sensitivity"]["factors"],
@@ -61,8 +66,13 @@ rule claims:
         ),
     log:
         log_path("claims"),
+    benchmark:
+        benchmark_path("claims")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("claims")
+    resources:
+        **resources_of("claims"),
     params:
         **CLAIM_PARAMS,
         paper=PAPER_VALUES,
@@ -90,13 +100,12 @@ rule claims_over_training:
     log:
         log_path("claims_over_training"),
     benchmark:
-        f"{RESULTS}/benchmarks/claims_over_training/{{run}}.tsv"
+        benchmark_path("claims_over_training")
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: threads_of("claims_over_training")
     resources:
-        mem_mb=6000,
-        runtime=30,
+        **resources_of("claims_over_training"),
     params:
         **CLAIM_PARAMS,
     script:

@@ -6,9 +6,11 @@ from affine_icl.config import (
     DataConfig,
     batch_groups,
     batched_rule_name,
+    check_resource_rules,
     coerce_command_line,
     data_config,
     flat_settings,
+    rule_resources,
     run_config,
     setting_params,
     validate_config,
@@ -27,7 +29,8 @@ coerce_command_line(config, workflow.config_settings.config, SCHEMA)
 validate_config(config, SCHEMA)
 
 RUNS = [entry["name"] for entry in config["runs"]]
-RESULTS = "results"
+#: Every output is under it (runs/, data/, aggregate/, logs/, ...): config `results`.
+RESULTS = os.path.normpath(config["results"])
 
 
 #: Each run's evaluation population: None (the shared results/data/eval_population.parquet) or
@@ -58,6 +61,16 @@ JUDGED = {c.id for task in set(RUN_TASKS.values()) for c in judged_claims(task)}
 CRITERIA_PARAMS = setting_params(
     {f"claims.{claim}": v for claim, v in config["claims"].items() if claim in JUDGED}
 )
+
+
+def threads_of(rule):
+    """The rule's threads from config resources (resources.default where it is not named)."""
+    return rule_resources(config, rule)["threads"]
+
+
+def resources_of(rule):
+    """The rule's mem_mb, runtime (minutes) and, for a GPU rule, gpu and cpus_per_gpu."""
+    return {k: v for k, v in rule_resources(config, rule).items() if k != "threads"}
 
 
 def loss_from(wildcards):
@@ -275,6 +288,14 @@ def figure_outputs(name, run="{run}"):
 def log_path(name, run="{run}"):
     """Where the job of ``name`` logs: logs/<name>/<run>.log, or logs/<name>.log (``run=None``)."""
     return f"{RESULTS}/logs/{name}/{run}.log" if run else f"{RESULTS}/logs/{name}.log"
+
+
+def benchmark_path(name, run="{run}"):
+    """Where the job of ``name`` records its wall time and peak memory (Snakemake benchmark,
+    summarised against config resources by bench/rule_costs.py): benchmarks/<name>/<run>.tsv,
+    or benchmarks/<name>.tsv (``run=None``)."""
+    where = f"{RESULTS}/benchmarks/{name}"
+    return f"{where}/{run}.tsv" if run else f"{where}.tsv"
 
 
 #: The paper's reported values (affine_icl/paper.py) as a ``params`` entry of every rule that

@@ -5,8 +5,13 @@ rule generate_data:
         examples=f"{RESULTS}/data/example_sequences.parquet",
     log:
         log_path("generate_data", run=None),
+    benchmark:
+        benchmark_path("generate_data", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("generate_data")
+    resources:
+        **resources_of("generate_data"),
     params:
         **setting_params(flat_settings({"data": data_config(config).identity()})),
     script:
@@ -20,8 +25,13 @@ rule generate_task_data:
         population=f"{RESULTS}/data/{{task_key}}/eval_population.parquet",
     log:
         f"{RESULTS}/logs/generate_task_data/{{task_key}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate_task_data/{{task_key}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("generate_task_data")
+    resources:
+        **resources_of("generate_task_data"),
     params:
         **{
             name: (lambda wc, name=name: TASK_DATA_PARAMS[wc.task_key][name])

@@ -11,8 +11,13 @@ rule fig01_sequence_types:
         **figure_outputs("fig01_sequence_types", run=None),
     log:
         log_path("fig01_sequence_types", run=None),
+    benchmark:
+        benchmark_path("fig01_sequence_types", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig01_sequence_types")
+    resources:
+        **resources_of("fig01_sequence_types"),
     params:
         dims_shown=config["figures"]["fig01_dims_shown"],
     script:
@@ -27,8 +32,13 @@ rule fig02_loss_curve:
         **figure_outputs("fig02_loss_curve"),
     log:
         log_path("fig02_loss_curve"),
+    benchmark:
+        benchmark_path("fig02_loss_curve")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig02_loss_curve")
+    resources:
+        **resources_of("fig02_loss_curve"),
     params:
         paper=PAPER_VALUES,
     script:
@@ -44,8 +54,13 @@ rule fig03_attention_layer0:
         **figure_outputs("fig03_attention_layer0"),
     log:
         log_path("fig03_attention_layer0"),
+    benchmark:
+        benchmark_path("fig03_attention_layer0")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig03_attention_layer0")
+    resources:
+        **resources_of("fig03_attention_layer0"),
     params:
         **analysis_params("previous_token_min_ratio", "key1_min_ratio"),
         figure=3,
@@ -60,6 +75,11 @@ use rule fig03_attention_layer0 as fig04_attention_layer1 with:
         **figure_outputs("fig04_attention_layer1"),
     log:
         log_path("fig04_attention_layer1"),
+    benchmark:
+        benchmark_path("fig04_attention_layer1")
+    threads: threads_of("fig04_attention_layer1")
+    resources:
+        **resources_of("fig04_attention_layer1"),
     params:
         figure=4,
         layer=1,
@@ -74,8 +94,13 @@ rule fig05_attention_layer2_alternating:
         **figure_outputs("fig05_attention_layer2_alternating"),
     log:
         log_path("fig05_attention_layer2_alternating"),
+    benchmark:
+        benchmark_path("fig05_attention_layer2_alternating")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig05_attention_layer2_alternating")
+    resources:
+        **resources_of("fig05_attention_layer2_alternating"),
     params:
         **analysis_params("pick_c_threshold"),
         figure=5,
@@ -91,6 +116,11 @@ use rule fig05_attention_layer2_alternating as fig06_attention_layer2_non_altern
         **figure_outputs("fig06_attention_layer2_non_alternating"),
     log:
         log_path("fig06_attention_layer2_non_alternating"),
+    benchmark:
+        benchmark_path("fig06_attention_layer2_non_alternating")
+    threads: threads_of("fig06_attention_layer2_non_alternating")
+    resources:
+        **resources_of("fig06_attention_layer2_non_alternating"),
     params:
         figure=6,
         sequence="non-alternating",
@@ -104,8 +134,13 @@ rule fig07_head_attribution:
         **figure_outputs("fig07_head_attribution"),
     log:
         log_path("fig07_head_attribution"),
+    benchmark:
+        benchmark_path("fig07_head_attribution")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig07_head_attribution")
+    resources:
+        **resources_of("fig07_head_attribution"),
     params:
         **analysis_params(),
     script:
@@ -121,8 +156,13 @@ rule fig08_layer0_ov:
         **figure_outputs("fig08_layer0_ov"),
     log:
         log_path("fig08_layer0_ov"),
+    benchmark:
+        benchmark_path("fig08_layer0_ov")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig08_layer0_ov")
+    resources:
+        **resources_of("fig08_layer0_ov"),
     params:
         **analysis_params("seed"),
         paper=PAPER_VALUES,
@@ -138,8 +178,13 @@ rule fig09_layer0_ov_matrix:
         **figure_outputs("fig09_layer0_ov_matrix"),
     log:
         log_path("fig09_layer0_ov_matrix"),
+    benchmark:
+        benchmark_path("fig09_layer0_ov_matrix")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig09_layer0_ov_matrix")
+    resources:
+        **resources_of("fig09_layer0_ov_matrix"),
     params:
         **analysis_params(),
     script:
@@ -156,8 +201,13 @@ rule fig10_layer0_ov_random:
         **figure_outputs("fig10_layer0_ov_random"),
     log:
         log_path("fig10_layer0_ov_random"),
+    benchmark:
+        benchmark_path("fig10_layer0_ov_random")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig10_layer0_ov_random")
+    resources:
+        **resources_of("fig10_layer0_ov_random"),
     params:
         **analysis_params("seed"),
         paper=PAPER_VALUES,
@@ -173,8 +223,13 @@ rule embedding_span:
         **figure_outputs("embedding_span"),
     log:
         log_path("embedding_span"),
+    benchmark:
+        benchmark_path("embedding_span")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("embedding_span")
+    resources:
+        **resources_of("embedding_span"),
     params:
         **analysis_params(),
         paper=PAPER_VALUES,
@@ -190,8 +245,13 @@ rule mean_ablation_layer1:
         **figure_outputs("mean_ablation_layer1"),
     log:
         log_path("mean_ablation_layer1"),
+    benchmark:
+        benchmark_path("mean_ablation_layer1")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("mean_ablation_layer1")
+    resources:
+        **resources_of("mean_ablation_layer1"),
     params:
         **analysis_params(),
         loss_from=loss_from,
@@ -209,8 +269,13 @@ rule fig11_layer1_ov:
         singular_values=f"{run_dir()}/figures/fig11_layer1_ov_singular_values.csv",
     log:
         log_path("fig11_layer1_ov"),
+    benchmark:
+        benchmark_path("fig11_layer1_ov")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig11_layer1_ov")
+    resources:
+        **resources_of("fig11_layer1_ov"),
     params:
         **analysis_params(),
     script:
@@ -225,8 +290,13 @@ rule fig12_layer2_ov:
         **figure_outputs("fig12_layer2_ov"),
     log:
         log_path("fig12_layer2_ov"),
+    benchmark:
+        benchmark_path("fig12_layer2_ov")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig12_layer2_ov")
+    resources:
+        **resources_of("fig12_layer2_ov"),
     params:
         **analysis_params(),
     script:
@@ -241,8 +311,13 @@ rule fig13_layer2_qk:
         **figure_outputs("fig13_layer2_qk"),
     log:
         log_path("fig13_layer2_qk"),
+    benchmark:
+        benchmark_path("fig13_layer2_qk")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig13_layer2_qk")
+    resources:
+        **resources_of("fig13_layer2_qk"),
     params:
         **analysis_params("qk_identity_min_z"),
     script:
@@ -258,8 +333,13 @@ rule fig14_residual_after_layer0:
         summary=f"{run_dir()}/analysis/residual_after_layer0.csv",
     log:
         log_path("fig14_residual_after_layer0"),
+    benchmark:
+        benchmark_path("fig14_residual_after_layer0")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig14_residual_after_layer0")
+    resources:
+        **resources_of("fig14_residual_after_layer0"),
     params:
         **analysis_params("residual_dims"),
         loss_from=loss_from,
@@ -275,8 +355,13 @@ rule fig15_eigenvalue_scores:
         **figure_outputs("fig15_eigenvalue_scores"),
     log:
         log_path("fig15_eigenvalue_scores"),
+    benchmark:
+        benchmark_path("fig15_eigenvalue_scores")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig15_eigenvalue_scores")
+    resources:
+        **resources_of("fig15_eigenvalue_scores"),
     params:
         min_z=config["analysis"]["negative_copying_min_z"],
     script:
@@ -291,8 +376,13 @@ rule qk_intervention:
         **figure_outputs("qk_intervention"),
     log:
         log_path("qk_intervention"),
+    benchmark:
+        benchmark_path("qk_intervention")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("qk_intervention")
+    resources:
+        **resources_of("qk_intervention"),
     params:
         **analysis_params("qk_identity_min_z", "seed"),
         loss_from=loss_from,
@@ -309,8 +399,13 @@ rule fig16_mlp_attribution:
         **figure_outputs("fig16_mlp_attribution"),
     log:
         log_path("fig16_mlp_attribution"),
+    benchmark:
+        benchmark_path("fig16_mlp_attribution")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig16_mlp_attribution")
+    resources:
+        **resources_of("fig16_mlp_attribution"),
     params:
         **analysis_params(),
     script:
@@ -327,8 +422,13 @@ rule fig17_residual_shape:
         summary=f"{run_dir()}/analysis/residual_shape.csv",
     log:
         log_path("fig17_residual_shape"),
+    benchmark:
+        benchmark_path("fig17_residual_shape")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig17_residual_shape")
+    resources:
+        **resources_of("fig17_residual_shape"),
     params:
         **analysis_params("pick_c_threshold", "residual_dims"),
         paper=PAPER_VALUES,
@@ -344,8 +444,13 @@ rule fig18_attention_example:
         **figure_outputs("fig18_attention_example"),
     log:
         log_path("fig18_attention_example"),
+    benchmark:
+        benchmark_path("fig18_attention_example")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("fig18_attention_example")
+    resources:
+        **resources_of("fig18_attention_example"),
     params:
         **analysis_params(),
     script:

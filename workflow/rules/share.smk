@@ -14,8 +14,13 @@ rule export_model:
         card=f"{RESULTS}/models/{{run}}/README.md",
     log:
         log_path("export_model"),
+    benchmark:
+        benchmark_path("export_model")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("export_model")
+    resources:
+        **resources_of("export_model"),
     params:
         directory=lambda wc: f"{RESULTS}/models/{wc.run}",
     script:
@@ -43,8 +48,13 @@ rule attention_views:
         ),
     log:
         log_path("attention_views"),
+    benchmark:
+        benchmark_path("attention_views")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("attention_views")
+    resources:
+        **resources_of("attention_views"),
     params:
         **analysis_params("pick_c_threshold"),
     script:

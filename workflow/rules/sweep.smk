@@ -10,8 +10,13 @@ rule atlas:
         figures=[atlas_figure(section) for section in SECTIONS],
     log:
         log_path("aggregate/atlas", run=None),
+    benchmark:
+        benchmark_path("aggregate/atlas", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("atlas")
+    resources:
+        **resources_of("atlas"),
     params:
         runs=RUNS,
         axes=SWEEP_AXES,

@@ -11,8 +11,13 @@ rule baselines:
         **figure_outputs("baselines"),
     log:
         log_path("baselines"),
+    benchmark:
+        benchmark_path("baselines")
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("baselines")
+    resources:
+        **resources_of("baselines"),
     params:
         **analysis_params(),
         loss_from=loss_from,
@@ -32,8 +37,13 @@ rule across_tasks:
         **aggregate_outputs("across_tasks"),
     log:
         log_path("aggregate/across_tasks", run=None),
+    benchmark:
+        benchmark_path("aggregate/across_tasks", run=None)
     conda:
         "../../envs/pipeline.yaml"
+    threads: threads_of("across_tasks")
+    resources:
+        **resources_of("across_tasks"),
     params:
         runs=RUNS,
         tasks=RUN_TASK_LABELS,

@@ -24,14 +24,11 @@ for group in train_groups():
             f"{RESULTS}/benchmarks/train/{group_label(group)}.tsv"
         conda:
             "../../envs/pipeline.yaml"
-        threads: config["resources"]["train"]["threads"]
+        threads: threads_of("train")
         resources:
-            mem_mb=config["resources"]["train"]["mem_mb"],
-            runtime=config["resources"]["train"]["runtime"],
-            gpu=config["resources"]["train"]["gpu"],
-            # Slurm (--cpus-per-gpu) for every training rule, batched ones included, whose
-            # names the profile cannot list
-            cpus_per_gpu=config["resources"]["train"]["threads"],
+            # every training rule, batched ones too: their gpu and cpus_per_gpu (Slurm
+            # --cpus-per-gpu) come from resources.train, which the profile cannot name
+            **resources_of("train"),
         params:
             **weights_params(group),
             runs=runs_of(group),
