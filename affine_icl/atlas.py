@@ -23,7 +23,9 @@ def atlas_table(
 ) -> pd.DataFrame:
     """One row per (run, claim): the run, its seed, its value of every swept setting (one
     column per dotted key, in ``settings`` order), the claim's id, section, measurement and
-    verdict ("not applicable" where the claim needs layers the model lacks, or another task)."""
+    verdict ("not applicable" where the claim needs layers the model lacks, or another task),
+    and ``seeds_verdict``: the verdict of most seeds at the run's settings, or
+    :data:`SEEDS_DISAGREE` where two verdicts tie for most (one seed each of two)."""
     rows = []
     for run, table in claims.items():
         for claim in table.itertuples():
@@ -38,7 +40,24 @@ def atlas_table(
                     "verdict": claim.verdict,
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    point = [*next(iter(settings.values()), {}), "claim_id"]  # one grid point's seeds
+    table["seeds_verdict"] = table.groupby(point, sort=False)["verdict"].transform(
+        majority_verdict
+    )
+    return table
+
+
+#: The seeds' verdict at a setting where two verdicts tie for most.
+SEEDS_DISAGREE = "seeds disagree"
+
+
+def majority_verdict(verdicts: pd.Series) -> str:
+    """The verdict most of ``verdicts`` give, or :data:`SEEDS_DISAGREE` on a tie."""
+    counts = verdicts.value_counts()
+    if len(counts) > 1 and counts.iloc[0] == counts.iloc[1]:
+        return SEEDS_DISAGREE
+    return counts.index[0]
 
 
 def _plain(value):

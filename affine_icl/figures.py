@@ -1133,11 +1133,17 @@ def plot_across_tasks(table: pd.DataFrame, title: str) -> plt.Figure:
 # --------------------------------------------------------------------------- mechanism atlas
 
 
+#: Atlas markers: the verdict of most seeds, white where the seeds split evenly.
+ATLAS_COLOURS = {**VERDICT_COLOURS, "seeds disagree": "white"}
+
+
 def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
     """One row of panels per claim, one column per swept setting: the claim's measurement
     against the setting's values; one marker per combination of the other settings (the mean
-    over seeds), bars from the lowest to the highest seed, points coloured by the majority
-    verdict. A claim that does not apply at a value has no point there (said in the panel)."""
+    over seeds), bars from the lowest to the highest seed, points coloured by the verdict of
+    most seeds (``seeds_verdict`` of :func:`affine_icl.atlas.atlas_table`; white where they
+    split evenly). A claim that does not apply at a value has no point there (said in the
+    panel)."""
     claims = list(dict.fromkeys(table["claim_id"]))
     fig, grid = plt.subplots(
         len(claims),
@@ -1184,14 +1190,14 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
                     label=label or "all runs",
                 )
                 for xi, v in zip(x, stats.index, strict=True):
-                    verdicts = part[part[axis] == v]["verdict"].value_counts()
+                    verdict = part.loc[part[axis] == v, "seeds_verdict"].iloc[0]
                     ax.scatter(
                         [xi],
                         [stats.loc[v, "mean"]],
                         s=60,
                         zorder=3,
                         edgecolor="black",
-                        color=VERDICT_COLOURS.get(verdicts.index[0], "#bdbdbd"),
+                        color=ATLAS_COLOURS.get(verdict, "#bdbdbd"),
                     )
             if where:
                 ax.text(
@@ -1213,16 +1219,16 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
                 ax.legend(fontsize=6, loc="best")
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=c, mec="black", label=v)
-        for v, c in VERDICT_COLOURS.items()
+        for v, c in ATLAS_COLOURS.items()
         if v != "not applicable"
     ]
     fig.legend(
         handles=handles,
         loc="lower center",
-        ncol=4,
+        ncol=5,
         fontsize=8,
         frameon=False,
-        title="marker fill: the verdict of most seeds",
+        title="marker fill: the verdict of most seeds (white: two verdicts tie)",
         title_fontsize=8,
     )
     fig.subplots_adjust(bottom=0.6 / (2.6 * len(claims) + 1.2) + 0.05, hspace=0.45, wspace=0.3)

@@ -294,7 +294,7 @@ def test_snakemake_gives_each_job_its_rules_resources_from_config(tmp_path):
         found = re.search(r"resources: (.*)", block)
         jobs.setdefault(rule, found[1] if found else "")
     assert "runtime=3, mem_mb=9999" in jobs["fig07_head_attribution"]
-    assert "runtime=10, mem_mb=2000" in jobs["fig08_layer0_ov"]  # resources.default
-    assert "runtime=30, mem_mb=6000" in jobs["cache_activations"]  # config.yaml names it
+    assert "runtime=5, mem_mb=2000" in jobs["fig08_layer0_ov"]  # resources.default
+    assert "runtime=10, mem_mb=3000" in jobs["cache_activations"]  # config.yaml names it
     with pytest.raises(RuntimeError, match=r"resources.fig07: no rule of that name \(did you"):
         dry_run(tmp_path, "--configfile", tiny, "--config", "resources={fig07: {mem_mb: 1}}")

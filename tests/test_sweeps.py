@@ -70,3 +70,43 @@ def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
         per_run |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.M))
     across = {"fig01_sequence_types", "across_tasks"}  # of the data, or of every run
     assert grouped == per_run - across
+
+
+def _claims(measured, verdict):
+    return pd.DataFrame(
+        {
+            "claim_id": ["final_mse"],
+            "section": ["4.1"],
+            "measured": [measured],
+            "verdict": [verdict],
+        }
+    )
+
+
+def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_they_tie():
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgba
+
+    from affine_icl.atlas import SEEDS_DISAGREE, atlas_table
+    from affine_icl.figures import ATLAS_COLOURS, plot_atlas
+
+    runs = {  # width 64: a 1-1 tie; width 128: 2 of 3 seeds reproduce
+        "w64-s0": (64, 0, 1.0, "reproduced"),
+        "w64-s1": (64, 1, 3.0, "not reproduced"),
+        "w128-s0": (128, 0, 1.0, "reproduced"),
+        "w128-s1": (128, 1, 2.0, "reproduced"),
+        "w128-s2": (128, 2, 6.0, "not reproduced"),
+    }
+    table = atlas_table(
+        {run: _claims(m, v) for run, (_, _, m, v) in runs.items()},
+        {run: {"model.d_model": w} for run, (w, *_) in runs.items()},
+        {run: s for run, (_, s, *_) in runs.items()},
+    )
+    assert list(table["model.d_model"]) == [64, 64, 128, 128, 128]
+    by_width = table.groupby("model.d_model")["seeds_verdict"].agg(set)
+    assert by_width[64] == {SEEDS_DISAGREE} and by_width[128] == {"reproduced"}
+    fig = plot_atlas(table, ["model.d_model"], "atlas")
+    markers = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    fills = {tuple(c.get_offsets()[0].round(2)): tuple(c.get_facecolor()[0]) for c in markers}
+    assert fills[(0.0 - 0.04, 2.0)] == to_rgba(ATLAS_COLOURS[SEEDS_DISAGREE])  # mean 2, tie
+    assert fills[(1.0 - 0.04, 3.0)] == to_rgba(ATLAS_COLOURS["reproduced"])  # mean 3, 2 of 3

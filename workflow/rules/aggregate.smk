@@ -18,7 +18,7 @@ rule aggregate_claims:
     log:
         log_path("aggregate/claims", run=None),
     benchmark:
-        benchmark_path("aggregate/claims", run=None)
+        benchmark_path("aggregate_claims", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims")
@@ -46,7 +46,7 @@ rule aggregate_claims_over_training:
     log:
         log_path("aggregate/claims_over_training", run=None),
     benchmark:
-        benchmark_path("aggregate/claims_over_training", run=None)
+        benchmark_path("aggregate_claims_over_training", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims_over_training")
@@ -75,7 +75,7 @@ rule aggregate_claims_sensitivity:
     log:
         log_path("aggregate/claims_sensitivity", run=None),
     benchmark:
-        benchmark_path("aggregate/claims_sensitivity", run=None)
+        benchmark_path("aggregate_claims_sensitivity", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims_sensitivity")
@@ -96,7 +96,7 @@ rule seeds_eigenvalue_scores:
     log:
         log_path("aggregate/seeds_eigenvalue_scores", run=None),
     benchmark:
-        benchmark_path("aggregate/seeds_eigenvalue_scores", run=None)
+        benchmark_path("seeds_eigenvalue_scores", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("seeds_eigenvalue_scores")
@@ -117,7 +117,7 @@ rule seeds_head_attribution:
     log:
         log_path("aggregate/seeds_head_attribution", run=None),
     benchmark:
-        benchmark_path("aggregate/seeds_head_attribution", run=None)
+        benchmark_path("seeds_head_attribution", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("seeds_head_attribution")
@@ -139,7 +139,7 @@ rule seeds_layer0_ov:
     log:
         log_path("aggregate/seeds_layer0_ov", run=None),
     benchmark:
-        benchmark_path("aggregate/seeds_layer0_ov", run=None)
+        benchmark_path("seeds_layer0_ov", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("seeds_layer0_ov")

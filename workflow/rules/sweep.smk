@@ -11,7 +11,7 @@ rule atlas:
     log:
         log_path("aggregate/atlas", run=None),
     benchmark:
-        benchmark_path("aggregate/atlas", run=None)
+        benchmark_path("atlas", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("atlas")

@@ -38,7 +38,7 @@ rule across_tasks:
     log:
         log_path("aggregate/across_tasks", run=None),
     benchmark:
-        benchmark_path("aggregate/across_tasks", run=None)
+        benchmark_path("across_tasks", run=None)
     conda:
         "../../envs/pipeline.yaml"
     threads: threads_of("across_tasks")
