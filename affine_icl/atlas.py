@@ -42,9 +42,7 @@ def atlas_table(
             )
     table = pd.DataFrame(rows)
     point = [*next(iter(settings.values()), {}), "claim_id"]  # one grid point's seeds
-    table["seeds_verdict"] = table.groupby(point, sort=False)["verdict"].transform(
-        majority_verdict
-    )
+    table["seeds_verdict"] = table.groupby(point, sort=False)["verdict"].transform(majority_verdict)
     return table
 
 
