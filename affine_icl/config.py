@@ -301,9 +301,10 @@ def check_batching(config: Mapping[str, Any]) -> None:
 RESOURCE_GROUPS = ("default", "train")
 
 
-def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, int]:
+def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
     """What ``rule`` asks of the scheduler: ``resources.default`` updated by
-    ``resources.<rule>`` (threads, mem_mb, runtime in minutes, gpu). A rule with a GPU also asks
+    ``resources.<rule>`` (threads, mem_mb, runtime in minutes, gpu, and where set
+    slurm_partition and gpu_model). A rule with a GPU also asks
     for its threads per GPU (``cpus_per_gpu``, Slurm's --cpus-per-gpu); gpu 0 is left out, so
     no scheduler sees a GPU request from a CPU rule."""
     wanted = {**config["resources"]["default"], **config["resources"].get(rule, {})}

@@ -6,7 +6,7 @@ run or batch group) or ``<results>/benchmarks/<rule>.tsv`` (across-runs rules): 
 :func:`rule_costs` sets them against the request of ``config["resources"]``
 (:func:`affine_icl.config.rule_resources`), so a cluster's sizes are set from measurements:
 
-    python bench/rule_costs.py --results results/sweep_demo --configfile configs/sweep_demo.yaml
+    python bench/rule_costs.py --configfile configs/sweep_demo.yaml   # results/sweep_demo/
 """
 
 from __future__ import annotations
