@@ -9,11 +9,16 @@ one figure per section of the paper, seeds as spread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import pandas as pd
 
+from .claims import CLAIMS
 from .paper import PAPER_CLAIMS
+
+#: Claims whose ``chance`` column is in the units of their measurement (drawn beside it).
+_CHANCE_IN_UNITS = {claim.id: claim.chance_in_measured_units for claim in CLAIMS}
 
 
 def atlas_table(
@@ -22,7 +27,9 @@ def atlas_table(
     seeds: Mapping[str, int],
 ) -> pd.DataFrame:
     """One row per (run, claim): the run, its seed, its value of every swept setting (one
-    column per dotted key, in ``settings`` order), the claim's id, section, measurement and
+    column per dotted key, in ``settings`` order), the claim's id, section, measurement, what
+    chance gives for it (NaN where the claim has no chance level in its own units: a head
+    count's chance is a per-head score) and
     verdict ("not applicable" where the claim needs layers the model lacks, or another task),
     and ``seeds_verdict``: the verdict of most seeds at the run's settings, or
     :data:`SEEDS_DISAGREE` where two verdicts tie for most (one seed each of two)."""
@@ -37,6 +44,7 @@ def atlas_table(
                     "claim_id": claim.claim_id,
                     "section": str(claim.section),
                     "measured": claim.measured,
+                    "chance": claim.chance if _CHANCE_IN_UNITS.get(claim.claim_id) else math.nan,
                     "verdict": claim.verdict,
                 }
             )

@@ -89,6 +89,12 @@ class Claim:
     def id(self) -> str:
         return self.said.id
 
+    @property
+    def chance_in_measured_units(self) -> bool:
+        """Whether ``chance`` is a value of the measurement itself; a head count's chance is
+        that of the score behind it (per head), not a number of heads."""
+        return self.knob is None
+
     def measured(self, tables: Mapping[str, pd.DataFrame], params: Mapping[str, Any]) -> Measured:
         value = self.measure(tables, params)
         return value if isinstance(value, Measured) else Measured(float(value))

@@ -1142,14 +1142,12 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
     against the setting's values; one marker per combination of the other settings (the mean
     over seeds), bars from the lowest to the highest seed, points coloured by the verdict of
     most seeds (``seeds_verdict`` of :func:`affine_icl.atlas.atlas_table`; white where they
-    split evenly). A claim that does not apply at a value has no point there (said in the
-    panel)."""
+    split evenly), a grey dash at what chance gives there. A claim that does not apply at a
+    value has no point there (said in the panel)."""
     claims = list(dict.fromkeys(table["claim_id"]))
+    height = 2.6 * len(claims) + 2.0  # inches: the panels, the title above, the legend below
     fig, grid = plt.subplots(
-        len(claims),
-        len(axes),
-        figsize=(4.2 * len(axes) + 1, 2.6 * len(claims) + 1.2),
-        squeeze=False,
+        len(claims), len(axes), figsize=(4.2 * len(axes) + 1, height), squeeze=False
     )
     for i, claim in enumerate(claims):
         sub = table[table["claim_id"] == claim]
@@ -1170,8 +1168,11 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
                 label = ", ".join(
                     f"{a.split('.')[-1]} {v}" for a, v in zip(others, key, strict=True)
                 )
-                stats = part.groupby(axis, sort=False)["measured"].agg(
-                    ["mean", "min", "max", "count"]
+                stats = part.groupby(axis, sort=False).agg(
+                    mean=("measured", "mean"),
+                    min=("measured", "min"),
+                    max=("measured", "max"),
+                    chance=("chance", "mean"),
                 )
                 stats = stats.reindex(values).dropna(subset=["mean"])
                 if stats.empty:
@@ -1188,6 +1189,9 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
                     capsize=3,
                     lw=1.2,
                     label=label or "all runs",
+                )
+                ax.plot(
+                    x, stats["chance"], ls="", marker="_", ms=14, mew=2, color="0.45", gid="chance"
                 )
                 for xi, v in zip(x, stats.index, strict=True):
                     verdict = part.loc[part[axis] == v, "seeds_verdict"].iloc[0]
@@ -1221,16 +1225,16 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
         plt.Line2D([], [], marker="o", ls="", color=c, mec="black", label=v)
         for v, c in ATLAS_COLOURS.items()
         if v != "not applicable"
-    ]
+    ] + [plt.Line2D([], [], marker="_", ms=14, mew=2, ls="", color="0.45", label="chance")]
     fig.legend(
         handles=handles,
         loc="lower center",
-        ncol=5,
+        ncol=6,
         fontsize=8,
         frameon=False,
         title="marker fill: the verdict of most seeds (white: two verdicts tie)",
         title_fontsize=8,
     )
-    fig.subplots_adjust(bottom=0.6 / (2.6 * len(claims) + 1.2) + 0.05, hspace=0.45, wspace=0.3)
+    fig.subplots_adjust(bottom=1.05 / height, top=1 - 0.95 / height, hspace=0.45, wspace=0.3)
     _suptitle(fig, title)
     return fig

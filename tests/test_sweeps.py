@@ -73,12 +73,15 @@ def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
 
 
 def _claims(measured, verdict):
+    """A claims table: final MSE (no chance level), a head count whose chance (0.17) is a
+    per-head attention share, and the share outside W_E whose chance (0.61) is a share too."""
     return pd.DataFrame(
         {
-            "claim_id": ["final_mse"],
-            "section": ["4.1"],
-            "measured": [measured],
-            "verdict": [verdict],
+            "claim_id": ["final_mse", "layer0_previous_token_heads", "outside_embedding_share"],
+            "section": ["4.1", "4.2", "4.4"],
+            "measured": [measured, 8.0, 0.6],
+            "chance": [float("nan"), 0.17, 0.61],
+            "verdict": [verdict, "reproduced", "not reproduced"],
         }
     )
 
@@ -102,11 +105,23 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
         {run: {"model.d_model": w} for run, (w, *_) in runs.items()},
         {run: s for run, (_, s, *_) in runs.items()},
     )
-    assert list(table["model.d_model"]) == [64, 64, 128, 128, 128]
-    by_width = table.groupby("model.d_model")["seeds_verdict"].agg(set)
+    mse = table[table["claim_id"] == "final_mse"]
+    assert list(mse["model.d_model"]) == [64, 64, 128, 128, 128]
+    chance = table.groupby("claim_id")["chance"].first()
+    assert chance["outside_embedding_share"] == 0.61  # drawn beside the share
+    assert chance.isna()["layer0_previous_token_heads"]  # not a number of heads: not drawn
+    by_width = mse.groupby("model.d_model")["seeds_verdict"].agg(set)
     assert by_width[64] == {SEEDS_DISAGREE} and by_width[128] == {"reproduced"}
     fig = plot_atlas(table, ["model.d_model"], "atlas")
     markers = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
     fills = {tuple(c.get_offsets()[0].round(2)): tuple(c.get_facecolor()[0]) for c in markers}
     assert fills[(0.0 - 0.04, 2.0)] == to_rgba(ATLAS_COLOURS[SEEDS_DISAGREE])  # mean 2, tie
     assert fills[(1.0 - 0.04, 3.0)] == to_rgba(ATLAS_COLOURS["reproduced"])  # mean 3, 2 of 3
+
+    def chance_marks(ax):
+        return [
+            y for line in ax.get_lines() if line.get_gid() == "chance" for y in line.get_ydata()
+        ]
+
+    assert chance_marks(fig.axes[2]) == [0.61, 0.61]  # the share panel, one dash per width
+    assert all(y != y for y in chance_marks(fig.axes[1]))  # the head count: none (NaN)
