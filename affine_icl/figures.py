@@ -1225,7 +1225,11 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
         plt.Line2D([], [], marker="o", ls="", color=c, mec="black", label=v)
         for v, c in ATLAS_COLOURS.items()
         if v != "not applicable"
-    ] + [plt.Line2D([], [], marker="_", ms=14, mew=2, ls="", color="0.45", label="chance")]
+    ]
+    if table["chance"].notna().any():  # the dash only where some claim has a chance level
+        handles.append(
+            plt.Line2D([], [], marker="_", ms=14, mew=2, ls="", color="0.45", label="chance")
+        )
     fig.legend(
         handles=handles,
         loc="lower center",
