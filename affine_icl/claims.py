@@ -449,6 +449,13 @@ def judged_claims(task: str, n_layers: int = 3) -> tuple[Claim, ...]:
     return tuple(c for c in CLAIMS if c.said.applies_to(task) and n_layers >= c.said.layers)
 
 
+def _why_not_applicable(claim: Claim, task: str, n_layers: int) -> str:
+    """The criterion cell of a claim a run does not judge: another task's, or too few layers."""
+    if not claim.said.applies_to(task):
+        return f"-: not a {task} claim"
+    return f"-: needs {claim.said.layers} layers, the model has {n_layers}"
+
+
 def model_layers(tables: Mapping[str, pd.DataFrame]) -> int:
     """The number of layers of the model the claim tables describe (from its head scores)."""
     return int(tables["head_scores"]["layer"].max()) + 1
@@ -493,9 +500,7 @@ def claims_table(
                 "effect_as": claim.effect_as,
                 "criterion": describe(criteria[claim.id])
                 if applies
-                else f"-: not a {task} claim"
-                if not claim.said.applies_to(task)
-                else f"-: needs {claim.said.layers} layers, the model has {n_layers}",
+                else _why_not_applicable(claim, task, n_layers),
                 "verdict": verdict(m.value, criteria[claim.id]) if applies else NOT_APPLICABLE,
                 **({"robustness": robustness.get(claim.id, "")} if robustness is not None else {}),
             }

@@ -96,6 +96,8 @@ def layer_missing(sm, layer: int, figure: str) -> bool:
     """For a figure of ``layer`` on a run whose model has no such layer (a 2-layer model of a
     sweep): write its outputs as "not applicable" (a table saying why, a figure with the reason
     as its only content) and return True; the script then stops."""
+    import pandas as pd
+
     from .config import run_config
     from .figures import plot_not_applicable, save_figure
 
@@ -103,8 +105,6 @@ def layer_missing(sm, layer: int, figure: str) -> bool:
     if layer < n_layers:
         return False
     reason = f"not applicable: run {sm.wildcards.run} has {n_layers} layers, so no layer {layer}"
-    import pandas as pd
-
     pd.DataFrame({"not_applicable": [reason]}).to_csv(sm.output.table, index=False)
     save_figure(plot_not_applicable(f"{figure}: {reason}"), sm.output.png)
     return True
