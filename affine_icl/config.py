@@ -73,6 +73,9 @@ class ModelConfig:
     act_fn: str = "relu"
     normalization_type: str = "LN"  # "LN" (trained) or "LNPre" (after folding)
     eps: float = 1e-5
+    # How the weights are drawn before training (:meth:`VectorTransformer.init_weights`):
+    # "transformer_lens" (the authors' stock HookedTransformer) or "torch" (nn.Linear defaults).
+    init: str = "transformer_lens"
     # Constants TransformerLens' weight processing and ActivationCache look up on cfg.
     positional_embedding_type: str = "standard"
     attn_only: bool = False
@@ -121,23 +124,55 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every setting, the data section as :meth:`DataConfig.identity` gives it."""
-        return {**asdict(self), "data": self.data.identity()}
+        """Every setting, the data section as :meth:`DataConfig.identity` gives it and
+        ``model.init`` only where it is not the default (so hashes predate the setting)."""
+        d = {**asdict(self), "data": self.data.identity()}
+        if self.model.init == ModelConfig.init:
+            del d["model"]["init"]
+        return d
 
     def weights_dict(self) -> dict[str, Any]:
         """The settings that determine the trained weights: :meth:`to_dict` less
-        :data:`NOT_IN_WEIGHTS` (the logging, evaluation and checkpoint cadence)."""
+        :data:`NOT_IN_WEIGHTS` (the logging, evaluation and checkpoint cadence), plus the
+        :data:`TRAINING_ARITHMETIC` version from version 2 on."""
         d = self.to_dict()
         for section, keys in NOT_IN_WEIGHTS.items():
             for key in keys:
                 d[section].pop(key)
+        if TRAINING_ARITHMETIC != 1:
+            d["training_arithmetic"] = TRAINING_ARITHMETIC
         return d
 
     def hash(self) -> str:
-        """Stable 16-hex-digit digest of :meth:`weights_dict`: equal weights settings give
-        equal hashes, so a changed logging cadence keeps a run's checkpoints."""
-        blob = json.dumps(self.weights_dict(), sort_keys=True, default=list).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """Stable 16-hex-digit digest of :meth:`weights_dict`: the identity of the trained
+        model (its weights after ``train.steps`` steps), recorded as ``config_hash`` in every
+        file made from it. Equal weights settings give equal hashes, so a changed logging
+        cadence retrains nothing."""
+        return _digest(self.weights_dict())
+
+    def trajectory_hash(self) -> str:
+        """The digest of :meth:`weights_dict` less ``train.steps``: the training trajectory,
+        which names the run's checkpoint directory. The protocol's learning rate is constant and
+        the data stream does not depend on the step count, so the weights at step n are the same
+        for every ``train.steps`` >= n, and a longer run continues from a shorter one's end."""
+        d = self.weights_dict()
+        del d["train"]["steps"]
+        return _digest(d)
+
+
+def _digest(settings: Mapping[str, Any]) -> str:
+    blob = json.dumps(settings, sort_keys=True, default=list).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: Version of the training arithmetic: the forward and loss of :mod:`affine_icl.stacked`, the
+#: AdamW update, the data stream and the initialisation, as they turn a config into weights.
+#: Bump it with any change to the training code that changes the weights a config trains by
+#: more than the float tolerance of the equivalence tests (tests/test_stacked.py); every run
+#: then has new hashes, so no checkpoint of the old arithmetic is resumed and every run
+#: retrains. Version 1 is the arithmetic every hash was computed under before the version
+#: existed; it stays out of the hashed settings, so those hashes (and runs) stay valid.
+TRAINING_ARITHMETIC = 1
 
 
 #: Settings that change what is logged or evaluated, how often a checkpoint is written, or how

@@ -32,6 +32,27 @@ from .config import ModelConfig
 from .errors import UnreadableInput, unreadable
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+#: The initialisations of ``model.init`` (:meth:`VectorTransformer.init_weights`).
+INITS = ("transformer_lens", "torch")
+
+
+def torch_fan_in(leaf: str, cfg: ModelConfig) -> int:
+    """The inputs of the ``nn.Linear`` a plain PyTorch model would hold parameter ``leaf``
+    (``W_Q``, ``b_O``, ...) in: ``d_vocab`` for the embedding, ``n_heads * d_head`` for the
+    attention output, ``d_mlp`` for the MLP output, ``d_model`` for the rest."""
+    fan_in = {
+        "W_E": cfg.d_vocab,
+        "W_O": cfg.n_heads * cfg.d_head,
+        "b_O": cfg.n_heads * cfg.d_head,
+        "W_out": cfg.d_mlp,
+        "b_out": cfg.d_mlp,
+    }
+    if leaf in fan_in:
+        return fan_in[leaf]
+    if leaf in ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V", "W_in", "b_in", "W_U", "b_U"):
+        return cfg.d_model
+    raise ValueError(f"no nn.Linear fan_in for parameter {leaf!r}")
+
 
 #: A batch of sequences of d_vocab-dimensional vectors: the model's inputs, targets and outputs.
 Sequences = Float[Tensor, "batch pos d_vocab"]
@@ -186,16 +207,33 @@ class VectorTransformer(HookedRootModule):
         self.setup()
 
     def init_weights(self, generator: torch.Generator) -> VectorTransformer:
-        """TransformerLens' GPT-2 initialisation: N(0, 0.8/sqrt(d_model)) weights, zero biases."""
+        """Draw every parameter from ``generator``, as ``model.init`` says (schema, README
+        "Initialisation"); LayerNorm weights 1 and biases 0 in both.
+
+        ``transformer_lens``: TransformerLens' GPT-2 initialisation, every ``W_*`` ~
+        N(0, std 0.8/sqrt(d_model)) and every other bias 0. ``torch``: what a plain PyTorch
+        model of section 3.2 gets from ``nn.Linear``'s defaults, each weight and its bias ~
+        U(+-1/sqrt(fan_in)) with :func:`torch_fan_in`, and ``W_pos`` ~ N(0, std 0.02).
+        """
+        init = self.cfg.init
+        if init not in INITS:
+            raise ValueError(f"model.init: {init!r} is not one of {', '.join(INITS)}")
         std = 0.8 / math.sqrt(self.cfg.d_model)
         with torch.no_grad():
             for name, param in self.named_parameters():
-                if re.search(r"(^|\.)W_", name):
-                    param.copy_(torch.randn(param.shape, generator=generator) * std)
-                elif name.endswith(".w"):
-                    param.fill_(1.0)
+                leaf = name.rpartition(".")[2]
+                if leaf in ("w", "b"):  # LayerNorm
+                    param.fill_(1.0 if leaf == "w" else 0.0)
+                elif init == "transformer_lens":
+                    if leaf.startswith("W_"):
+                        param.copy_(torch.randn(param.shape, generator=generator) * std)
+                    else:
+                        param.zero_()
+                elif leaf == "W_pos":
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
                 else:
-                    param.zero_()
+                    bound = 1 / math.sqrt(torch_fan_in(leaf, self.cfg))
+                    param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
         return self
 
     def forward(self, vecs: Sequences) -> Sequences:

@@ -429,6 +429,7 @@ class Trainer:
         self.logs: list[list[dict]] = [[] for _ in cfgs]
         self.window = LossWindow(self.cfgs, self.tcfg.log_every, self.device)
         self.roots: list[Path] | None = None  # the runs' checkpoint directories, once run
+        self.resumed_end = False  # resumed from the end of a shorter run
 
     @property
     def seeds(self) -> list[int]:
@@ -489,10 +490,15 @@ class Trainer:
             roots = self.roots = [Path(r) for r in checkpoint_roots]
             if self.resume(roots):
                 logging.getLogger("affine_icl").info(
-                    "resumed from step %d of %d (checkpoints under %s)",
+                    "resumed from step %d of %d (checkpoints under %s)%s",
                     self.step,
                     tc.steps,
                     ", ".join(map(str, roots)),
+                    ""
+                    if self.step == tc.steps or not self.resumed_end
+                    else ": a run of that many steps ended there, so this longer run continues "
+                    "it (the weights are those of one uninterrupted run; the log has that "
+                    "run's last row too)",
                 )
         bar = _Progress(self.cfgs, self.logs, self.step, progress, status, label)
         with _stop_requests() as stop:
@@ -564,7 +570,8 @@ class Trainer:
         )
 
     def save_checkpoints(self, roots: list[Path]) -> list[Path]:
-        """One checkpoint per run under ``roots[k]/<config hash>/step-<n>``."""
+        """One checkpoint per run under ``roots[k]/<trajectory hash>/step-<n>`` (marked as a
+        run's end at ``train.steps``)."""
         pending = self.window.pending()
         return [
             write_checkpoint(
@@ -578,6 +585,7 @@ class Trainer:
                     "log": json.dumps(self.logs[k]),
                     "pending": json.dumps(pending[k]),
                 },
+                end=self.step == self.tcfg.steps,
             )
             for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
         ]
@@ -610,6 +618,7 @@ class Trainer:
         self._step = self._new_step()  # a graph recorded before updates the replaced state
         self.stream.load_run_states([e["stream"] for e in extras])
         self.step = int(extras[0]["step"])
+        self.resumed_end = extras[0].get("end", False)
         self.logs = [json.loads(e["log"]) for e in extras]
         self.window.restore([json.loads(e["pending"]) for e in extras], self.step)
         return True
@@ -670,8 +679,14 @@ def log_frame(result: RunResult) -> pd.DataFrame:
 
 def provenance(cfg: RunConfig) -> dict[str, str]:
     """The metadata that ties weights (final or snapshot) and the training log to their run:
-    ``config_hash`` and ``run_config`` (JSON)."""
-    return {"config_hash": cfg.hash(), "run_config": json.dumps(cfg.to_dict())}
+    ``config_hash`` (the model after ``train.steps``), ``trajectory_hash`` (its training,
+    whatever the steps: what a snapshot is checked by, with its ``step``) and ``run_config``
+    (JSON)."""
+    return {
+        "config_hash": cfg.hash(),
+        "trajectory_hash": cfg.trajectory_hash(),
+        "run_config": json.dumps(cfg.to_dict()),
+    }
 
 
 def save_outputs(

@@ -10,6 +10,7 @@ from conftest import REPO, dry_run
 from affine_icl.config import (
     ConfigError,
     RunConfig,
+    TrainConfig,
     batch_groups,
     check_resource_rules,
     flat_settings,
@@ -298,3 +299,32 @@ def test_snakemake_gives_each_job_its_rules_resources_from_config(tmp_path):
     assert "runtime=10, mem_mb=3000" in jobs["cache_activations"]  # config.yaml names it
     with pytest.raises(RuntimeError, match=r"resources.fig07: no rule of that name \(did you"):
         dry_run(tmp_path, "--configfile", tiny, "--config", "resources={fig07: {mem_mb: 1}}")
+
+
+def test_model_init_keys_the_weights_only_when_it_is_not_the_default():
+    runs = [{"name": "tl", "seed": 0}, {"name": "pt", "seed": 0, "model": {"init": "torch"}}]
+    config = validated({"runs": runs})
+    tl, pt = run_config(config, "tl"), run_config(config, "pt")
+    assert tl.model.init == "transformer_lens" and pt.model.init == "torch"
+    # the default's hash is the one every run had before the setting existed
+    assert tl.hash() == "7348de03a261092c" and "init" not in tl.weights_dict()["model"]
+    assert pt.hash() != tl.hash() and pt.weights_dict()["model"]["init"] == "torch"
+    with pytest.raises(ConfigError, match=r"^invalid config: model.init: 'xavier' is not one of"):
+        validated({"model.init": "xavier"})
+
+
+def test_training_arithmetic_version_keys_every_run_from_version_2(monkeypatch):
+    import affine_icl.config as config_module
+
+    cfg = RunConfig()
+    assert config_module.TRAINING_ARITHMETIC == 1 and cfg.hash() == "7348de03a261092c"
+    monkeypatch.setattr(config_module, "TRAINING_ARITHMETIC", 2)
+    assert cfg.weights_dict()["training_arithmetic"] == 2
+    assert cfg.hash() != "7348de03a261092c"
+
+
+def test_trajectory_leaves_out_only_the_step_count():
+    short = RunConfig(train=TrainConfig(steps=20_000))
+    assert short.trajectory_hash() == RunConfig().trajectory_hash()
+    assert short.hash() != RunConfig().hash()
+    assert RunConfig(train=TrainConfig(lr=2e-4)).trajectory_hash() != RunConfig().trajectory_hash()

@@ -157,3 +157,63 @@ def test_weights_round_trip_through_safetensors(model, x, tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="cannot read weights file"):
         load_model(path)
+
+
+# --------------------------------------------------------------------------- model.init
+
+
+def _init_stats(init: str, seed: int = 0):
+    """Each parameter of a paper-shaped model drawn with ``init``: (std, largest |entry|)."""
+    from dataclasses import replace
+
+    from affine_icl.config import ModelConfig
+
+    cfg = replace(ModelConfig(), init=init)
+    model = VectorTransformer(cfg).init_weights(torch.Generator().manual_seed(seed))
+    stats = {n: (p.std().item(), p.abs().max().item()) for n, p in model.named_parameters()}
+    values = {n: p.detach() for n, p in model.named_parameters()}
+    return cfg, stats, values
+
+
+def test_transformer_lens_init_is_gpt2_normal_with_zero_biases():
+    cfg, stats, values = _init_stats("transformer_lens")
+    std = 0.8 / cfg.d_model**0.5
+    for name, (s, _) in stats.items():
+        leaf = name.rpartition(".")[2]
+        if leaf.startswith("W_"):
+            assert s == pytest.approx(std, rel=0.1), name  # the smallest has 32 x 128 entries
+        elif leaf == "w":
+            assert torch.equal(values[name], torch.ones_like(values[name])), name
+        else:
+            assert not values[name].any(), name
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_init_is_nn_linear_uniform_by_fan_in_and_gpt2_positions(seed):
+    from affine_icl.model import torch_fan_in
+
+    cfg, stats, values = _init_stats("torch", seed)
+    expected_fan_in = {"W_E": 40, "W_Q": 128, "b_K": 128, "W_O": 512, "b_O": 512}
+    expected_fan_in |= {"W_in": 128, "b_in": 128, "W_out": 3072, "b_out": 3072, "W_U": 128}
+    for leaf, fan_in in expected_fan_in.items():
+        assert torch_fan_in(leaf, cfg) == fan_in, leaf
+    for name, (s, largest) in stats.items():
+        leaf = name.rpartition(".")[2]
+        if leaf == "W_pos":
+            assert s == pytest.approx(0.02, rel=0.1), name
+        elif leaf in ("w", "b"):  # LayerNorm, as nn.LayerNorm starts
+            assert torch.equal(values[name], torch.full_like(values[name], leaf == "w")), name
+        else:  # U(-a, a) has std a / sqrt(3) and never leaves [-a, a]
+            bound = torch_fan_in(leaf, cfg) ** -0.5
+            assert largest <= bound, name
+            assert largest > 0.9 * bound, name
+            assert s == pytest.approx(bound / 3**0.5, rel=0.15), name
+
+
+def test_an_unknown_init_is_refused_naming_the_key():
+    from dataclasses import replace
+
+    from affine_icl.config import ModelConfig
+
+    with pytest.raises(ValueError, match="model.init: 'xavier' is not one of transformer_lens"):
+        VectorTransformer(replace(ModelConfig(), init="xavier")).init_weights(torch.Generator())

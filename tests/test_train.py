@@ -266,3 +266,128 @@ def test_batched_runs_keep_their_own_snapshots(tiny_run_cfg, eval_batches, tmp_p
         final = load_model(result.snapshots[40]).state_dict()
         for name, value in result.model.state_dict().items():
             assert torch.equal(final[name], value), name
+
+
+def test_a_longer_run_continues_from_a_shorter_ones_end_to_the_same_weights(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    """train.steps keys no checkpoint (the trajectory does): 30 steps then 60 gives the weights
+    of 60 uninterrupted steps, and a 30-step run afterwards finds its end again."""
+    short = with_train(tiny_run_cfg, steps=30)
+    assert short.trajectory_hash() == tiny_run_cfg.trajectory_hash()
+    assert short.hash() != tiny_run_cfg.hash()
+    uninterrupted = train(tiny_run_cfg, eval_batches, progress=False)
+    first = train(short, eval_batches, checkpoint_root=tmp_path, progress=False)
+    assert first.step == 30
+    taken = []
+    longer = train(
+        tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False, on_step=taken.append
+    )
+    assert taken[0] == 31 and longer.step == 60  # continued, not started again
+    for name, value in uninterrupted.model.state_dict().items():
+        assert torch.equal(value, longer.model.state_dict()[name]), name
+    # both ends are kept; the shorter run finds its own and trains nothing
+    ends = sorted(p.name for p in checkpoint_dir(tmp_path, short).glob("step-*"))
+    assert ends == ["step-000000030", "step-000000060"]
+    again = train(
+        short, eval_batches, checkpoint_root=tmp_path, progress=False, on_step=taken.append
+    )
+    assert again.step == 30 and len(taken) == 30
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[name]), name
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_file_and_what_is_wrong(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    with pytest.raises(Crash):
+        train(
+            tiny_run_cfg,
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(21),
+        )
+    path = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01  # one bit of a tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not match its checksum"):
+        train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("nan_weight", r"weight embed.W_E has 1 non-finite entries"),
+        ("negative_moment", r"AdamW exp_avg_sq of embed.W_E has negative entries"),
+        ("missing_moment", r"has no AdamW exp_avg for embed.W_E"),
+    ],
+)
+def test_a_checkpoint_with_bad_tensors_is_refused_before_training_resumes(
+    tiny_run_cfg, eval_batches, tmp_path, damage, message
+):
+    """Finite and complete, checked on resume (a checksum only says the file is as written)."""
+    from affine_icl import checkpoints
+
+    with pytest.raises(Crash):
+        train(
+            tiny_run_cfg,
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(21),
+        )
+    path = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
+    weights = load_file(str(path / "model.safetensors"))
+    state = torch.load(path / "state.pt", weights_only=True)
+    if damage == "nan_weight":
+        weights["embed.W_E"][0, 0] = float("nan")
+    elif damage == "negative_moment":
+        state["optimizer"]["exp_avg_sq"]["embed.W_E"][0, 0] = -1.0
+    else:
+        del state["optimizer"]["exp_avg"]["embed.W_E"]
+    shutil.rmtree(path)
+    extra = {k: v for k, v in state.items() if k not in ("trajectory_hash", "step")}
+    checkpoints.write_checkpoint(path.parent, tiny_run_cfg, 20, weights, extra)
+    with pytest.raises(CheckpointError, match=rf"checkpoint {path}: .*{message}|{message}"):
+        train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+
+
+def test_an_empty_newer_checkpoint_says_deleting_it_resumes_from_the_one_before(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    with pytest.raises(Crash):
+        train(
+            tiny_run_cfg,
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(21),
+        )
+    empty = checkpoint_dir(tmp_path, tiny_run_cfg) / "step-000000030"
+    empty.mkdir()
+    with pytest.raises(
+        CheckpointError, match=rf"delete {empty} to resume from the checkpoint before"
+    ):
+        train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+    empty.rmdir()
+    assert train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False).step == 60
+
+
+def test_a_failed_checkpoint_write_says_why_and_leaves_no_partial_checkpoint(
+    tiny_run_cfg, tmp_path, monkeypatch
+):
+    import errno
+
+    from affine_icl import checkpoints
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
+    weights = {"x": torch.zeros(2)}
+    with pytest.raises(CheckpointError, match=r"step 5 .*no space left on the device .*MB free"):
+        checkpoints.write_checkpoint(tmp_path, tiny_run_cfg, 5, weights, {})
+    assert list(tmp_path.iterdir()) == []  # the temporary directory is gone

@@ -320,10 +320,11 @@ def aggregate_outputs(name):
 
 # --------------------------------------------------------------------------- sweeps (sweep.smk)
 
-#: The swept settings (dotted keys), and each run's values of them.
+#: The swept settings (dotted keys), and each run's values of them (every setting, defaults
+#: included: to_dict leaves out a default model.init).
 SWEEP_AXES = list(config["sweep"]["grid"]) if config.get("sweep") else []
 SWEEP_VALUES = {
-    run: {key: flat_settings(run_config(config, run).to_dict())[key] for key in SWEEP_AXES}
+    run: {key: flat_settings(asdict(run_config(config, run)))[key] for key in SWEEP_AXES}
     for run in RUNS
 }
 
