@@ -26,11 +26,13 @@ training layout (exactly: AdamW is elementwise).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import torch
@@ -120,8 +122,9 @@ def write_checkpoint(
     return final
 
 
-def _write_failure(directory: Path, step: int, exc: BaseException) -> str:
-    """Why a checkpoint write failed, in words: the disk's free space, and the error."""
+def _write_failure(directory: Path, step: int, exc: BaseException, what: str = "checkpoint") -> str:
+    """Why a checkpoint (or snapshot) write failed, in words: the disk's free space, and the
+    error."""
     try:
         free = shutil.disk_usage(directory).free
     except OSError:
@@ -130,9 +133,54 @@ def _write_failure(directory: Path, step: int, exc: BaseException) -> str:
     cause = "no space left on the device" if full else f"{type(exc).__name__}: {exc}"
     space = f" ({free / 1e6:.1f} MB free)" if free is not None else ""
     return (
-        f"could not write the checkpoint of step {step} under {directory}: {cause}{space}; "
-        "the previous checkpoint is kept and the partial one removed; free space and rerun"
+        f"could not write the {what} of step {step} under {directory}: {cause}{space}; "
+        f"the previous {what} is kept and the partial one removed; free space and rerun"
     )
+
+
+#: The lock file a trainer holds in each of its runs' checkpoint directories.
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def locked(directories: list[Path]):
+    """Hold an exclusive lock on each checkpoint directory while training writes it, so a second
+    trainer (a rerun after ``kill -9`` of Snakemake left the first one running) stops at once
+    instead of writing the same checkpoints. The lock is the kernel's (``flock``): it goes with
+    the process, so no stale lock outlives a crash. Leftover temporary files of a killed write
+    are removed once the lock is held."""
+    import fcntl
+
+    handles = []
+    try:
+        for directory in directories:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = open(directory / LOCK_NAME, "a+")  # held until training ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise CheckpointError(
+                    f"checkpoint directory {directory} is in use by {holder}: another trainer of "
+                    "this run is still running (an orphan of a killed Snakemake, or a second "
+                    "Snakemake); wait for it to end or end it, then rerun"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"training process {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            handles.append(handle)
+            for leftover in directory.glob(".tmp-*"):  # a checkpoint's directory
+                shutil.rmtree(leftover, ignore_errors=True)
+            snapshots = directory / "snapshots"
+            for leftover in snapshots.glob(".tmp-*") if snapshots.is_dir() else []:
+                leftover.unlink(missing_ok=True)
+        yield
+    finally:
+        for handle in handles:
+            handle.close()
 
 
 def snapshot_dir(root: Path | str, cfg: RunConfig) -> Path:
@@ -163,9 +211,13 @@ def write_snapshot(directory: Path, weights: dict, metadata: dict[str, str], ste
     final = directory / snapshot_name(step)
     tmp = directory / f".tmp-{final.name}-{os.getpid()}"
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    save_tensors(tensors, tmp, {**metadata, "step": str(step)})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        save_tensors(tensors, tmp, {**metadata, "step": str(step)})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(_write_failure(directory, step, exc, "weights snapshot")) from exc
     os.replace(tmp, final)
     return final
 

@@ -10,10 +10,12 @@ whose message is one line that names the offending key.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -382,9 +384,16 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     """Cross-key rules that a JSON schema cannot state. Raises ConfigError."""
     data, model = config["data"], config["model"]
     names = [entry["name"] for entry in config["runs"]]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):  # the schema's $ also matches before \n
+            raise ConfigError(f"runs: run name {name!r} may hold only letters, digits, _ and -")
+    duplicated = sorted(n for n, k in counts.items() if k > 1)
     if duplicated:
         raise ConfigError(f"runs: run name {duplicated[0]!r} appears more than once")
+    if os.path.normpath(str(config.get("results", "results"))) in ("/", "//"):
+        raise ConfigError("results: / would put every output at the file system's root")
     lo, hi = data["length_range"]
     if lo > hi:
         raise ConfigError(f"data.length_range: minimum {lo} is larger than maximum {hi}")
@@ -399,6 +408,7 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         a, b = data[key]
         if a >= b:
             raise ConfigError(f"data.{key}: lower bound {a} must be below upper bound {b}")
+    check_representable(data)
     if data["norm_range"][0] <= 0:
         raise ConfigError(f"data.norm_range: lower bound {data['norm_range'][0]} must be > 0")
     train = config["train"]
@@ -441,10 +451,87 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         unknown = sorted(set(config["claims"]) - set(CLAIM_IDS))
         if unknown:
             raise ConfigError(f"claims: unknown claim id {unknown[0]!r}")
+        for claim, criterion in config["claims"].items():
+            check_criterion(claim, criterion)
+    if analysis:
+        check_c_range(data, analysis["pick_c_threshold"])
     if train["eval_per_length"] > data["eval_per_length"]:
         raise ConfigError(
             f"train.eval_per_length: {train['eval_per_length']} exceeds the evaluation "
             f"population's data.eval_per_length {data['eval_per_length']}"
+        )
+
+
+def check_criterion(claim: str, criterion: Mapping[str, Any]) -> None:
+    """A criterion that can be met: bands low to high, and a "differs" bound on the far side of
+    the "reproduced" one."""
+    for key in ("within", "differs_within"):
+        if key in criterion and criterion[key][0] > criterion[key][1]:
+            lo, hi = criterion[key]
+            raise ConfigError(
+                f"claims.{claim}.{key}: [{lo}, {hi}] runs high to low, so no value is in it; "
+                f"write [{hi}, {lo}]"
+            )
+    pairs = (("at_least", "differs_down_to", 1), ("at_most", "differs_up_to", -1))
+    for bound, differs, sign in pairs:
+        if bound in criterion and differs in criterion:
+            if sign * (criterion[bound] - criterion[differs]) < 0:
+                side = "below" if sign > 0 else "above"
+                raise ConfigError(
+                    f"claims.{claim}.{differs}: {criterion[differs]} must lie {side} "
+                    f"{bound} {criterion[bound]}"
+                )
+    if "within" in criterion and "differs_within" in criterion:
+        (lo, hi), (dlo, dhi) = criterion["within"], criterion["differs_within"]
+        if dlo > lo or dhi < hi:
+            raise ConfigError(
+                f"claims.{claim}.differs_within: [{dlo}, {dhi}] must contain within [{lo}, {hi}]"
+            )
+
+
+def check_c_range(data: Mapping[str, Any], threshold: float) -> None:
+    """Figures 5, 6 and 17 and the checkerboard claim compare sequences with c < -threshold
+    (alternating) and c > threshold: the range must hold both."""
+    lo, hi = data["c_range"]
+    if lo >= -threshold or hi <= threshold:
+        raise ConfigError(
+            f"data.c_range: [{lo}, {hi}] has no c {'below' if lo >= -threshold else 'above'} "
+            f"{-threshold if lo >= -threshold else threshold} (analysis.pick_c_threshold "
+            f"{threshold}), so Figures 5, 6 and 17 and the checkerboard claim have no "
+            "alternating and non-alternating sequences to compare; widen data.c_range or "
+            "lower analysis.pick_c_threshold"
+        )
+
+
+#: The largest float32: every raw term of a sequence must stay below it.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_representable(data: Mapping[str, Any]) -> None:
+    """Reject data ranges whose raw terms can pass float32's range before normalisation.
+
+    The bound is the worst case of the recurrence over the longest sequence (terms
+    ``a_0 .. a_T``, ``T = length_range[1]``): ``|a_n| <= m (1 + g + ... + g^n)`` with ``m`` the
+    largest ``|init_range|`` (``a_0`` and ``d``) and ``g`` the largest ``|c_range|``, times the
+    order for a linear recurrence. Polynomial sequences are kept within [-100, 100] by
+    redrawing (:mod:`affine_icl.tasks`), so they are not bounded here."""
+    if data.get("task", "affine") == "polynomial":
+        return
+    m = max(abs(v) for v in data["init_range"])
+    g = max(abs(v) for v in data["c_range"]) * (
+        data["order"] if data.get("task") == "linear" else 1
+    )
+    longest = data["length_range"][1]
+    log_bound = math.log10(m) if m else -math.inf
+    log_bound += longest * math.log10(g) if g > 1 else math.log10(longest + 1)
+    if g > 1:
+        log_bound += math.log10(g / (g - 1))  # 1 + g + ... + g^T < g^T g / (g - 1)
+    if log_bound >= math.log10(FLOAT32_MAX):
+        raise ConfigError(
+            f"data.c_range: {list(data['c_range'])} with data.init_range "
+            f"{list(data['init_range'])} gives raw terms up to about 1e{log_bound:.0f} by "
+            f"length {longest}, past float32's 3.4e38, so sequences cannot be represented; "
+            "narrow data.c_range (or data.init_range, or data.length_range)"
         )
 
 
@@ -496,22 +583,38 @@ def sweep_runs(sweep: Mapping[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+@functools.cache
+def _validator(schema_path: str):
+    """A JSON-schema validator of ``schema_path`` that fills in the schema's defaults (as
+    ``snakemake.utils.validate`` does, but with a copy of each default, and built once: that
+    function reads the schema file again on every call, which dominated a large sweep's
+    validation)."""
+    from jsonschema import Draft202012Validator, validators
+
+    schema = _load_schema(schema_path)
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, node):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, node)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
+
+
 def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> None:
     """Schema and cross-key checks of ``config`` (defaults filled in place)."""
     import jsonschema
-    from snakemake.utils import validate
 
-    try:
-        validate(config, str(schema_path))
-    except Exception as exc:  # snakemake wraps the jsonschema error in a WorkflowError
-        chain = [*exc.args, exc.__cause__, exc.__context__]
-        causes = [a for a in chain if isinstance(a, jsonschema.ValidationError)]
-        if not causes:
-            raise
-        best = jsonschema.exceptions.best_match([causes[0], *causes[0].context])
+    validator = _validator(str(schema_path))
+    errors = list(validator.iter_errors(config))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(f"invalid config: {where}{_one_line(best)}") from None
     try:
-        check_values(config, _load_schema(schema_path))
+        check_values(config, _load_schema(str(schema_path)))
         check_consistency(config)
     except ConfigError as exc:
         raise ConfigError(f"invalid config: {where}{exc}") from None
@@ -520,11 +623,12 @@ def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> No
 def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PATH) -> None:
     """Validate (and fill defaults into) ``config`` in place; raise a one-line ConfigError.
 
-    Schema checks go through ``snakemake.utils.validate``; the cross-key rules follow. The
+    Schema checks (types, ranges, defaults) come first; the cross-key rules follow. The
     ``data`` section stays the paper's affine task (runs choose another). A ``sweep`` section
-    replaces ``runs`` by its grid of runs (:func:`sweep_runs`). Each
-    run's overrides are checked the same way, merged into the sections they change, and an
-    error names the run (``runs[wide]: model.d_mlp: ...``).
+    replaces ``runs`` by its grid of runs (:func:`sweep_runs`). Each distinct set of run
+    overrides is checked the same way once, merged into the sections it changes, and an error
+    names the first run that has it (``runs[wide]: model.d_mlp: ...``). Finally no two runs
+    may train the same model (:func:`check_distinct_runs`).
     """
     task = (config.get("data") or {}).get("task", "affine")
     if task != "affine":
@@ -540,21 +644,67 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
         except ConfigError as exc:
             raise ConfigError(f"invalid config: {exc}") from None
         _validate(config, schema_path, "")  # the expanded runs: names, duplicates
+    checked = set()
     for entry in config["runs"]:
-        if any(section in entry for section in OVERRIDABLE):
-            merged = copy.deepcopy(merged_config(config, entry))
+        overrides = {s: entry[s] for s in OVERRIDABLE if s in entry}
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        if overrides and key not in checked:
+            checked.add(key)
+            # the run alone: the other runs were checked above, and a sweep has thousands
+            merged = copy.deepcopy({**merged_config(config, entry), "runs": [entry]})
+            merged.pop("sweep", None)
             _validate(merged, schema_path, f"runs[{entry['name']}]: ")
-    if config.get("train_batched"):
-        try:
+    try:
+        check_distinct_runs(config)
+        if config.get("train_batched"):
             check_batching(config)
-        except ConfigError as exc:
-            raise ConfigError(f"invalid config: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"invalid config: {exc}") from None
+
+
+def check_distinct_runs(config: Mapping[str, Any]) -> None:
+    """No two runs train the same model: runs are keyed by their weights hash, so two runs with
+    one seed and equal weights settings (one differing only in a setting no weight depends on,
+    or that their task does not read) are one model counted twice. In a sweep, the error names
+    the axis that changes no weight."""
+    seen: dict[str, str] = {}
+    for entry in config["runs"]:
+        digest = run_config(config, entry["name"]).hash()
+        if digest not in seen:
+            seen[digest] = entry["name"]
+            continue
+        first = seen[digest]
+        axes = _differing_axes(config, first, entry["name"])
+        if axes:
+            raise ConfigError(
+                f"sweep.grid: {', '.join(axes)} changes no trained weight here (runs {first!r} "
+                f"and {entry['name']!r} would be the same model, config {digest}); sweep only "
+                "settings that the weights depend on"
+            )
+        raise ConfigError(
+            f"runs: {first!r} and {entry['name']!r} would train the same model (same seed and "
+            f"weights settings, config {digest}); give one another seed or remove it"
+        )
+
+
+def _differing_axes(config: Mapping[str, Any], a: str, b: str) -> list[str]:
+    """The sweep axes whose values differ between runs ``a`` and ``b``."""
+    if not config.get("sweep"):
+        return []
+    values = {
+        run: flat_settings({s: e.get(s, {}) for s in OVERRIDABLE})
+        for run in (a, b)
+        for e in [run_entry(config, run)]
+    }
+    return [key for key in config["sweep"]["grid"] if values[a].get(key) != values[b].get(key)]
 
 
 # --------------------------------------------------------------------------- values the schema lets through
 
 
-def _load_schema(schema_path: Path | str) -> dict[str, Any]:
+@functools.cache
+def _load_schema(schema_path: str) -> dict[str, Any]:
+    """The schema at ``schema_path``, read once (callers must not change it)."""
     import yaml
 
     return yaml.safe_load(Path(schema_path).read_text())
@@ -611,6 +761,18 @@ def check_values(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     walk(config, schema, ())
 
 
+def replace_criteria(config: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
+    """A claim's criterion given in a config file or on the command line replaces the default
+    one whole, in place. Snakemake merges config files key by key, so
+    ``claims: {final_mse: {within: [0, 1e-3]}}`` would otherwise keep config.yaml's
+    ``at_most`` beside it and fail on keys the user did not write. ``sources``: the user's
+    config files (as read) and ``--config`` settings, in the order Snakemake applied them."""
+    for source in sources:
+        for claim, criterion in (source.get("claims") or {}).items():
+            if isinstance(criterion, Mapping):
+                config.setdefault("claims", {})[claim] = copy.deepcopy(dict(criterion))
+
+
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
@@ -640,7 +802,7 @@ def coerce_command_line(
     ``--config`` settings) are touched, and only strings where the schema wants a number,
     an integer or a boolean; a string that does not parse is left for validation to reject.
     """
-    schema = _load_schema(schema_path)
+    schema = _load_schema(str(schema_path))
 
     def walk(value, node, path):
         node = _resolve(node, schema)

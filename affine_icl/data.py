@@ -82,6 +82,16 @@ def sample_batch(
     return Batch(terms, tasks.summary_c(cfg, coefs), d / scale[..., None], scale, coefs)
 
 
+def safe_norm(x: torch.Tensor) -> torch.Tensor:
+    """``x.norm(dim=-1)`` without overflow: where the sum of squares passes the dtype's range
+    (terms near 1e19 in float32) the norm is taken of ``x`` divided by its largest entry and
+    multiplied back. Elsewhere it is ``x.norm(dim=-1)`` bit for bit."""
+    norm = x.norm(dim=-1)
+    largest = x.abs().amax(dim=-1)
+    scaled = largest * (x / largest.clamp_min(torch.finfo(x.dtype).tiny)[..., None]).norm(dim=-1)
+    return torch.where(torch.isfinite(norm), norm, scaled)
+
+
 def normalised_terms(
     raw: torch.Tensor, target_norm: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +104,7 @@ def normalised_terms(
     """
     index = torch.arange(raw.shape[-2], device=raw.device)
     lengths = lengths[..., None]
-    max_norm = raw.norm(dim=-1).masked_fill(index >= lengths, 0.0).amax(dim=-1)
+    max_norm = safe_norm(raw).masked_fill(index >= lengths, 0.0).amax(dim=-1)
     scale = max_norm / target_norm
     terms = (raw / scale[..., None, None]).masked_fill((index > lengths)[..., None], 0.0)
     return terms, scale

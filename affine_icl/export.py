@@ -27,6 +27,7 @@ import torch
 
 from .config import data_config
 from .model import VectorTransformer, load_model, read_metadata
+from .provenance import code_version
 from .tasks import RECURRENCES, describe
 
 #: Libraries whose versions an export records.
@@ -68,6 +69,12 @@ def export_config(weights: Path | str, train_log: pd.DataFrame, run: str) -> dic
         "config_hash": meta["config_hash"],
         "final_heldout_mse": float(mse.iloc[-1]) if len(mse) else None,
         "library_versions": library_versions(),
+        # which code trained the weights (from their metadata; "not recorded" before it was)
+        # and which exported them (affine_icl.provenance)
+        "code": {
+            "trained_by": {k: meta.get(k, "not recorded") for k in ("code_commit", "code_hash")},
+            "exported_by": code_version(),
+        },
     }
 
 
@@ -85,6 +92,7 @@ def model_card(config: dict, claims: pd.DataFrame, export_dir: str) -> str:
     mse = config["final_heldout_mse"]
     return f"""---
 library_name: affine-icl
+license: mit
 tags:
   - transformer_lens
   - mechanistic-interpretability

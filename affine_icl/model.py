@@ -30,6 +30,7 @@ from transformer_lens.hook_points import HookPoint
 
 from .config import ModelConfig
 from .errors import UnreadableInput, unreadable
+from .provenance import code_version
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 #: The initialisations of ``model.init`` (:meth:`VectorTransformer.init_weights`).
@@ -364,6 +365,37 @@ def check_finite(state: dict[str, torch.Tensor], path: Path | str) -> None:
             )
 
 
+def check_model_config(cfg: ModelConfig, meta: dict[str, str], path: Path | str) -> None:
+    """Refuse a weights file whose ``model_config`` names an activation, initialisation or
+    LayerNorm this code does not have, or disagrees with the settings the run was trained with
+    (its ``run_config``): either way the file would load as some other network."""
+    allowed = {
+        "act_fn": tuple(ACTIVATIONS),
+        "init": INITS,
+        "normalization_type": ("LN", "LNPre"),
+    }
+    for key, values in allowed.items():
+        if getattr(cfg, key) not in values:
+            raise unreadable(
+                "weights file",
+                path,
+                f"model_config {key} {getattr(cfg, key)!r} is not one of {values}",
+            )
+    trained = json.loads(meta.get("run_config", "{}")).get("model", {})
+    for key, value in trained.items():
+        have = getattr(cfg, key, None)
+        if (
+            key != "normalization_type"
+            and (list(have) if isinstance(have, tuple) else have) != value
+        ):
+            raise unreadable(
+                "weights file",
+                path,
+                f"its model_config says {key} {have!r} but the run was trained with {value!r} "
+                "(run_config): the metadata was edited or mixed with another run's",
+            )
+
+
 def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTransformer:
     """Load weights written by :func:`save_weights` (safetensors only, never pickle)."""
     path = Path(path)
@@ -382,6 +414,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> VectorTr
         raise
     except Exception as exc:  # a truncated file or foreign metadata
         raise unreadable("weights file", path, exc) from exc
+    check_model_config(cfg, meta, path)
     check_finite(state, path)
     model = VectorTransformer(cfg).to(device)
     model.load_state_dict(state, strict=True)
@@ -398,10 +431,11 @@ def write_folded(weights: Path | str, out: Path | str) -> tuple[VectorTransforme
     """Fold the trained weights at ``weights`` (:func:`fold_weights`) and write them to ``out``.
 
     The folded file keeps the run's provenance (:data:`PROVENANCE_KEYS` of the trained file's
-    metadata) and records ``folded``. Returns the folded model and that provenance, for the
-    activation cache's metadata.
+    metadata) and records ``folded`` and the code version that folded it. Returns the folded
+    model and that provenance, for the activation cache's metadata.
     """
     provenance = {k: v for k, v in read_metadata(weights).items() if k in PROVENANCE_KEYS}
+    provenance.update(code_version())  # the code that folds (and caches), not the trainer's
     folded = fold_weights(load_model(weights))
     save_weights(folded, out, extra={**provenance, "folded": FOLDING})
     return folded, provenance

@@ -33,7 +33,6 @@ from .analysis.interventions import (
 from .analysis.ov import layer0_ov_regressions, outside_embedding_share
 from .analysis.population import Population
 from .analysis.residual import decoded_after_layer0_summary, shape_alphas, shape_correlations
-from .checkpoints import snapshot_step
 from .claims import NOT_APPLICABLE, claims_table
 from .config import DataConfig, data_config
 from .model import VectorTransformer, fold_weights, load_model, read_metadata
@@ -84,9 +83,11 @@ def claim_tables(
 
 def weights_by_step(snapshots: Path | str, final: Path | str) -> dict[int, Path]:
     """The weights to measure, by step: every snapshot in the directory ``snapshots`` and the
-    final weights ``final`` at the step they record (which replace a snapshot of that step:
-    the same weights)."""
-    found = {snapshot_step(p): Path(p) for p in Path(snapshots).glob("step-*.safetensors")}
+    final weights ``final``, each at the step its metadata records (not its file name; the
+    final weights replace a snapshot of their step: the same weights)."""
+    found = {
+        int(read_metadata(p)["step"]): Path(p) for p in Path(snapshots).glob("step-*.safetensors")
+    }
     found[int(read_metadata(final)["step"])] = Path(final)
     return dict(sorted(found.items()))
 

@@ -68,6 +68,7 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     from .model import load_model, read_metadata
 
     torch.set_num_threads(sm.threads)  # the rule's threads (config resources), not every core
+    check_provenance(sm)
     params = settings_from_params(sm.params, "analysis")
     model = load_model(sm.input.folded)
     pop = analysis_population(
@@ -110,6 +111,84 @@ def layer_missing(sm, layer: int, figure: str) -> bool:
     return True
 
 
+class StaleInput(ValueError):
+    """A rule's input was made under other settings than the run's config now has."""
+
+
+#: Inputs that hold a run's trained weights or training log, checked by ``config_hash``.
+TRAINED_INPUTS = ("weights", "unfolded", "folded", "log", "train_log")
+
+
+def _file_metadata(path: str) -> dict[str, str]:
+    """The string metadata of a safetensors or Parquet file."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        return {k.decode(): v.decode() for k, v in meta.items()}
+    from .model import read_metadata
+
+    return read_metadata(path)
+
+
+def check_provenance(sm) -> None:
+    """Refuse a run's inputs that were made under other settings than the run's config now
+    has, in one line naming the file, both hashes and the rule to rerun.
+
+    Snakemake reruns a rule when its params change, but not when it has no record of them
+    (``results/`` copied without ``.snakemake/``, ``--touch``): the files' own metadata is the
+    check that holds then. Trained weights and logs (inputs named as in
+    :data:`TRAINED_INPUTS`) must carry the run's ``config_hash``; weights snapshots
+    (``snapshots``) its ``trajectory_hash`` and a ``step`` no later than ``train.steps`` (by their
+    metadata, not their file names); the evaluation population (``population``) the run's data
+    settings. A rule without a ``run`` wildcard checks nothing.
+    """
+    from .config import run_config
+
+    run = getattr(sm.wildcards, "run", None)
+    if run is None:
+        return
+    cfg = run_config(sm.config, run)
+    for name in TRAINED_INPUTS:
+        if name in sm.input.keys():
+            have = _file_metadata(sm.input[name]).get("config_hash")
+            if have != cfg.hash():
+                raise StaleInput(
+                    f"{sm.input[name]} was made from a model trained under config {have}, but "
+                    f"run {run}'s config hashes to {cfg.hash()} now (a setting changed that "
+                    "Snakemake has no record of); retrain: snakemake --forcerun train -- "
+                    f"{sm.input[name]}"
+                )
+    if "snapshots" in sm.input.keys():
+        for path in sorted(Path(sm.input.snapshots).glob("step-*.safetensors")):
+            check_snapshot(path, cfg)
+    if "population" in sm.input.keys():
+        have = _file_metadata(sm.input.population).get("data_config")
+        if have != repr(cfg.data):
+            raise StaleInput(
+                f"{sm.input.population} was drawn with other data settings than run {run}'s "
+                f"now ({have} vs {cfg.data!r}); redraw it: snakemake --forcerun "
+                "generate_data generate_task_data"
+            )
+
+
+def check_snapshot(path, cfg) -> int:
+    """The step of the weights snapshot at ``path``, from its metadata, after checking that it
+    belongs to ``cfg``'s training trajectory and lies within ``train.steps``."""
+    meta = _file_metadata(str(path))
+    have = meta.get("trajectory_hash")
+    if have is None and meta.get("config_hash") == cfg.hash():
+        have = cfg.trajectory_hash()  # written before snapshots recorded their trajectory
+    step = int(meta.get("step", -1))
+    if have != cfg.trajectory_hash() or not 0 < step <= cfg.train.steps:
+        raise StaleInput(
+            f"{path} is a snapshot of training {have} at step {step}, not one of this run's "
+            f"(training {cfg.trajectory_hash()}, steps 1-{cfg.train.steps}); retrain: "
+            f"snakemake --forcerun train -- {Path(path).parent}"
+        )
+    return step
+
+
 def check_same_config(path, found: dict, expected: dict) -> None:
     """Refuse a file whose ``config_hash`` metadata differs from the model's."""
     have, want = found.get("config_hash"), expected.get("config_hash")
@@ -128,6 +207,7 @@ def claim_inputs(sm) -> tuple[dict, dict, dict]:
     from .analysis.heads import COLUMNS
     from .config import settings_from_params
 
+    check_provenance(sm)
     tables = {
         name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
         for name, path in sm.input.items()

@@ -47,6 +47,7 @@ from . import stacked
 from .checkpoints import (
     checkpoint_dir,
     load_optimizer_states,
+    locked,
     read_latest,
     run_optimizer_state,
     snapshot_dir,
@@ -58,6 +59,7 @@ from .checkpoints import (
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import Batch, TrainingStream, write_parquet
 from .model import VectorTransformer, save_weights
+from .provenance import code_version
 from .stacked import masked_losses, stack_state_dicts, unstack_state_dict
 from .steps import CapturedStep, EagerStep, GuardedStep
 
@@ -485,12 +487,15 @@ class Trainer:
         finite, and :class:`TrainingInterrupted` after SIGTERM/SIGINT, once a checkpoint of the
         current step is written (within one step of the signal).
         """
-        tc, roots, where = self.tcfg, None, None
+        tc, roots = self.tcfg, None
         if checkpoint_roots is not None:
             roots = self.roots = [Path(r) for r in checkpoint_roots]
-            if self.resume(roots):
+        # a second trainer of the same runs stops at once (checkpoints.locked)
+        directories = [checkpoint_dir(r, c) for r, c in zip(roots or [], self.cfgs, strict=False)]
+        with locked(directories):
+            if roots is not None and self.resume(roots):
                 logging.getLogger("affine_icl").info(
-                    "resumed from step %d of %d (checkpoints under %s)%s",
+                    "resumed from step %d of %d (checkpoints under %s, locked by this job)%s",
                     self.step,
                     tc.steps,
                     ", ".join(map(str, roots)),
@@ -500,6 +505,11 @@ class Trainer:
                     "it (the weights are those of one uninterrupted run; the log has that "
                     "run's last row too)",
                 )
+            return self._loop(eval_batches, roots, progress, status, label, on_step)
+
+    def _loop(self, eval_batches, roots, progress, status, label, on_step) -> list[RunResult]:
+        """The training loop of :meth:`run`, from the current step to ``train.steps``."""
+        tc, where = self.tcfg, None
         bar = _Progress(self.cfgs, self.logs, self.step, progress, status, label)
         with _stop_requests() as stop:
             while self.step < tc.steps:
@@ -680,12 +690,14 @@ def log_frame(result: RunResult) -> pd.DataFrame:
 def provenance(cfg: RunConfig) -> dict[str, str]:
     """The metadata that ties weights (final or snapshot) and the training log to their run:
     ``config_hash`` (the model after ``train.steps``), ``trajectory_hash`` (its training,
-    whatever the steps: what a snapshot is checked by, with its ``step``) and ``run_config``
-    (JSON)."""
+    whatever the steps: what a snapshot is checked by, with its ``step``), ``run_config``
+    (JSON) and the code that wrote them (``code_commit``, ``code_hash``:
+    :func:`affine_icl.provenance.code_version`)."""
     return {
         "config_hash": cfg.hash(),
         "trajectory_hash": cfg.trajectory_hash(),
         "run_config": json.dumps(cfg.to_dict()),
+        **code_version(),
     }
 
 

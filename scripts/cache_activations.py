@@ -9,10 +9,11 @@ from affine_icl.analysis.population import analysis_population
 from affine_icl.config import settings_from_params
 from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
-from affine_icl.rules import rule_log
+from affine_icl.rules import check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
+    check_provenance(sm)
     torch.set_num_threads(sm.threads)
     params = settings_from_params(sm.params, "analysis")
     folded, provenance = write_folded(sm.input.weights, sm.output.folded)

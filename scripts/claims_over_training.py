@@ -9,10 +9,11 @@ from affine_icl.data import read_parquet
 from affine_icl.figures import plot_claims_over_training, save_figure
 from affine_icl.over_training import claims_over_training, weights_by_step
 from affine_icl.paper import PAPER_CLAIMS
-from affine_icl.rules import rule_log
+from affine_icl.rules import check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
+    check_provenance(sm)
     torch.set_num_threads(sm.threads)
     params = {**settings_from_params(sm.params, "analysis"), "loss_from_index": sm.params.loss_from}
     criteria = settings_from_params(sm.params, "claims")

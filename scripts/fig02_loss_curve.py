@@ -3,10 +3,11 @@
 import pandas as pd
 
 from affine_icl.figures import loss_curve_table, plot_loss_curve, save_figure
-from affine_icl.rules import rule_log
+from affine_icl.rules import check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
+    check_provenance(sm)
     table = loss_curve_table(pd.read_parquet(sm.input.log))
     table.to_csv(sm.output.table, index=False)
     save_figure(plot_loss_curve(table), sm.output.png)

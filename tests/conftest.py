@@ -38,10 +38,14 @@ FIGURES = [
 
 
 def copy_workflow(root: Path) -> Path:
-    """Copy what a Snakemake run needs (workflow, scripts, envs, config.yaml) under ``root``, so a
-    test can edit a script without touching the repository; returns ``root/work`` (empty)."""
+    """Copy what a Snakemake run needs (workflow, scripts, envs, config.yaml, and the library,
+    which runs from the copy with ``PYTHONPATH=root``) under ``root``, so a test can edit a
+    script or a module without touching the repository; returns ``root/work`` (empty)."""
     for part in ("workflow", "scripts", "envs"):
         shutil.copytree(REPO / part, root / part)
+    shutil.copytree(
+        REPO / "affine_icl", root / "affine_icl", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "config.yaml", root / "config.yaml")
     (root / "work").mkdir()
     return root / "work"

@@ -328,3 +328,100 @@ def test_trajectory_leaves_out_only_the_step_count():
     assert short.trajectory_hash() == RunConfig().trajectory_hash()
     assert short.hash() != RunConfig().hash()
     assert RunConfig(train=TrainConfig(lr=2e-4)).trajectory_hash() != RunConfig().trajectory_hash()
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"data.c_range": [-1000, 1000]}, "data.c_range"),
+        ({"data.init_range": [-1e38, 1e38]}, "data.c_range"),  # the message names both
+    ],
+)
+def test_ranges_whose_terms_float32_cannot_hold_are_rejected(changes, key):
+    with pytest.raises(ConfigError, match=rf"^invalid config: {key}: .*past float32's 3.4e38"):
+        validated(changes)
+    validated({"data.c_range": [-100, 100]})  # 1e28 at length 14: representable
+
+
+# Configs that passed validation and crashed later (issue: results true to their inputs), each
+# now rejected up front in one line naming the key.
+LATER_CRASHES = [
+    ({"model.n_layers": 1}, "model.n_layers: 1 is less than the minimum of 2"),
+    ({"data.eval_per_length": 1}, "data.eval_per_length: 1 is less than the minimum of 2"),
+    ({"analysis.population_size": 1}, "analysis.population_size: 1 is less than the minimum of 2"),
+    ({"data.c_range": [0.0, 2.0]}, "data.c_range: [0.0, 2.0] has no c below -0.5"),
+    ({"data.c_range": [-2.0, 0.2]}, "data.c_range: [-2.0, 0.2] has no c above 0.5"),
+    ({"sensitivity.factors": [0.5, 1, 1]}, "sensitivity.factors: [0.5, 1, 1] has non-unique"),
+    ({"runs": [{"name": "a", "seed": 2**70}]}, "runs.0.seed: 1180591620717411303424 is greater"),
+    ({"sweep": {"grid": {"train.lr": [1e-4]}, "seeds": [2**40]}}, "sweep.seeds.0: 1099511627776"),
+    ({"runs": [{"name": "a\n", "seed": 0}]}, "runs: run name 'a\\n' may hold only letters"),
+    ({"runs": [{"name": "a" * 260, "seed": 0}]}, "runs.0.name: 'aaaa"),
+    ({"results": "/"}, "results: / would put every output at the file system's root"),
+    (
+        {"claims.layer0_ov_r2": {"within": [0.88, 0.78]}},
+        "claims.layer0_ov_r2.within: [0.88, 0.78] runs high to low",
+    ),
+    (
+        {"claims.final_mse": {"at_most": 1e-3, "differs_up_to": 1e-4}},
+        "claims.final_mse.differs_up_to: 0.0001 must lie above at_most 0.001",
+    ),
+    (
+        {"runs": [{"name": "a", "seed": 0}, {"name": "b", "seed": 0, "data": {"order": 3}}]},
+        "runs: 'a' and 'b' would train the same model (same seed and weights settings",
+    ),
+    (
+        {"sweep": {"grid": {"data.eval_seed": [1, 2]}, "seeds": [0]}},
+        "sweep.grid: data.eval_seed changes no trained weight here",
+    ),
+    (
+        {"sweep": {"grid": {"model.d_model": [64, 128], "data.order": [2, 3]}}},
+        "sweep.grid: data.order changes no trained weight here",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "changes,message", LATER_CRASHES, ids=[m.split(":")[0] for _, m in LATER_CRASHES]
+)
+def test_configs_that_crashed_later_are_rejected_before_any_job(changes, message):
+    with pytest.raises(ConfigError) as info:
+        validated(changes)
+    text = str(info.value)
+    assert "\n" not in text.rstrip("\n") and message in text, text
+
+
+def test_a_criterion_from_a_config_file_replaces_the_default_whole(tmp_path):
+    """Snakemake merges config files key by key, so config.yaml's at_most stayed beside the
+    user's within and the schema's oneOf failed on keys the user never wrote."""
+    user = tmp_path / "mine.yaml"
+    user.write_text("claims:\n  final_mse: {within: [0, 1.0e-3]}\n")
+    tiny = str(REPO / "tests" / "config" / "tiny.yaml")
+    out = dry_run(tmp_path / "work", "--configfile", tiny, str(user), "--printshellcmds")
+    assert "Job stats" in out
+
+
+def test_a_sweep_reads_the_schema_once_and_checks_each_distinct_run_config_once(monkeypatch):
+    """The schema was read twice per run (564 s for 1,600 runs); bench/validate_sweep.py
+    times it."""
+    import affine_icl.config as config_module
+
+    config_module._load_schema.cache_clear()
+    config_module._validator.cache_clear()
+    reads, checked = [], []
+    real_load, real_validate = yaml.safe_load, config_module._validate
+    monkeypatch.setattr(yaml, "safe_load", lambda text: reads.append(1) or real_load(text))
+    monkeypatch.setattr(
+        config_module,
+        "_validate",
+        lambda c, s, where: checked.append(where) or real_validate(c, s, where),
+    )
+    config = copy.deepcopy(DEFAULT)
+    config["sweep"] = {
+        "grid": {"model.d_model": [32, 64, 96, 128], "train.lr": [1e-4, 2e-4]},
+        "seeds": list(range(5)),
+    }
+    validate_config(config)
+    assert len(config["runs"]) == 40
+    assert len(reads) == 1
+    # the config, the expanded runs, and each of the 8 distinct overrides once (not 40)
+    assert len(checked) == 2 + 8

@@ -140,3 +140,36 @@ def test_example_sequences_cover_the_three_regimes():
     for name, (lo, hi) in SEQUENCE_TYPES:
         assert lo <= per_type[name] <= hi
     assert len(table) == 3 * 15 * 40
+
+
+@pytest.mark.parametrize("c", [30, 100])
+def test_wide_coefficient_ranges_give_no_all_zero_sequences(c):
+    """The float32 norm of terms near 1e19 overflowed and normalised them to zero (12% of
+    length-14 sequences at c in [-30, 30], 72% at [-100, 100])."""
+    from affine_icl.config import DataConfig
+    from affine_icl.data import batches_from_table, population_table
+
+    cfg = DataConfig(c_range=(-float(c), float(c)), eval_per_length=100)
+    terms = batches_from_table(population_table(cfg))[14].terms
+    inputs = terms[:, :14]
+    assert torch.isfinite(terms).all()
+    largest = inputs.norm(dim=-1).amax(dim=-1)
+    assert (largest >= 0.999).all() and (largest <= 2.001).all()  # norm_range [1, 2]
+
+
+def test_a_huge_initial_range_is_normalised_too():
+    from affine_icl.config import DataConfig
+    from affine_icl.data import batches_from_table, population_table
+
+    cfg = DataConfig(init_range=(-1e20, 1e20), eval_per_length=50)
+    inputs = batches_from_table(population_table(cfg))[14].terms[:, :14]
+    assert torch.isfinite(inputs).all() and (inputs.norm(dim=-1).amax(dim=-1) >= 0.999).all()
+
+
+def test_safe_norm_is_the_plain_norm_wherever_that_is_finite():
+    from affine_icl.data import safe_norm
+
+    x = torch.randn(50, 7, 40, generator=torch.Generator().manual_seed(0)) * 3
+    assert torch.equal(safe_norm(x), x.norm(dim=-1))
+    big = torch.full((2, 40), 1e20)
+    assert torch.allclose(safe_norm(big), torch.full((2,), 1e20 * 40**0.5), rtol=1e-6)

@@ -78,6 +78,7 @@ def test_export_round_trip_loads_the_same_model(trained_run, tmp_path):
     card = (out / "README.md").read_text()
     front = card.split("---")[1]
     assert "library_name: affine-icl" in front and "- transformer_lens" in front
+    assert "license: mit" in front
     assert "20 AdamW steps" in card and "not reproduced: 1, differs in degree: 1" in card
     assert f'load_pretrained("{out}")' in card
     assert "| layer2_negative_copying | 8 of 8 heads | 6 | differs in degree |" in card

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "affine_icl"
 LAYERS = {
     "paper": 0,
     "errors": 0,
+    "provenance": 0,
     "config": 1,
     "tasks": 1.5,
     "costs": 2,

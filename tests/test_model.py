@@ -217,3 +217,37 @@ def test_an_unknown_init_is_refused_naming_the_key():
 
     with pytest.raises(ValueError, match="model.init: 'xavier' is not one of transformer_lens"):
         VectorTransformer(replace(ModelConfig(), init="xavier")).init_weights(torch.Generator())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            {"act_fn": "gelu"},
+            r"model_config says act_fn 'gelu' but the run was trained with 'relu'",
+        ),
+        ({"act_fn": "swish"}, r"model_config act_fn 'swish' is not one of"),
+    ],
+)
+def test_weights_whose_metadata_disagrees_with_their_training_are_refused(
+    model, tmp_path, edit, message
+):
+    """A file whose model_config was edited loaded silently as another network."""
+    import json
+    from dataclasses import asdict
+
+    from affine_icl.errors import UnreadableInput
+
+    cfg = {**asdict(model.cfg), **edit}
+    trained = {"model": {"act_fn": "relu", "d_model": model.cfg.d_model}}
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path, extra={"run_config": json.dumps(trained)})
+    from safetensors.torch import load_file, save_file
+
+    save_file(
+        load_file(path),
+        path,
+        metadata={"model_config": json.dumps(cfg), "run_config": json.dumps(trained)},
+    )
+    with pytest.raises(UnreadableInput, match=message):
+        load_model(path)

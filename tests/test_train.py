@@ -391,3 +391,30 @@ def test_a_failed_checkpoint_write_says_why_and_leaves_no_partial_checkpoint(
     with pytest.raises(CheckpointError, match=r"step 5 .*no space left on the device .*MB free"):
         checkpoints.write_checkpoint(tmp_path, tiny_run_cfg, 5, weights, {})
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
+
+
+def test_a_second_trainer_of_the_same_run_stops_at_once_naming_the_holder(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    """After kill -9 of Snakemake its training job went on, and a rerun wrote the same
+    checkpoints beside it for minutes."""
+    from affine_icl.checkpoints import locked
+
+    directory = checkpoint_dir(tmp_path, tiny_run_cfg)
+    with locked([directory]):
+        with pytest.raises(CheckpointError, match=rf"{directory} is in use by training process"):
+            train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+    # released with its holder: the run trains
+    assert train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False).step == 60
+
+
+def test_leftovers_of_a_killed_checkpoint_write_are_removed_when_training_starts(
+    tiny_run_cfg, eval_batches, tmp_path
+):
+    directory = checkpoint_dir(tmp_path, tiny_run_cfg)
+    (directory / ".tmp-step-000000040-99999").mkdir(parents=True)
+    (directory / "snapshots").mkdir()
+    (directory / "snapshots" / ".tmp-step-000000040.safetensors-99999").write_bytes(b"x")
+    train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
+    assert not list(directory.glob(".tmp-*"))
+    assert not list((directory / "snapshots").glob(".tmp-*"))

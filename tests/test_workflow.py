@@ -47,7 +47,12 @@ def snakemake(tree, *args, timeout=900, directory=None, configfile=None):
         str(configfile or REPO / "tests" / "config" / "tiny.yaml"),
         *args,
     ]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
+    # the tree's copy of the library, in Snakemake (`python -m` puts the working directory
+    # first on sys.path) and in its jobs
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=tree
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +172,8 @@ def test_training_outputs(built):
     snapshots = sorted(p.name for p in (run / "snapshots").glob("step-*"))
     assert snapshots == ["step-000000100.safetensors", "step-000000200.safetensors"]
     assert read_metadata(run / "snapshots" / snapshots[0])["step"] == "100"
+    for path in (run / "model.safetensors", run / "model_folded.safetensors"):
+        assert len(read_metadata(path)["code_hash"]) == 16  # the code that wrote them
 
 
 def test_activation_cache_carries_the_config_hash(built):
@@ -372,7 +379,8 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
 
 
 def test_nothing_left_to_do_after_a_build(built, tree):
-    assert planned_jobs(tree) == set()
+    proc = snakemake(tree, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
 
 
 def test_a_touched_population_or_a_new_logging_cadence_retrains_nothing(built, tree):
@@ -515,6 +523,24 @@ def test_editing_one_script_reruns_only_that_rule_and_its_dependants(built, tree
     try:
         path.write_text(original + "\n# an edit\n")
         assert planned_jobs(tree) == expected
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(tree) == set()
+
+
+def test_editing_the_library_reruns_the_rules_that_import_it_never_training(built, tree):
+    """Each rule's library_code param hashes its script and the modules it imports
+    (affine_icl.provenance); training and data are keyed by TRAINING_ARITHMETIC instead."""
+    path = tree / "affine_icl" / "analysis" / "chance.py"
+    original, stat = path.read_text(), path.stat()
+    try:
+        path.write_text(original + "\n# an edit\n")
+        planned = planned_jobs(tree)
+        assert {"head_scores", "claims", "fig13_layer2_qk"} <= planned
+        assert not planned & {"train", "generate_data", "generate_task_data"}
+        proc = snakemake(tree, "--dry-run")
+        assert "library_code" in proc.stdout + proc.stderr
     finally:
         path.write_text(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -2,7 +2,10 @@
 import functools
 from dataclasses import asdict
 
+import yaml
+
 from affine_icl.config import (
+    TRAINING_ARITHMETIC,
     DataConfig,
     batch_groups,
     batched_rule_name,
@@ -10,6 +13,7 @@ from affine_icl.config import (
     coerce_command_line,
     data_config,
     flat_settings,
+    replace_criteria,
     rule_resources,
     run_config,
     setting_params,
@@ -19,12 +23,22 @@ from affine_icl.config import (
 from affine_icl.atlas import SECTIONS, section_slug
 from affine_icl.claims import judged_claims
 from affine_icl.paper import PAPER
+from affine_icl.provenance import script_code_hash
 from affine_icl.tasks import label as task_label
 from affine_icl.tasks import population_key
 
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 # `--config train='{steps: 2000}'` arrives as strings: give them the schema's types.
 coerce_command_line(config, workflow.config_settings.config, SCHEMA)
+# A criterion from --configfile or --config replaces config.yaml's whole (Snakemake merges
+# config files key by key, which would keep the default's other bound beside it).
+replace_criteria(
+    config,
+    [
+        *(yaml.safe_load(open(f)) or {} for f in workflow.config_settings.configfiles or []),
+        workflow.config_settings.config or {},
+    ],
+)
 # One-line ConfigError naming the key, before any job is scheduled.
 validate_config(config, SCHEMA)
 
