@@ -77,3 +77,61 @@ SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(c.section for c in PAPER_CLAIMS)
 def section_slug(section: str) -> str:
     """``4.2`` -> ``sec4_2``; the future-work section -> ``sec5``."""
     return "sec" + section.split(" ")[0].replace(".", "_")
+
+
+def setting_label(values: Mapping[str, object]) -> str:
+    """A run's swept settings as one label: ``model.init=torch, model.d_model=64``."""
+    return ", ".join(f"{key}={value}" for key, value in values.items())
+
+
+def loss_curves_table(
+    logs: Mapping[str, pd.DataFrame],
+    settings: Mapping[str, Mapping[str, object]],
+    seeds: Mapping[str, int],
+) -> pd.DataFrame:
+    """The held-out MSE of every run of a sweep at every evaluation step: one row per (run,
+    step) with the run, its seed, its swept settings as one ``setting`` label
+    (:func:`setting_label`) and the MSE, from each run's training log (``logs``)."""
+    rows = []
+    for run, log in logs.items():
+        held = log.dropna(subset=["heldout_mse"])
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run": run,
+                    "seed": seeds[run],
+                    "setting": setting_label(settings[run]),
+                    "step": held["step"].to_numpy(),
+                    "heldout_mse": held["heldout_mse"].to_numpy(),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def final_mse_by_setting(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per swept setting: the runs, their last held-out MSE (each run's last step), the
+    median, lowest and highest, and the last step (``min``: the shortest run's)."""
+    last = curves.sort_values("step", kind="stable").groupby("run").tail(1)
+    order = list(dict.fromkeys(curves["setting"]))  # as the runs came
+    grouped = last.sort_values("seed", kind="stable").groupby("setting", sort=False)
+    return (
+        pd.DataFrame(
+            {
+                "runs": grouped["run"].count(),
+                "steps": grouped["step"].min(),
+                "median_final_mse": grouped["heldout_mse"].median(),
+                "min_final_mse": grouped["heldout_mse"].min(),
+                "max_final_mse": grouped["heldout_mse"].max(),
+                "final_mse_by_seed": grouped.apply(
+                    lambda g: ", ".join(
+                        f"s{s}: {m:.2e}" for s, m in zip(g["seed"], g["heldout_mse"], strict=True)
+                    ),
+                    include_groups=False,
+                ),
+            }
+        )
+        .reindex(order)
+        .rename_axis("setting")
+        .reset_index()
+    )

@@ -118,6 +118,50 @@ def plot_loss_curve(table: pd.DataFrame, paper_mse: float = PAPER.final_mse) -> 
     return fig
 
 
+def plot_sweep_loss_curves(
+    curves: pd.DataFrame, finals: pd.DataFrame, paper_mse: float = PAPER.final_mse
+) -> plt.Figure:
+    """Held-out MSE against step for every run of a sweep, log scale: one thin line per seed in
+    its setting's colour, the setting's median over seeds thick, the paper's final MSE dashed;
+    each setting's final median and range in the legend."""
+    fig, ax = plt.subplots(figsize=(11, 5))
+    palette = dict(
+        zip(finals["setting"], sns.color_palette("colorblind", len(finals)), strict=True)
+    )
+    for _, part in curves.groupby("run", sort=False):
+        ax.plot(
+            part["step"],
+            part["heldout_mse"],
+            color=palette[part["setting"].iloc[0]],
+            lw=0.7,
+            alpha=0.45,
+        )
+    for row in finals.itertuples():
+        part = curves[curves["setting"] == row.setting]
+        median = part.groupby("step")["heldout_mse"].median()
+        ax.plot(
+            median.index,
+            median.to_numpy(),
+            color=palette[row.setting],
+            lw=2.4,
+            label=f"{row.setting}: median of {row.runs} seed{'s' if row.runs > 1 else ''}; "
+            f"at step {row.steps:,} "
+            f"{row.median_final_mse:.2e} ({row.min_final_mse:.2e}-{row.max_final_mse:.2e})",
+        )
+    ax.axhline(
+        paper_mse, color="black", linestyle="--", lw=1, label=f"paper's final MSE ({paper_mse:g})"
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("held-out MSE, a_3 onward (log scale)")
+    ax.set_title(
+        "Held-out MSE over training, every run of the sweep (thin: one seed; thick: median)"
+    )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- in-context baselines
 
 

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import matplotlib.image as mpimg
 import pandas as pd
+import pytest
 import yaml
 
 from affine_icl.claims import judged_claims, listed_claims
@@ -125,3 +126,36 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
 
     assert chance_marks(fig.axes[2]) == [0.61, 0.61]  # the share panel, one dash per width
     assert all(y != y for y in chance_marks(fig.axes[1]))  # the head count: none (NaN)
+
+
+def test_sweep_loss_curves_group_runs_by_setting_and_take_each_runs_last_step(tmp_path):
+    """Known answer: two settings x two seeds, logs whose held-out MSE is 1/step times a
+    per-run factor; rows between evaluations (NaN) are left out."""
+    import numpy as np
+
+    from affine_icl.atlas import final_mse_by_setting, loss_curves_table
+    from affine_icl.figures import plot_sweep_loss_curves, save_figure
+
+    def log(factor, last):
+        steps = np.arange(100, last + 1, 100)
+        mse = np.where(steps % 200 == 0, factor / steps, np.nan)  # evaluated every 200 steps
+        return pd.DataFrame({"step": steps, "train_loss": 1.0, "heldout_mse": mse})
+
+    logs = {"a0": log(1, 1000), "a1": log(3, 1000), "b0": log(10, 1000), "b1": log(20, 800)}
+    settings = {r: {"model.init": "torch" if r[0] == "a" else "transformer_lens"} for r in logs}
+    seeds = {r: int(r[1]) for r in logs}
+    curves = loss_curves_table(logs, settings, seeds)
+    assert len(curves) == 5 + 5 + 5 + 4 and curves["heldout_mse"].notna().all()
+    assert set(curves["setting"]) == {"model.init=torch", "model.init=transformer_lens"}
+    finals = final_mse_by_setting(curves).set_index("setting")
+    torch_row = finals.loc["model.init=torch"]
+    assert torch_row["runs"] == 2 and torch_row["steps"] == 1000
+    assert torch_row["median_final_mse"] == pytest.approx(2 / 1000)
+    assert torch_row["final_mse_by_seed"] == "s0: 1.00e-03, s1: 3.00e-03"
+    tl_row = finals.loc["model.init=transformer_lens"]
+    assert tl_row["steps"] == 800  # the shorter run's last step
+    assert tl_row["min_final_mse"] == pytest.approx(10 / 1000)
+    assert tl_row["max_final_mse"] == pytest.approx(20 / 800)
+    png = tmp_path / "curves.png"
+    save_figure(plot_sweep_loss_curves(curves, finals.reset_index()), png)
+    assert mpimg.imread(png).shape[0] > 300

@@ -221,7 +221,11 @@ def all_figures(wildcards):
             if len(set(RUN_TASK_LABELS.values())) > 1
             else []
         )
-        + ([f"{RESULTS}/aggregate/atlas.csv"] if config.get("sweep") else [])
+        + (
+            [f"{RESULTS}/aggregate/atlas.csv", f"{RESULTS}/aggregate/sweep_loss_curves.png"]
+            if config.get("sweep")
+            else []
+        )
     )
 
 

@@ -25,3 +25,35 @@ rule atlas:
         sections=list(SECTIONS),
     script:
         "../../scripts/atlas.py"
+
+
+rule sweep_loss_curves:
+    """Every run's held-out MSE over training, coloured by its swept setting (seeds thin, their
+    median thick), and each setting's final MSE across seeds."""
+    input:
+        logs=expand(trained("log", "{run}"), run=RUNS),
+    output:
+        png=report(
+            f"{RESULTS}/aggregate/sweep_loss_curves.png",
+            caption="../report/sweep_loss_curves.rst",
+            category=REPORT_ACROSS,
+            subcategory="mechanism atlas",
+            labels={"figure": "sweep_loss_curves"},
+        ),
+        table=f"{RESULTS}/aggregate/sweep_loss_curves.csv",
+        finals=f"{RESULTS}/aggregate/sweep_final_mse.csv",
+    log:
+        log_path("aggregate/sweep_loss_curves", run=None),
+    benchmark:
+        benchmark_path("sweep_loss_curves", run=None)
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: threads_of("sweep_loss_curves")
+    resources:
+        **resources_of("sweep_loss_curves"),
+    params:
+        runs=RUNS,
+        values=SWEEP_VALUES,
+        seeds={run: run_config(config, run).train.seed for run in RUNS},
+    script:
+        "../../scripts/sweep_loss_curves.py"
