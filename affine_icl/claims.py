@@ -574,14 +574,19 @@ def protocol_differences(run: RunConfig) -> list[str]:
     """Where a run's weight settings depart from the paper's protocol (:class:`RunConfig`'s
     defaults, as in config.yaml), as ``"train.steps = 200 (paper: 100000)"``; the seed and the
     logging cadence do not count."""
-    paper = RunConfig().weights_dict()
-    ran = run.weights_dict()
-    return [
-        f"{section}.{key} = {_plain(ran[section][key])} (paper: {_plain(value)})"
-        for section, values in paper.items()
-        for key, value in values.items()
-        if key != "seed" and ran[section][key] != value
-    ]
+    protocol = RunConfig()
+    paper, ran = protocol.weights_dict(), run.weights_dict()
+    differences = []
+    for section, values in ran.items():
+        if not isinstance(values, dict):  # training_arithmetic: code, not a setting
+            continue
+        for key, value in values.items():
+            # a setting the protocol's dict leaves out (model.init, a task's order) is the
+            # protocol's default
+            expected = paper[section].get(key, getattr(getattr(protocol, section), key))
+            if key != "seed" and value != expected:
+                differences.append(f"{section}.{key} = {_plain(value)} (paper: {_plain(expected)})")
+    return differences
 
 
 def protocol_note(name: str, run: RunConfig) -> str:

@@ -170,3 +170,20 @@ def test_introduction_and_claims_page_agree_on_every_weight_setting(section, key
     named = f"{section}.{key} = "
     assert named in render_introduction(config)
     assert any(d.startswith(named) for d in protocol_differences(run_config(config, "seed0")))
+
+
+def test_introduction_names_the_code_that_ran():
+    from affine_icl.provenance import code_version
+
+    config = {**copy.deepcopy(DEFAULTS), "code_version": code_version()}
+    text = render_introduction(config)
+    assert f"commit {code_version()['code_commit']}" in text
+    assert f"hash {code_version()['code_hash']}" in text
+
+
+def test_a_non_default_init_is_named_as_a_departure_from_the_protocol():
+    config = copy.deepcopy(DEFAULTS)
+    config["runs"] = [{"name": "pt", "seed": 0, "model": {"init": "torch"}}]
+    assert "model.init = torch (paper: transformer_lens)" in render_introduction(config)
+    differences = protocol_differences(run_config(config, "pt"))
+    assert differences == ["model.init = torch (paper: transformer_lens)"]

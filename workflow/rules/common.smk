@@ -23,7 +23,7 @@ from affine_icl.config import (
 from affine_icl.atlas import SECTIONS, section_slug
 from affine_icl.claims import judged_claims
 from affine_icl.paper import PAPER
-from affine_icl.provenance import script_code_hash
+from affine_icl.provenance import code_version, script_code_hash
 from affine_icl.tasks import label as task_label
 from affine_icl.tasks import population_key
 
@@ -41,6 +41,9 @@ replace_criteria(
 )
 # One-line ConfigError naming the key, before any job is scheduled.
 validate_config(config, SCHEMA)
+# The code this workflow runs (commit, library hash), for the report's front page; set after
+# validation, as it is no setting.
+config["code_version"] = code_version()
 
 RUNS = [entry["name"] for entry in config["runs"]]
 #: Every output is under it (runs/, data/, aggregate/, logs/, ...): config `results`.
