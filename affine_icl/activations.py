@@ -262,7 +262,9 @@ def _run_batches(model, inputs, batch_size, hooks, progress) -> Iterator:
     for start in range(0, len(inputs), batch_size):
         rows = slice(start, start + batch_size)
         with torch.inference_mode():
-            output, cache = model.run_with_cache(inputs[rows].to(model.device), names_filter=hooks)
+            output, cache = model.run_with_cache(
+                inputs[rows].to(model.device), names_filter=hooks, return_cache_object=False
+            )
         progress.update()
         yield rows, _numpy(output), {name: _numpy(t) for name, t in cache.items()}
 
@@ -448,7 +450,9 @@ def activation_cache(
     for start in range(0, len(inputs), batch_size):
         with torch.inference_mode():
             batch = inputs[start : start + batch_size].to(model.device)
-            _, cache = model.run_with_cache(batch, names_filter=lambda name: name in hooks)
+            _, cache = model.run_with_cache(
+                batch, names_filter=lambda name: name in hooks, return_cache_object=False
+            )
         for name, tensor in cache.items():
             parts.setdefault(name, []).append(tensor.detach().to("cpu", torch.float32))
     tensors = {name: torch.cat(values) for name, values in parts.items()}

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from transformer_lens import HookedRootModule
+from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from .config import ModelConfig
@@ -250,6 +250,18 @@ class VectorTransformer(HookedRootModule):
         for block in self.blocks:
             resid = block(resid)
         return self.unembed(self.ln_final(resid))
+
+    def run_with_cache(self, *args, return_cache_object: bool = True, **kwargs):
+        """The output and, as TransformerLens' ``HookedTransformer`` gives it, an
+        ``ActivationCache`` (``cache["pattern", 0]``, ``cache.accumulated_resid()``,
+        ``cache.decompose_resid()``); ``return_cache_object=False``: the plain dict of
+        ``HookedRootModule``, which the pipeline's batched caching uses. Arguments as
+        ``HookedRootModule.run_with_cache`` (``names_filter``, ``remove_batch_dim``, ...)."""
+        out, cache = super().run_with_cache(*args, **kwargs)
+        if not return_cache_object:
+            return out, cache
+        has_batch_dim = not kwargs.get("remove_batch_dim", False)
+        return out, ActivationCache(cache, self, has_batch_dim=has_batch_dim)
 
     # TransformerLens-style accessors used by ActivationCache and circuit analyses.
     @property

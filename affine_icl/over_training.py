@@ -92,6 +92,18 @@ def weights_by_step(snapshots: Path | str, final: Path | str) -> dict[int, Path]
     return dict(sorted(found.items()))
 
 
+def no_snapshots_reason(steps: int, snapshot_every: int) -> str:
+    """Why a run of ``steps`` steps has no weights snapshot before its final step."""
+    if not snapshot_every:
+        return "train.snapshot_every is 0"
+    if steps <= snapshot_every:
+        return (
+            f"its {steps:,} steps end before the first snapshot "
+            f"(train.snapshot_every {snapshot_every:,})"
+        )
+    return "its checkpoints were written before snapshots were kept"
+
+
 def claims_over_training(
     weights: Mapping[int, Path | str],
     pop: Population,

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 import torch
-from transformer_lens import ActivationCache, FactoredMatrix
+from transformer_lens import FactoredMatrix
 
 from affine_icl import load_pretrained
 from affine_icl.analysis.attention import key_position_scores, previous_token_scores
@@ -35,7 +35,11 @@ from affine_icl.config import DataConfig
 from affine_icl.data import sample_batch
 from affine_icl.model import fold_weights
 
-path = Path(os.environ.get("AFFINE_ICL_MODEL", "results/models/seed0"))
+# found from this file (or, in a notebook, the working directory) upwards, so the walkthrough
+# runs from examples/ as well as from the repository root
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+REPO = next((d for d in [HERE, *HERE.parents] if (d / "config.yaml").is_file()), HERE)
+path = Path(os.environ.get("AFFINE_ICL_MODEL", REPO / "results" / "models" / "seed0"))
 model = load_pretrained(path)
 print(f"loaded {path}: {model.cfg.n_layers} layers, {model.cfg.n_heads} heads per layer")
 # the data settings it was trained on (an export's config.json), else the paper's
@@ -67,8 +71,7 @@ print(f"MSE over positions 2..{length - 1} of 8 sequences of length {length}: {m
 
 # %%
 folded = fold_weights(model)
-_, raw = folded.run_with_cache(inputs)
-cache = ActivationCache(raw, folded)
+_, cache = folded.run_with_cache(inputs)  # an ActivationCache, as HookedTransformer gives
 n_layers = folded.cfg.n_layers
 previous = previous_token_scores(cache, n_layers).rename(columns={"score": "previous vector"})
 second = key_position_scores(cache, n_layers, key=1).rename(columns={"score": "second vector"})

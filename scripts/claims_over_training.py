@@ -4,10 +4,10 @@ import pandas as pd
 import torch
 
 from affine_icl.analysis.population import analysis_population
-from affine_icl.config import settings_from_params
+from affine_icl.config import run_config, settings_from_params
 from affine_icl.data import read_parquet
 from affine_icl.figures import plot_claims_over_training, save_figure
-from affine_icl.over_training import claims_over_training, weights_by_step
+from affine_icl.over_training import claims_over_training, no_snapshots_reason, weights_by_step
 from affine_icl.paper import PAPER_CLAIMS
 from affine_icl.rules import check_provenance, rule_log
 
@@ -24,11 +24,13 @@ with rule_log(sm.log[0]) as log:
     )
     weights = weights_by_step(sm.input.snapshots, sm.input.weights)
     log.info("measuring the claims at steps %s", list(weights))
+    train = run_config(sm.config, sm.wildcards.run).train
+    reason = no_snapshots_reason(train.steps, train.snapshot_every)
     if len(weights) == 1:
         log.warning(
-            "run %s has no weights snapshots (train.snapshot_every, or its checkpoints predate "
-            "them): only the final step is measured",
+            "run %s has no weights snapshot before its final step (%s): only that step is measured",
             sm.wildcards.run,
+            reason,
         )
     table = claims_over_training(
         weights, pop, pd.read_parquet(sm.input.train_log), criteria, params
@@ -42,8 +44,8 @@ with rule_log(sm.log[0]) as log:
             f"Claims over training, run {sm.wildcards.run}: each claim measured at every "
             f"weights snapshot ({len(weights)} steps)"
             if len(weights) > 1
-            else f"Claims of run {sm.wildcards.run} at its final step only: the run has no "
-            "weights snapshots (trained before they were kept, or train.snapshot_every: 0)",
+            else f"Claims of run {sm.wildcards.run} at its final step only: no weights "
+            f"snapshot before it ({reason})",
         ),
         sm.output.png,
     )

@@ -56,8 +56,8 @@ def reference(model, inputs, sample_ids):
     """The live run_with_cache on the inputs sorted by sample id, as an ActivationCache."""
     order = np.argsort(sample_ids)
     with torch.no_grad():
-        output, raw = model.run_with_cache(inputs[order])
-    return output, ActivationCache(raw, model), order
+        output, cache = model.run_with_cache(inputs[order])
+    return output, cache, order
 
 
 def assert_cache_matches(loaded: ActivationCache, ref: ActivationCache, layers, rows=slice(None)):

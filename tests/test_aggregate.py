@@ -119,3 +119,13 @@ def test_verdict_settled_since_is_the_latest_run_to_settle():
     assert settled.loc["a", "settled_since"] == 30
     assert settled.loc["b", "settled_since"] == 40
     assert list(settled["runs"]) == [2, 2] and list(settled["last_step"]) == [40, 40]
+
+
+def test_a_run_without_snapshots_is_told_the_real_reason():
+    from affine_icl.over_training import no_snapshots_reason
+
+    assert no_snapshots_reason(2000, 10_000) == (
+        "its 2,000 steps end before the first snapshot (train.snapshot_every 10,000)"
+    )
+    assert no_snapshots_reason(100_000, 0) == "train.snapshot_every is 0"
+    assert "before snapshots were kept" in no_snapshots_reason(100_000, 10_000)

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 from test_model import random_model
-from transformer_lens import ActivationCache
 
 from affine_icl.analysis.attention import (
     key_position_scores,
@@ -63,8 +62,8 @@ def batch():
 
 def cache_of(model, inputs, hooks=()):
     with model.hooks(fwd_hooks=list(hooks)):
-        _, raw = model.run_with_cache(inputs)
-    return ActivationCache(raw, model)
+        _, cache = model.run_with_cache(inputs)
+    return cache
 
 
 def previous_token_pattern(pattern, hook):
@@ -233,8 +232,7 @@ def test_zeroed_head_gets_zero_attribution(folded, batch):
 
 
 def test_attributions_of_all_components_add_up_to_the_prediction(folded, batch):
-    out, raw = folded.run_with_cache(batch.inputs)
-    cache = ActivationCache(raw, folded)
+    out, cache = folded.run_with_cache(batch.inputs)
     stack, labels = component_stack(folded, cache)
     assert len(labels) == 2 + CFG.n_layers * (CFG.n_heads + 2)
     for name, direction in directions(batch.inputs, batch.targets).items():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import with_train
 from test_model import random_model
-from transformer_lens import ActivationCache, FactoredMatrix
+from transformer_lens import FactoredMatrix
 
 import affine_icl
 from affine_icl.activations import activation_cache
@@ -62,8 +62,7 @@ def test_export_round_trip_loads_the_same_model(trained_run, tmp_path):
         assert torch.equal(model(x), expected), where
     # TransformerLens' tools work on the loaded model
     model = affine_icl.load_pretrained(out)
-    output, raw = model.run_with_cache(x)
-    cache = ActivationCache(raw, model)
+    output, cache = model.run_with_cache(x)  # an ActivationCache, as HookedTransformer's
     assert cache.stack_head_results(apply_ln=True).shape[0] == 2 * 4  # n_layers x n_heads
     folded = fold_weights(model)
     torch.testing.assert_close(folded(x), output, rtol=1e-4, atol=1e-5)

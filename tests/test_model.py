@@ -85,8 +85,10 @@ def test_run_with_hooks_can_ablate(model, x):
 
 
 def test_activation_cache_decompositions(model, x):
-    _, raw = model.run_with_cache(x)
-    cache = ActivationCache(raw, model)
+    _, cache = model.run_with_cache(x)
+    assert isinstance(cache, ActivationCache)  # as HookedTransformer gives it
+    assert torch.equal(cache["pattern", 0], cache["blocks.0.attn.hook_pattern"])
+    assert cache.accumulated_resid().shape[0] == 4  # embed + 3 layers
     resid, labels = cache.decompose_resid(return_labels=True)
     assert labels == [
         "embed",
