@@ -425,3 +425,16 @@ def test_a_sweep_reads_the_schema_once_and_checks_each_distinct_run_config_once(
     assert len(reads) == 1
     # the config, the expanded runs, and each of the 8 distinct overrides once (not 40)
     assert len(checked) == 2 + 8
+
+
+def test_configs_quick_yaml_is_a_short_run_of_the_papers_model_under_its_own_results(tmp_path):
+    out = dry_run(tmp_path, "--configfile", str(REPO / "configs" / "quick.yaml"))
+    assert "results/quick/runs/seed0/model.safetensors" in out
+    assert "results/runs/" not in out.replace("results/quick/runs/", "")
+    quick = yaml.safe_load((REPO / "configs" / "quick.yaml").read_text())
+    config = copy.deepcopy(DEFAULT)
+    for section, values in quick.items():
+        config[section] = {**config[section], **values} if isinstance(values, dict) else values
+    validate_config(config)
+    cfg = run_config(config, "seed0")
+    assert cfg.train.steps == 2000 and cfg.model == RunConfig().model

@@ -19,7 +19,8 @@ rule fig01_sequence_types:
     resources:
         **resources_of("fig01_sequence_types"),
     params:
-        dims_shown=config["figures"]["fig01_dims_shown"],
+        # one-entry dict, as every setting param: a rerun reason then names the key
+        **setting_params({"figures.fig01_dims_shown": config["figures"]["fig01_dims_shown"]}),
     script:
         "../../scripts/fig01_sequence_types.py"
 
