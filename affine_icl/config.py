@@ -125,6 +125,15 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> RunConfig:
+        """The inverse of :meth:`to_dict` (the ``run_config`` a weights file records)."""
+        return cls(
+            data=_build(DataConfig, settings.get("data")),
+            model=_build(ModelConfig, settings.get("model")),
+            train=_build(TrainConfig, settings.get("train")),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Every setting, the data section as :meth:`DataConfig.identity` gives it and
         ``model.init`` only where it is not the default (so hashes predate the setting)."""

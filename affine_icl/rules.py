@@ -189,6 +189,25 @@ def check_snapshot(path, cfg) -> int:
     return step
 
 
+def trained_summary(weights) -> dict | None:
+    """What the weights file ``weights`` was trained with, from its metadata: ``steps`` and the
+    ``differences`` from the paper's protocol (:func:`affine_icl.claims.protocol_differences`);
+    None when there is no such file (not trained yet) or it records no run config."""
+    import json
+
+    from .claims import protocol_differences
+    from .config import RunConfig
+
+    path = Path(weights)
+    if not path.is_file():
+        return None
+    meta = _file_metadata(str(path))
+    if "run_config" not in meta or "step" not in meta:
+        return None
+    cfg = RunConfig.from_dict(json.loads(meta["run_config"]))
+    return {"steps": int(meta["step"]), "differences": protocol_differences(cfg)}
+
+
 def check_same_config(path, found: dict, expected: dict) -> None:
     """Refuse a file whose ``config_hash`` metadata differs from the model's."""
     have, want = found.get("config_hash"), expected.get("config_hash")

@@ -130,7 +130,7 @@ def render_introduction(config) -> str:
 
 def test_introduction_says_the_default_config_is_the_papers_protocol():
     text = render_introduction(DEFAULTS)
-    assert "seed0: seed 0, 100,000 steps; the paper's protocol." in text
+    assert "seed0: seed 0, 100,000 steps configured, not trained yet; the paper's protocol." in text
     assert "not the paper's protocol" not in text and "Every run of this report follows it" in text
 
 
@@ -139,9 +139,12 @@ def test_introduction_says_what_a_tiny_run_trained():
     update_config(config, yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text()))
     config["runs"].append({"name": "long", "seed": 9, "train": {"steps": 100_000, "lr": 1e-4}})
     text = render_introduction(config)
-    assert "tiny: seed 7, 200 steps; not the paper's protocol:" in text
+    assert "tiny: seed 7, 200 steps configured, not trained yet; not the paper's protocol:" in text
     assert "train.steps = 200 (paper: 100000)" in text
-    assert "long: seed 9, 100,000 steps; not the paper's protocol: " in text  # the model is tiny
+    assert (
+        "long: seed 9, 100,000 steps configured, not trained yet; not the paper's protocol: "
+        in text
+    )
     assert "3 of 3 run(s) depart from it" in text
 
 
@@ -187,3 +190,18 @@ def test_a_non_default_init_is_named_as_a_departure_from_the_protocol():
     assert "model.init = torch (paper: transformer_lens)" in render_introduction(config)
     differences = protocol_differences(run_config(config, "pt"))
     assert differences == ["model.init = torch (paper: transformer_lens)"]
+
+
+def test_the_front_page_describes_what_was_trained_not_the_config_at_report_time():
+    """A 2,000-step quick run reported under the default (100,000-step) config said "100,000
+    steps; the paper's protocol" above a claims table of 2,000 steps."""
+    config = copy.deepcopy(DEFAULTS)
+    config["trained"] = {
+        "seed0": {"steps": 2000, "differences": ["train.steps = 2000 (paper: 100000)"]}
+    }
+    text = render_introduction(config)
+    assert (
+        "seed0: seed 0, 2,000 steps trained; not the paper's protocol: train.steps = 2000" in text
+    )
+    assert "1 of 1 run(s) depart from it" in text
+    assert "Every run of this report follows it" not in text

@@ -377,6 +377,13 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
     captions = [e["caption"] for e in results.values()]
     assert all(captions) and not any("measured values are in the figure" in c for c in captions)
     assert "Paper:" in page and "200 steps" in page and "not the paper" in page
+    # the front page reads what was trained from the weights, not the config at report time
+    longer = tree / "work" / "report_longer.zip"
+    proc = snakemake(tree, "--report", str(longer), "--config", "train={steps: 5000}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = zip_report(longer)[2]
+    assert "200 steps trained" in page and "5,000 steps" not in page
+    assert "commit " in page and "library source hash" in page
 
 
 def test_nothing_left_to_do_after_a_build(built, tree):
