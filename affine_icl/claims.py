@@ -565,7 +565,8 @@ td small { display: block; font-size: .8em; }
 .holds { background: #c8e6c9; } .partial { background: #ffe0a3; }
 .fails { background: #ffcdd2; } .unknown { background: #e0e0e0; }
 .holds, .partial, .fails, .unknown { white-space: nowrap; }
-td.long { min-width: 16em; }
+td.long { min-width: 16em; max-width: 32em; }
+td small { color: #555; }
 .badge { padding: .1em .5em; border-radius: .6em; margin-right: .4em; white-space: nowrap; }
 """
 
@@ -668,11 +669,14 @@ def to_html(
     counted above the table; ``intro`` and ``notes`` (warnings) as in :func:`html_table`."""
     counts = table["verdict"].value_counts()
     summary = ", ".join(f"{v}: {counts[v]}" for v in VERDICT_CLASSES if v in counts)
+    # how it was measured and the criterion go under the claim (a second line), so claim and
+    # verdict stay in view without scrolling sideways
     columns = ["section", "claim_id", "claim", "paper", "measured", "chance", "effect", "verdict"]
-    columns += ["measured_as", "criterion"]
-    shown = table[columns].rename(
-        columns={"claim_id": "id", "measured": "this run", "measured_as": "measured as"}
-    )
+    shown = table[columns].rename(columns={"claim_id": "id", "measured": "this run"})
+    how = [
+        f"measured as: {m}; criterion: {c}"
+        for m, c in zip(table["measured_as"].fillna(""), table["criterion"].fillna(""), strict=True)
+    ]
     robust = table["robustness"] if "robustness" in table else pd.Series([""] * len(table))
     fragile = int(robust.str.startswith("fragile").sum())
     return html_table(
@@ -690,6 +694,7 @@ def to_html(
         notes,
         classes={"verdict": [VERDICT_CLASSES.get(v, "") for v in table["verdict"]]},
         subtexts={
+            "claim": how,
             "chance": table["chance_as"].fillna("").tolist(),
             "effect": table["effect_as"].fillna("").tolist(),
             "verdict": robust.fillna("").tolist(),

@@ -389,6 +389,28 @@ def _one_line(error: Exception) -> str:
     return f"{path}: {error.message.splitlines()[0]}"
 
 
+def _other_section(error: Exception, schema: Mapping[str, Any]) -> str:
+    """For an unknown key that is a key of another section (``steps`` at the top level), the
+    hint ``(did you mean train.steps? on the command line: --config train='{steps: ...}')``."""
+    if error.validator != "additionalProperties":
+        return ""
+    extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+    if not extra:
+        return ""
+    sections = [
+        name
+        for name, node in schema["properties"].items()
+        if extra[0] in (node.get("properties") or {})
+    ]
+    if not sections:
+        return ""
+    place = " or ".join(f"{s}.{extra[0]}" for s in sections)
+    return (
+        f" (did you mean {place}? on the command line: "
+        f"--config {sections[0]}='{{{extra[0]}: ...}}')"
+    )
+
+
 def check_consistency(config: Mapping[str, Any]) -> None:
     """Cross-key rules that a JSON schema cannot state. Raises ConfigError."""
     data, model = config["data"], config["model"]
@@ -621,7 +643,8 @@ def _validate(config: dict[str, Any], schema_path: Path | str, where: str) -> No
     errors = list(validator.iter_errors(config))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"invalid config: {where}{_one_line(best)}") from None
+        hint = _other_section(best, _load_schema(str(schema_path)))
+        raise ConfigError(f"invalid config: {where}{_one_line(best)}{hint}") from None
     try:
         check_values(config, _load_schema(str(schema_path)))
         check_consistency(config)

@@ -61,6 +61,11 @@ BAD = [
     ({"data.vector_dim": "40"}, "data.vector_dim: '40' is not of type 'integer'"),
     ({"data.colour": 3}, "data: unknown key 'colour'"),
     ({"trian": {}}, "<top level>: unknown key 'trian'"),
+    (
+        {"steps": 100},
+        "<top level>: unknown key 'steps' (did you mean train.steps? on the command line: "
+        "--config train='{steps: ...}')",
+    ),
     ({"data.length_range": [2, 14]}, "data.length_range.0: 2 is less than the minimum of 3"),
     ({"data.length_range": [3, 40]}, "data.length_range: maximum length 40 exceeds model.n_ctx 32"),
     ({"data.length_range": [9, 5]}, "data.length_range: minimum 9 is larger than maximum 5"),

@@ -426,22 +426,25 @@ def test_switching_train_batched_on_a_trained_one_run_config_retrains_nothing(bu
     assert not {"train", "train_tiny"} & planned
 
 
-def test_started_from_workflow_it_refuses_and_writes_nothing(tree):
+@pytest.mark.parametrize(
+    ("directory", "args"), [("workflow", []), ("scripts", ["-s", "../workflow/Snakefile"])]
+)
+def test_started_inside_the_repository_it_refuses_and_writes_nothing(tree, directory, args):
     """Snakemake finds workflow/Snakefile from workflow/ too, and would plan everything into
-    workflow/results/."""
+    workflow/results/ (from scripts/ with -s, into scripts/results/)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--dry-run"],
-        cwd=tree / "workflow",
+        [sys.executable, "-m", "snakemake", "--dry-run", *args],
+        cwd=tree / directory,
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode != 0
-    message = "run snakemake from the repository root (cd ..), not from workflow/"
+    message = f"run snakemake from the repository root (cd ..), not from {directory}/"
     assert message in proc.stdout + proc.stderr
-    assert not (tree / "workflow" / "results").exists()
-    assert not (tree / "workflow" / ".snakemake").exists()
+    assert not (tree / directory / "results").exists()
+    assert not (tree / directory / ".snakemake").exists()
 
 
 def test_a_finished_run_retrains_in_seconds_to_identical_files(built, tree):
