@@ -19,3 +19,8 @@ def unreadable(what: str, path: Path | str, problem: object) -> UnreadableInput:
     return UnreadableInput(
         f"cannot read {what} {path} ({problem}); rebuild it: snakemake --force {path}"
     )
+
+
+class Stopped(RuntimeError):
+    """A job stopped on request (a signal), with its work saved: the rule reports it in one
+    line, in the terminal and its log, without a traceback (:func:`affine_icl.rules.rule_log`)."""

@@ -9,13 +9,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import Stopped
+
 
 @contextlib.contextmanager
 def rule_log(path: str | Path) -> Iterator[logging.Logger]:
     """Send stdout, stderr (progress bars included) and a logger to the rule's log file.
 
     Exceptions are logged with their traceback and re-raised, so the job fails visibly and
-    Snakemake prints the log's path.
+    Snakemake prints the log's path; a :class:`~affine_icl.errors.Stopped` (training stopped by
+    a signal, its checkpoint written) is one line in the log and the terminal, and the job
+    exits with status 1.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +35,10 @@ def rule_log(path: str | Path) -> Iterator[logging.Logger]:
         logger.setLevel(logging.INFO)
         try:
             yield logger
+        except Stopped as exc:  # a requested stop: one line, no traceback, a failed job
+            logger.warning("%s", exc)
+            print(f"stopped: {exc}", file=sys.__stderr__, flush=True)
+            raise SystemExit(1) from None
         except Exception as exc:
             logger.exception("%s: %s", type(exc).__name__, exc)
             print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.__stderr__)

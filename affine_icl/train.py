@@ -58,6 +58,7 @@ from .checkpoints import (
 )
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import Batch, TrainingStream, write_parquet
+from .errors import Stopped
 from .model import VectorTransformer, save_weights
 from .provenance import code_version
 from .stacked import masked_losses, stack_state_dicts, unstack_state_dict
@@ -68,7 +69,7 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(Stopped):
     """SIGTERM or SIGINT arrived; a checkpoint was written and a rerun resumes from it."""
 
 
@@ -307,9 +308,11 @@ class _Progress:
         self.t0, self.step0, self.total = time.perf_counter(), step, cfgs[0].train.steps
         self.elapsed0 = logs[0][-1]["elapsed_s"] if logs[0] else 0.0
         self.heldout = [float("nan")] * len(cfgs)  # each run's latest held-out MSE
+        self.heldout_step = None  # the step it was measured at
         for j, log in enumerate(logs):
-            evals = [r["heldout_mse"] for r in log if r["heldout_mse"] == r["heldout_mse"]]
-            self.heldout[j] = evals[-1] if evals else float("nan")
+            evals = [r for r in log if r["heldout_mse"] == r["heldout_mse"]]
+            self.heldout[j] = evals[-1]["heldout_mse"] if evals else float("nan")
+            self.heldout_step = evals[-1]["step"] if evals else None
         seeds = ",".join(str(c.train.seed) for c in cfgs)
         self.label = label or f"seed{'s' if len(cfgs) > 1 else ''}={seeds}"
         self.status, self.reported = status, self._bucket(step)
@@ -333,8 +336,10 @@ class _Progress:
         """Advance the bar to ``step`` with the worst run's loss and held-out MSE, and write a
         status line when ``step`` enters the next ``STATUS_PERCENT`` % of the steps."""
         if heldout is not None:
-            self.heldout = heldout
+            self.heldout, self.heldout_step = heldout, step
         loss, mse = f"{max(means):.2e}", _mse_text(max(self.heldout))
+        if self.heldout_step is not None and self.heldout_step != step:
+            mse += f" (step {self.heldout_step})"  # measured then, not now
         self.bar.update(step - self.bar.n)
         self.bar.set_postfix(loss=loss, heldout=mse)
         if self.status is None or self._bucket(step) == self.reported:
@@ -345,7 +350,7 @@ class _Progress:
         left = (self.total - step) / rate if rate > 0 else float("inf")
         print(
             f"train {self.label}: step {step}/{self.total} ({100 * step // self.total}%) "
-            f"loss {loss}, held-out MSE {mse} | {rate:.0f} steps/s, {_duration(left)} left",
+            f"loss {loss}, held-out MSE {mse} | {rate:.3g} steps/s, {_duration(left)} left",
             file=self.status,
             flush=True,
         )
@@ -494,17 +499,19 @@ class Trainer:
         directories = [checkpoint_dir(r, c) for r, c in zip(roots or [], self.cfgs, strict=False)]
         with locked(directories):
             if roots is not None and self.resume(roots):
-                logging.getLogger("affine_icl").info(
-                    "resumed from step %d of %d (checkpoints under %s, locked by this job)%s",
-                    self.step,
-                    tc.steps,
-                    ", ".join(map(str, roots)),
-                    ""
-                    if self.step == tc.steps or not self.resumed_end
-                    else ": a run of that many steps ended there, so this longer run continues "
-                    "it (the weights are those of one uninterrupted run; the log has that "
-                    "run's last row too)",
+                message = (
+                    f"resumed from step {self.step} of {tc.steps} (checkpoints under "
+                    f"{', '.join(map(str, roots))}, locked by this job)"
                 )
+                if self.step < tc.steps and self.resumed_end:
+                    message += (
+                        ": a run of that many steps ended there, so this longer run continues "
+                        "it (the weights are those of one uninterrupted run; the log has that "
+                        "run's last row too)"
+                    )
+                logging.getLogger("affine_icl").info("%s", message)
+                if status is not None:  # the terminal too, not only the rule's log
+                    print(f"train {label or 'runs'}: {message}", file=status, flush=True)
             return self._loop(eval_batches, roots, progress, status, label, on_step)
 
     def _loop(self, eval_batches, roots, progress, status, label, on_step) -> list[RunResult]:

@@ -188,7 +188,10 @@ def test_the_terminal_gets_a_status_line_every_five_percent(tiny_run_cfg, eval_b
     assert len(lines) == 20
     assert lines[0].startswith("train tiny: step 10/200 (5%) loss ")
     assert "held-out MSE -" in lines[0] and "nan" not in status.getvalue()
-    assert re.search(r"held-out MSE \d\.\d\de-\d\d \| \d+ steps/s, 0m00s left$", lines[-1])
+    assert re.search(r"held-out MSE \d\.\d\de-\d\d \| [\d.]+ steps/s, 0m00s left$", lines[-1])
+    # between evaluations the line says when the held-out MSE it repeats was measured
+    assert re.search(r"held-out MSE \d\.\d\de-\d\d \(step 100\) \|", lines[10])
+    assert "(step" not in lines[9]  # step 100 itself: measured now
     assert [int(re.search(r"step (\d+)/", line).group(1)) for line in lines] == list(
         range(10, 201, 10)
     )
@@ -418,3 +421,40 @@ def test_leftovers_of_a_killed_checkpoint_write_are_removed_when_training_starts
     train(tiny_run_cfg, eval_batches, checkpoint_root=tmp_path, progress=False)
     assert not list(directory.glob(".tmp-*"))
     assert not list((directory / "snapshots").glob(".tmp-*"))
+
+
+def test_a_resumed_run_says_so_in_the_terminal(tiny_run_cfg, eval_batches, tmp_path):
+    with pytest.raises(Crash):
+        train(
+            tiny_run_cfg,
+            eval_batches,
+            checkpoint_root=tmp_path,
+            progress=False,
+            on_step=crash_at(25),
+        )
+    status = io.StringIO()
+    train_runs(
+        [tiny_run_cfg],
+        eval_batches,
+        checkpoint_roots=[tmp_path],
+        progress=False,
+        status=status,
+        label="tiny",
+    )
+    assert status.getvalue().startswith("train tiny: resumed from step 20 of 60 (checkpoints under")
+
+
+def test_a_stopped_job_says_so_in_one_line_without_a_traceback(tmp_path, capsys):
+    """Ctrl-C printed the same message three times with a traceback and a log dump."""
+    from affine_icl.rules import rule_log
+    from affine_icl.train import TrainingInterrupted
+
+    log = tmp_path / "train.log"
+    with pytest.raises(SystemExit) as info, rule_log(log):
+        raise TrainingInterrupted(
+            "SIGINT received: training stopped at step 7 of 60; rerun to resume"
+        )
+    assert info.value.code == 1
+    text = log.read_text()
+    assert "SIGINT received: training stopped at step 7" in text and "Traceback" not in text
+    assert text.count("SIGINT received") == 1
