@@ -10,19 +10,23 @@ the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .aggregate import verdict_settled_since
 from .claims import to_markdown
+from .config import ModelConfig
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
-    """Per run: optimizer steps, final held-out MSE and training time in minutes.
+    """Per run: its initialisation (``model.init``), optimizer steps, final held-out MSE and
+    training time in minutes.
 
     The time is the training log's ``elapsed_s``, the seconds spent training, continued across
     a resumption; not the job's benchmark, which a rerun that resumes at the last step (to
@@ -30,10 +34,15 @@ def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
     """
     rows = []
     for run in runs:
-        log = pd.read_parquet(results / "runs" / run / "train_log.parquet")
+        path = results / "runs" / run / "train_log.parquet"
+        log = pd.read_parquet(path)
+        recorded = (pq.read_schema(path).metadata or {}).get(b"run_config")
+        model = json.loads(recorded).get("model", {}) if recorded else {}
         rows.append(
             {
                 "run": run,
+                # the run's initialisation (README "Initialisation"); absent: the default
+                "init": model.get("init", ModelConfig.init),
                 "steps": int(log["step"].iloc[-1]),
                 "final held-out MSE": float(log["heldout_mse"].dropna().iloc[-1]),
                 "training time (min)": float(log["elapsed_s"].iloc[-1]) / 60,

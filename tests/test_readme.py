@@ -61,3 +61,19 @@ def test_provenance_reads_the_training_time_from_each_log(tmp_path):
     table = provenance(tmp_path, ["a", "b"]).set_index("run")
     assert list(table["training time (min)"]) == [1.0, 3.0]
     assert list(table["final held-out MSE"]) == [0.25] * 2 and list(table["steps"]) == [20] * 2
+
+
+def test_provenance_names_each_runs_initialisation_from_its_log(tmp_path):
+    import json
+
+    import pyarrow as pa
+
+    from affine_icl.data import write_parquet
+    from affine_icl.readme import provenance
+
+    log = pa.table({"step": [10], "heldout_mse": [0.5], "elapsed_s": [6.0]})
+    for run, model in (("old", {}), ("pt", {"init": "torch"})):
+        path = tmp_path / "runs" / run / "train_log.parquet"
+        write_parquet(log, path, {"run_config": json.dumps({"model": model})})
+    table = provenance(tmp_path, ["old", "pt"]).set_index("run")
+    assert list(table["init"]) == ["transformer_lens", "torch"]  # absent: the default

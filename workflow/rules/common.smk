@@ -1,9 +1,11 @@
 # Config validation and path helpers shared by every rule file.
 import functools
+import sys
 from dataclasses import asdict
 
 import yaml
 
+import affine_icl
 from affine_icl.config import (
     TRAINING_ARITHMETIC,
     DataConfig,
@@ -29,6 +31,16 @@ from affine_icl.tasks import label as task_label
 from affine_icl.tasks import population_key
 
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+# An editable install ties every clone that uses its virtual environment to the clone it was
+# made from: say so when the library imported is not this repository's.
+_LIBRARY = os.path.dirname(os.path.dirname(os.path.abspath(affine_icl.__file__)))
+if not os.path.samefile(_LIBRARY, os.path.dirname(os.path.abspath(workflow.basedir))):
+    print(
+        f"warning: affine_icl is imported from {_LIBRARY}, not from this repository "
+        f"({os.path.dirname(os.path.abspath(workflow.basedir))}): the jobs run that copy's "
+        "code; run `pip install -e .` here (or use this clone's own virtual environment)",
+        file=sys.stderr,
+    )
 # `--config train='{steps: 2000}'` arrives as strings: give them the schema's types.
 coerce_command_line(config, workflow.config_settings.config, SCHEMA)
 # A criterion from --configfile or --config replaces config.yaml's whole (Snakemake merges
