@@ -566,7 +566,8 @@ td small { display: block; font-size: .8em; }
 .fails { background: #ffcdd2; } .unknown { background: #e0e0e0; }
 .holds, .partial, .fails, .unknown { white-space: nowrap; }
 td.long { min-width: 16em; max-width: 32em; }
-td small { color: #555; }
+td small { color: #555; white-space: normal; }
+td.num small { min-width: 8em; max-width: 14em; margin-left: auto; }
 .badge { padding: .1em .5em; border-radius: .6em; margin-right: .4em; white-space: nowrap; }
 """
 
@@ -674,7 +675,9 @@ def to_html(
     columns = ["section", "claim_id", "claim", "paper", "measured", "chance", "effect", "verdict"]
     shown = table[columns].rename(columns={"claim_id": "id", "measured": "this run"})
     how = [
-        f"measured as: {m}; criterion: {c}"
+        "; ".join(
+            f"{label}: {text}" for label, text in (("measured as", m), ("criterion", c)) if text
+        )
         for m, c in zip(table["measured_as"].fillna(""), table["criterion"].fillna(""), strict=True)
     ]
     robust = table["robustness"] if "robustness" in table else pd.Series([""] * len(table))

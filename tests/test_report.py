@@ -205,3 +205,14 @@ def test_the_front_page_describes_what_was_trained_not_the_config_at_report_time
     )
     assert "1 of 1 run(s) depart from it" in text
     assert "Every run of this report follows it" not in text
+
+
+def test_claims_html_keeps_claim_and_verdict_in_view():
+    """The per-run table was 2,469 px wide in a 1,425 px frame: how a claim is measured and
+    its criterion now sit under the claim, not in two more columns after the verdict."""
+    table = claims([REPRODUCED, NOT_REPRODUCED])
+    page = to_html(table, "Claims")
+    head = re.findall(r"<th>([^<]+)</th>", page)
+    assert head[-1] == "verdict" and "measured as" not in head and "criterion" not in head
+    assert page.count("<small>criterion: &lt;= 0.0002</small>") == len(table)
+    assert "td.long { min-width: 16em; max-width: 32em; }" in page
