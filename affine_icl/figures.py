@@ -391,8 +391,9 @@ def _ov_scatter(ax, points: pd.DataFrame, fits: pd.DataFrame, reading: str) -> N
     )
     ax.set_xlabel(x_residual if source == "residual" else x_random)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{name}\none {source} vector (#{vector}), each dot a component d", fontsize=9)
-    _legend_below(ax)
+    ax.set_title(f"{name}\none {source} vector (#{vector}), each dot a component d", fontsize=11)
+    ax.locator_params(axis="x", nbins=6)  # small inputs (the vocab reading) crowd the ticks
+    _legend_below(ax, fontsize=10)
 
 
 def _by_source(fits: pd.DataFrame, column: str, how: str) -> str:
@@ -431,7 +432,7 @@ def plot_ov_regression(
     if "reading" not in points.columns:
         points = points.assign(reading="d_model")
     readings = list(dict.fromkeys(regressions["reading"]))
-    fig, axes = plt.subplots(len(readings), 3, figsize=(16, 5.4 * len(readings)), squeeze=False)
+    fig, axes = plt.subplots(len(readings), 3, figsize=(18, 6.2 * len(readings)), squeeze=False)
     for row, reading in zip(axes, readings, strict=True):
         fits = regressions[regressions["reading"] == reading]
         name = _OV_READINGS.get(reading, (reading,))[0]
@@ -473,19 +474,21 @@ def plot_ov_regression(
                 color="C3",
                 label=f"chance: components shuffled, 1/(n-1) = {chance:.3f}",
             )
-        row[1].set_title(f"{name}\nmean R²: {_by_source(fits, 'r2', 'mean')}", fontsize=9)
+        row[1].set_title(f"{name}\nmean R²: {_by_source(fits, 'r2', 'mean')}", fontsize=11)
         row[1].set_xlabel("R² of the per-vector fit (dashed: paper's means)")
-        _legend_below(row[1], ncol=2)
+        _legend_below(row[1], fontsize=10)
         if paper_slope is not None:
             row[2].axvspan(*paper_slope, color="k", alpha=0.1, label="paper's slope range")
-        row[2].set_title(f"{name}\nmedian slope: {_by_source(fits, 'slope', 'median')}", fontsize=9)
+        row[2].set_title(
+            f"{name}\nmedian slope: {_by_source(fits, 'slope', 'median')}", fontsize=11
+        )
         outside = int(((fits["slope"] < slopes[0]) | (fits["slope"] > slopes[1])).sum())
         row[2].set_xlim(*slopes)
         row[2].set_xlabel(
             "fitted slope per vector"
             + (f"\n({outside} of {len(fits)} outside the range shown)" if outside else "")
         )
-        _legend_below(row[2], ncol=2)
+        _legend_below(row[2], fontsize=10)
     _suptitle(fig, title)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # room for the title
     return fig
