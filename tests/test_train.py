@@ -42,6 +42,13 @@ def crash_at(step):
     return hook
 
 
+def crashed_at_21(cfg, eval_batches, root):
+    """Train ``cfg`` under ``root`` until a crash at step 21: its newest checkpoint is step 20's."""
+    with pytest.raises(Crash):
+        train(cfg, eval_batches, checkpoint_root=root, progress=False, on_step=crash_at(21))
+    return latest_checkpoint(checkpoint_dir(root, cfg))
+
+
 def test_masked_mse_ignores_early_positions():
     pred, target = torch.zeros(2, 5, 3), torch.zeros(2, 5, 3)
     target[:, :2] = 100.0  # positions 0, 1 are unpredictable and excluded
@@ -108,16 +115,8 @@ def test_nan_loss_stops_training_naming_the_step(tiny_run_cfg, eval_batches, tmp
 
 
 def test_foreign_or_truncated_checkpoint_is_refused(tiny_run_cfg, eval_batches, tmp_path):
-    with pytest.raises(Crash):
-        train(
-            tiny_run_cfg,
-            eval_batches,
-            checkpoint_root=tmp_path,
-            progress=False,
-            on_step=crash_at(21),
-        )
+    src = crashed_at_21(tiny_run_cfg, eval_batches, tmp_path)
     other = with_train(tiny_run_cfg, lr=5e-4)
-    src = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
     dst = checkpoint_dir(tmp_path, other) / src.name
     shutil.copytree(src, dst)
     with pytest.raises(CheckpointError, match=rf"checkpoint {dst} was written by config .*delete"):
@@ -303,15 +302,7 @@ def test_a_longer_run_continues_from_a_shorter_ones_end_to_the_same_weights(
 def test_a_damaged_checkpoint_is_refused_naming_the_file_and_what_is_wrong(
     tiny_run_cfg, eval_batches, tmp_path
 ):
-    with pytest.raises(Crash):
-        train(
-            tiny_run_cfg,
-            eval_batches,
-            checkpoint_root=tmp_path,
-            progress=False,
-            on_step=crash_at(21),
-        )
-    path = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
+    path = crashed_at_21(tiny_run_cfg, eval_batches, tmp_path)
     weights = path / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-3] ^= 0x01  # one bit of a tensor
@@ -334,15 +325,7 @@ def test_a_checkpoint_with_bad_tensors_is_refused_before_training_resumes(
     """Finite and complete, checked on resume (a checksum only says the file is as written)."""
     from affine_icl import checkpoints
 
-    with pytest.raises(Crash):
-        train(
-            tiny_run_cfg,
-            eval_batches,
-            checkpoint_root=tmp_path,
-            progress=False,
-            on_step=crash_at(21),
-        )
-    path = latest_checkpoint(checkpoint_dir(tmp_path, tiny_run_cfg))
+    path = crashed_at_21(tiny_run_cfg, eval_batches, tmp_path)
     weights = load_file(str(path / "model.safetensors"))
     state = torch.load(path / "state.pt", weights_only=True)
     if damage == "nan_weight":
@@ -361,14 +344,7 @@ def test_a_checkpoint_with_bad_tensors_is_refused_before_training_resumes(
 def test_an_empty_newer_checkpoint_says_deleting_it_resumes_from_the_one_before(
     tiny_run_cfg, eval_batches, tmp_path
 ):
-    with pytest.raises(Crash):
-        train(
-            tiny_run_cfg,
-            eval_batches,
-            checkpoint_root=tmp_path,
-            progress=False,
-            on_step=crash_at(21),
-        )
+    crashed_at_21(tiny_run_cfg, eval_batches, tmp_path)
     empty = checkpoint_dir(tmp_path, tiny_run_cfg) / "step-000000030"
     empty.mkdir()
     with pytest.raises(
