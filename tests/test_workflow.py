@@ -620,3 +620,17 @@ def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
     assert "results/sweep_demo/aggregate/atlas.csv" in text
     assert "results/sweep_demo/aggregate/claims.md" in text
     assert not re.search(r"results/(runs|aggregate)/", text)
+
+
+def test_configs_init_study_lists_ten_runs_under_two_inits_and_the_atlas(tree, tmp_path):
+    study = REPO / "configs" / "init_study.yaml"
+    proc = snakemake(tree, "--dry-run", directory=tmp_path, configfile=study, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", text.split("Job stats:")[1], flags=re.M))
+    assert counts["train"] == counts["claims_over_training"] == "10"
+    assert counts["atlas"] == counts["sweep_loss_curves"] == "1"
+    for init in ("transformerlens", "torch"):
+        for seed in range(5):
+            assert f"results/init_study/runs/init{init}-s{seed}/model.safetensors" in text
+    assert "results/init_study/aggregate/atlas.csv" in text
