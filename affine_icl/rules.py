@@ -159,14 +159,7 @@ def check_provenance(sm) -> None:
     cfg = run_config(sm.config, run)
     for name in TRAINED_INPUTS:
         if name in sm.input.keys():
-            have = _file_metadata(sm.input[name]).get("config_hash")
-            if have != cfg.hash():
-                raise StaleInput(
-                    f"{sm.input[name]} was made from a model trained under config {have}, but "
-                    f"run {run}'s config hashes to {cfg.hash()} now (a setting changed that "
-                    "Snakemake has no record of); retrain: snakemake --forcerun train -- "
-                    f"{sm.input[name]}"
-                )
+            check_trained(sm.input[name], cfg, run)
     if "snapshots" in sm.input.keys():
         for path in sorted(Path(sm.input.snapshots).glob("step-*.safetensors")):
             check_snapshot(path, cfg)
@@ -178,6 +171,18 @@ def check_provenance(sm) -> None:
                 f"now ({have} vs {cfg.data!r}); redraw it: snakemake --forcerun "
                 "generate_data generate_task_data"
             )
+
+
+def check_trained(path, cfg, run: str) -> None:
+    """Refuse a file made from run ``run``'s trained model (weights, folded weights, training
+    log) whose ``config_hash`` is not that of ``cfg``, the run's config now."""
+    have = _file_metadata(str(path)).get("config_hash")
+    if have != cfg.hash():
+        raise StaleInput(
+            f"{path} was made from a model trained under config {have}, but run {run}'s config "
+            f"hashes to {cfg.hash()} now (a setting changed that Snakemake has no record of); "
+            f"retrain: snakemake --forcerun train -- {path}"
+        )
 
 
 def check_snapshot(path, cfg) -> int:
