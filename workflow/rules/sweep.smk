@@ -55,5 +55,6 @@ rule sweep_loss_curves:
         runs=RUNS,
         values=SWEEP_VALUES,
         seeds={run: run_config(config, run).train.seed for run in RUNS},
+        paper=PAPER_VALUES,
     script:
         "../../scripts/sweep_loss_curves.py"
