@@ -162,10 +162,12 @@ def test_batched_runs_with_one_seed_or_colliding_rule_names_are_rejected():
     config = copy.deepcopy(DEFAULT)
     config["train_batched"] = True
     config["runs"] = [{"name": "a", "seed": 1}, {"name": "b", "seed": 1}]
-    with pytest.raises(ConfigError, match="runs 'a' and 'b' have the same settings and the same"):
+    same = "runs: 'a' and 'b' would train the same model"
+    with pytest.raises(ConfigError, match=same):
         validate_config(copy.deepcopy(config))
-    config["train_batched"] = False  # one after another, two runs of one seed are allowed
-    validate_config(copy.deepcopy(config))
+    config["train_batched"] = False  # one after another too: one model counted twice
+    with pytest.raises(ConfigError, match=same):
+        validate_config(copy.deepcopy(config))
     config["train_batched"] = True
     config["runs"] = [
         {"name": "x-y", "seed": 1},

@@ -87,12 +87,13 @@ def test_write_folded_keeps_the_runs_provenance(tmp_path, tiny_model_cfg):
     extra = {"config_hash": "abc123", "run_config": '{"seed": 1}', "step": "200"}
     save_weights(model.eval(), weights, extra=extra)
     folded, provenance = write_folded(weights, tmp_path / "folded.safetensors")
-    assert provenance == {"config_hash": "abc123", "run_config": '{"seed": 1}'}
+    from affine_icl.provenance import code_version
+
+    # the run's provenance, and the code that folded it (not the trainer's)
+    assert provenance == {"config_hash": "abc123", "run_config": '{"seed": 1}', **code_version()}
     meta = read_metadata(tmp_path / "folded.safetensors")
-    assert {k: meta[k] for k in ("config_hash", "run_config", "folded")} == {
-        **provenance,
-        "folded": FOLDING,
-    }
+    keys = ("config_hash", "run_config", "code_commit", "code_hash", "folded")
+    assert {k: meta[k] for k in keys} == {**provenance, "folded": FOLDING}
     assert "step" not in meta
     again = load_model(tmp_path / "folded.safetensors")
     assert again.cfg.normalization_type == "LNPre"
