@@ -128,7 +128,10 @@ def test_least_squares_is_the_plain_fit_where_it_is_easy_to_check():
 
 def _config(**runs):
     config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-    config["runs"] = [{"name": name, "seed": 0, **entry} for name, entry in runs.items()]
+    # one seed each: two runs of one model are refused (lin_a and lin_b share their settings)
+    config["runs"] = [
+        {"name": name, "seed": i, **entry} for i, (name, entry) in enumerate(runs.items())
+    ]
     validate_config(config)
     return config
 

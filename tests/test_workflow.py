@@ -383,7 +383,7 @@ def test_report_lists_claims_as_html_then_every_figure_in_paper_order(built, tre
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = zip_report(longer)[2]
     assert "200 steps trained" in page and "5,000 steps" not in page
-    assert "commit " in page and "library source hash" in page
+    assert "<strong>Code:</strong> commit " in page and "library source" in page
 
 
 def test_nothing_left_to_do_after_a_build(built, tree):
