@@ -606,12 +606,18 @@ def test_configs_tasks_yaml_schedules_the_baselines_and_across_tasks(tree, tmp_p
     assert "results/tasks/aggregate/across_tasks.png" in proc.stdout + proc.stderr
 
 
-def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
-    demo = REPO / "configs" / "sweep_demo.yaml"
-    proc = snakemake(tree, "--dry-run", directory=tmp_path, configfile=demo, timeout=300)
+def planned_config(tree, directory, name) -> tuple[str, dict[str, str]]:
+    """A dry run of ``configs/<name>``: its output and the job count of each rule."""
+    path = REPO / "configs" / name
+    proc = snakemake(tree, "--dry-run", directory=directory, configfile=path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", text.split("Job stats:")[1], flags=re.M))
+    stats = text.split("Job stats:")[1]
+    return text, dict(re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M))
+
+
+def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
+    text, counts = planned_config(tree, tmp_path, "sweep_demo.yaml")
     assert counts["train"] == counts["claims"] == "8" and counts["atlas"] == "1"
     assert counts["sweep_loss_curves"] == "1"
     # a sweep keeps its runs and across-runs figures apart from the paper's (config `results`)
@@ -623,11 +629,7 @@ def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
 
 
 def test_configs_init_study_lists_ten_runs_under_two_inits_and_the_atlas(tree, tmp_path):
-    study = REPO / "configs" / "init_study.yaml"
-    proc = snakemake(tree, "--dry-run", directory=tmp_path, configfile=study, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout + proc.stderr
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", text.split("Job stats:")[1], flags=re.M))
+    text, counts = planned_config(tree, tmp_path, "init_study.yaml")
     assert counts["train"] == counts["claims_over_training"] == "10"
     assert counts["atlas"] == counts["sweep_loss_curves"] == "1"
     for init in ("transformerlens", "torch"):
