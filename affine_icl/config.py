@@ -256,12 +256,16 @@ def run_config(config: Mapping[str, Any], run: str) -> RunConfig:
 
 
 def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
-    """Run names grouped by everything but the seed, in ``runs`` order: each group can train
-    as one stacked model."""
+    """Run names grouped by everything but what decides only their initial weights (the seed
+    and ``model.init``), in ``runs`` order: each group can train as one stacked model."""
     groups: dict[str, list[str]] = {}
     for entry in config["runs"]:
         cfg = run_config(config, entry["name"])
-        everything = {**cfg.to_dict(), "train": {**asdict(cfg.train), "seed": 0}}
+        everything = {
+            **cfg.to_dict(),
+            "model": {**asdict(cfg.model), "init": None},
+            "train": {**asdict(cfg.train), "seed": 0},
+        }
         key = json.dumps(everything, sort_keys=True, default=list)
         groups.setdefault(key, []).append(entry["name"])
     return list(groups.values())

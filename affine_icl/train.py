@@ -173,25 +173,35 @@ def graph_mode(setting: str, capture: bool | None, device: torch.device) -> str:
 
 
 def check_batchable(cfgs: list[RunConfig]) -> None:
-    """Runs train together only when they differ in nothing but the seed."""
+    """Runs train together only when they differ in nothing but what decides their initial
+    weights: the seed and ``model.init`` (the forward, data schedule and update are shared
+    arithmetic; each run's data and initial weights depend only on its own settings)."""
     if not cfgs:
         raise ValueError("no runs to train")
-    first = cfgs[0].to_dict()
-    first["train"].pop("seed")
+
+    def shared(cfg: RunConfig) -> dict:
+        settings = cfg.to_dict()
+        settings["train"].pop("seed")
+        settings["model"] = {**asdict(cfg.model), "init": None}
+        return settings
+
+    first = shared(cfgs[0])
     for cfg in cfgs[1:]:
-        other = cfg.to_dict()
-        other["train"].pop("seed")
+        other = shared(cfg)
         for section, values in first.items():
             for key, value in values.items():
                 if other[section][key] != value:
                     raise ValueError(
                         f"runs with seeds {cfgs[0].train.seed} and {cfg.train.seed} differ in "
                         f"{section}.{key} ({value!r} vs {other[section][key]!r}); only runs that "
-                        "differ in nothing but the seed can train batched"
+                        "differ in nothing but the seed and model.init can train batched"
                     )
-    seeds = [c.train.seed for c in cfgs]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"batched runs need distinct seeds, got {seeds}")
+    starts = [(c.train.seed, c.model.init) for c in cfgs]
+    if len(set(starts)) != len(starts):
+        raise ValueError(
+            f"batched runs need distinct (seed, model.init) pairs, got {starts}: two would be "
+            "the same run"
+        )
 
 
 # --------------------------------------------------------------------------- the loop's parts
@@ -378,10 +388,11 @@ def _interrupted(
 
 
 class Trainer:
-    """Trains K runs that differ only in their seed as one stacked model (K = 1: one run).
+    """Trains K runs that differ only in their seed and ``model.init`` as one stacked model
+    (K = 1: one run).
 
     Each run is the same as when trained alone, within float tolerance: its initial weights,
-    data and AdamW update depend only on its own seed (the stacked forward, the padded loss
+    data and AdamW update depend only on its own seed and init (the stacked forward, the padded loss
     and the stacked optimizer are exact reformulations; ``tests/test_stacked.py``).
 
     ``train.cuda_graphs`` (``auto``, the default: on CUDA) records the whole step (forward,
@@ -408,7 +419,7 @@ class Trainer:
         cfg = cfgs[0]
         self.mcfg, self.tcfg = cfg.model, cfg.train
         models = [
-            VectorTransformer(cfg.model).init_weights(torch.Generator().manual_seed(c.train.seed))
+            VectorTransformer(c.model).init_weights(torch.Generator().manual_seed(c.train.seed))
             for c in cfgs
         ]
         stacked_weights = stack_state_dicts([m.state_dict() for m in models], cfg.model)
@@ -567,7 +578,7 @@ class Trainer:
 
     def result(self, k: int) -> RunResult:
         """Run ``k`` as it is now."""
-        model = VectorTransformer(self.mcfg).to(self.device)
+        model = VectorTransformer(self.cfgs[k].model).to(self.device)
         model.load_state_dict(self.run_weights(k), strict=True)
         snapshots = {}
         if self.roots is not None:
@@ -614,7 +625,7 @@ class Trainer:
             write_snapshot(
                 snapshot_dir(root, cfg),
                 self.run_weights(k),
-                {"model_config": json.dumps(asdict(self.mcfg)), **provenance(cfg)},
+                {"model_config": json.dumps(asdict(cfg.model)), **provenance(cfg)},
                 self.step,
             )
             for k, (root, cfg) in enumerate(zip(roots, self.cfgs, strict=True))
@@ -653,7 +664,8 @@ def train_runs(
     on_step: Callable[[int], None] | None = None,
     capture: bool | None = None,
 ) -> list[RunResult]:
-    """Train (or resume) runs that differ only in their seed, batched as one stacked model
+    """Train (or resume) runs that differ only in their seed and ``model.init``, batched as one
+    stacked model
     (``progress``, ``status``, ``label``: :meth:`Trainer.run`)."""
     trainer = Trainer(cfgs, device, capture=capture)
     return trainer.run(

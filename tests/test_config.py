@@ -140,6 +140,9 @@ def test_run_overrides_change_their_run_only():
     assert (a.model.d_mlp, a.train.steps) == (c.model.d_mlp, c.train.steps) == (3072, 100_000)
     assert config["runs"][1]["model"] == {"d_mlp": 1024}  # no defaults filled into an override
     assert batch_groups(config) == [["a", "c"], ["wide"]]
+    # model.init decides only the initial weights: runs that differ in it train together
+    config["runs"][2]["model"] = {"init": "torch"}
+    assert batch_groups(validated(config)) == [["a", "c"], ["wide"]]
 
 
 def test_d_model_need_not_equal_heads_times_d_head():

@@ -5,6 +5,8 @@ pin the two together: same outputs, exact layout round trips, padding that chang
 and K seeds trained together equal to each seed trained alone.
 """
 
+import dataclasses
+import json
 import re
 import shutil
 
@@ -12,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from conftest import tiny_cfg, with_train
 
 from affine_icl import stacked
@@ -189,8 +192,31 @@ def test_batched_run_resumes_to_identical_weights_and_refuses_mixed_steps(eval_b
 def test_runs_that_differ_beyond_the_seed_are_not_batched(eval_batches):
     with pytest.raises(ValueError, match=r"differ in train.lr \(0.001 vs 0.01\)"):
         Trainer([CFG, with_train(CFG, seed=9, lr=0.01)])
-    with pytest.raises(ValueError, match="distinct seeds"):
+    with pytest.raises(ValueError, match=r"distinct \(seed, model.init\) pairs"):
         Trainer([CFG, CFG])
+
+
+def with_init(cfg, init):
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init=init))
+
+
+def test_runs_that_differ_in_seed_and_init_train_batched_as_each_alone(eval_batches, tmp_path):
+    """model.init decides only the initial weights, so one stacked model can hold both inits
+    (the init study's ten runs as one group on a GPU); the same seed under two inits is two runs
+    with the same data."""
+    cfgs = [
+        with_init(with_train(CFG, steps=30, snapshot_every=30, seed=s), init)
+        for s, init in ((3, "torch"), (3, "transformer_lens"), (0, "torch"))
+    ]
+    roots = [tmp_path / str(k) for k in range(len(cfgs))]
+    batched = train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False)
+    for cfg, result, root in zip(cfgs, batched, roots, strict=True):
+        assert result.model.cfg.init == cfg.model.init
+        assert_same_run(train(cfg, eval_batches, progress=False), result, eval_batches)
+        (snapshot,) = result.snapshots.values()
+        with safe_open(snapshot, "pt") as f:
+            assert json.loads(f.metadata()["model_config"])["init"] == cfg.model.init
+    assert not torch.allclose(batched[0].model.W_E, batched[1].model.W_E)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A sweep trained on a GPU node and analysed on its cores, in one device call (issue 26, 31):
+#
+#   bash bench/gpu_study.sh CONFIGFILE RESULTS DEADLINE_S [RUN ...]
+#
+# e.g. bash bench/gpu_study.sh configs/init_study.yaml results/init_study 540 inittorch-s0
+#
+#   env       python3 with the wheels in .whl installed in /tmp/site (bash bench/gpu_wheels.sh
+#             here; the call carries .whl), the project from PYTHONPATH
+#   snakemake $GPU_STUDY_TARGETS (default: atlas sweep_loss_curves) with train_batched (the
+#             sweep's runs that differ only in seed and model.init train as one stacked model),
+#             checkpoints every 10,000 steps (not a weight setting), --keep-going, stopped at
+#             DEADLINE_S seconds after the start: a stopped trainer checkpoints, and the same
+#             command in a second call on the still-warm machine continues from there
+#   $OUT      results.tar.gz[.part-*]: every file under RESULTS smaller than 4 MiB (logs, train
+#             logs, claims, tables, figures; no weights, optimizer state or checkpoints), split in
+#             15 MiB parts; RUN.safetensors: the final weights of each RUN named (12.7 MB each at
+#             the protocol: five fit beside the tar in one call's 64 MiB); study.log
+set -u
+cd "$(dirname "$0")/.." || exit 1
+[ $# -ge 3 ] || { echo "usage: bash bench/gpu_study.sh CONFIGFILE RESULTS DEADLINE_S [RUN ...]" >&2; exit 2; }
+CONFIG=$1 RESULTS=$2 DEADLINE=$3
+shift 3
+START=$(date +%s)
+OUT=${OUT:-results/bench/gpu_study}
+mkdir -p "$OUT"
+LOG=$OUT/study.log
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+say() { echo "[$(($(date +%s) - START)) s] $*" | tee -a "$LOG"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$LOG"
+if compgen -G ".whl/*.whl" >/dev/null && ! python3 -c "import snakemake, transformer_lens" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl 2>&1 | tail -3 | tee -a "$LOG"
+    export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+python3 -c "import torch, snakemake, transformer_lens; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
+say "environment ready"
+
+left=$((START + DEADLINE - $(date +%s)))
+say "snakemake ${GPU_STUDY_TARGETS:-atlas sweep_loss_curves}, at most $left s"
+# SIGTERM first (the trainer checkpoints), SIGKILL 20 s later
+timeout --kill-after=20 "$left" python3 -m snakemake --snakefile workflow/Snakefile \
+    --cores "$(nproc)" --configfile "$CONFIG" --keep-going --rerun-incomplete \
+    --config train_batched=True 'train={checkpoint_every: 10000}' \
+    -- ${GPU_STUDY_TARGETS:-atlas sweep_loss_curves} >>"$LOG" 2>&1
+say "snakemake exit $?"
+grep -E "^train \S+: step|final held-out MSE|steps \(.*\) done$|Error in rule|Exiting because" "$LOG" | tail -25
+
+# what comes back: the small files, and the final weights of the runs named
+(cd "$(dirname "$RESULTS")" && find "$(basename "$RESULTS")" -type f -size -4M \
+    ! -name '*.safetensors' ! -name '*.pt' ! -path '*/checkpoints/*' -print0 |
+    tar --null -czf "$OUT/results.tar.gz" -T -)
+if [ "$(stat -c %s "$OUT/results.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then
+    split -b 15M -d "$OUT/results.tar.gz" "$OUT/results.tar.gz.part-" && rm "$OUT/results.tar.gz"
+fi
+for run in "$@"; do
+    weights=$RESULTS/runs/$run/model.safetensors
+    if [ -f "$weights" ]; then cp "$weights" "$OUT/$run.safetensors"; else say "no weights for $run yet"; fi
+done
+ls -la "$OUT" | tee -a "$LOG"
+say "done"
