@@ -136,9 +136,10 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, the data section as :meth:`DataConfig.identity` gives it and
-        ``model.init`` only where it is not the default (so hashes predate the setting)."""
+        ``model.init`` only where it is not :data:`UNHASHED_INIT` (so the hashes of runs
+        trained before the setting existed stay what they were, whatever the default)."""
         d = {**asdict(self), "data": self.data.identity()}
-        if self.model.init == ModelConfig.init:
+        if self.model.init == UNHASHED_INIT:
             del d["model"]["init"]
         return d
 
@@ -174,6 +175,11 @@ class RunConfig:
 def _digest(settings: Mapping[str, Any]) -> str:
     blob = json.dumps(settings, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: The ``model.init`` every run was trained with before the setting existed: left out of the
+#: hashed settings (:meth:`RunConfig.to_dict`), so those runs keep their hashes and files.
+UNHASHED_INIT = "transformer_lens"
 
 
 #: Version of the training arithmetic: the forward and loss of :mod:`affine_icl.stacked`, the

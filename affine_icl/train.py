@@ -6,8 +6,8 @@ MSE between outputs and next terms from output index ``train.loss_from_index`` o
 predicts ``a_3``, the first term that is determined by the ones before it). Losses stay on the
 device between log rows, so a step never waits for the host.
 
-:class:`Trainer` trains one run, or K runs that differ only in their seed as one stacked model
-(:mod:`affine_icl.stacked`); each run's result is the same, within float tolerance, however it
+:class:`Trainer` trains one run, or K runs that differ only in their seed and ``model.init`` as
+one stacked model (:mod:`affine_icl.stacked`); each run's result is the same, within float tolerance, however it
 was batched. Its loop, :meth:`Trainer.run`, reads top to bottom: take a step
 (:mod:`affine_icl.steps`: eager, or on CUDA recorded once as a CUDA graph, checked against an
 eager step and replayed; ``train.cuda_graphs``, :func:`graph_mode`), add

@@ -1,5 +1,5 @@
-"""Rules train / train_<runs>: one run, or runs that differ only in their seed batched, with the
-paper's protocol, resuming from their last checkpoints."""
+"""Rules train / train_<runs>: one run, or runs that differ only in their seed and model.init
+batched, with the paper's protocol, resuming from their last checkpoints."""
 
 import sys
 

@@ -77,3 +77,34 @@ def test_provenance_names_each_runs_initialisation_from_its_log(tmp_path):
         write_parquet(log, path, {"run_config": json.dumps({"model": model})})
     table = provenance(tmp_path, ["old", "pt"]).set_index("run")
     assert list(table["init"]) == ["transformer_lens", "torch"]  # absent: the default
+
+
+def test_runs_aggregates_the_named_runs_of_a_sweep_only(tmp_path):
+    """--runs: one setting of a sweep (five seeds of one init), aggregated from the runs' own
+    claims, as the aggregate_claims rule would; the other runs stay out."""
+    from affine_icl.readme import START, END, main
+
+    claim = {
+        "claim_id": "final_mse",
+        "section": "4.1",
+        "claim": "MSE",
+        "paper": "1e-4",
+        "measured_as": "",
+        "criterion": "",
+        "robustness": "robust",
+    }
+    verdicts = {"a": "reproduced", "b": "not reproduced", "other": "reproduced"}
+    for run, verdict in verdicts.items():
+        d = tmp_path / "runs" / run
+        d.mkdir(parents=True)
+        pd.DataFrame([{**claim, "measured": 1e-4, "verdict": verdict}]).to_csv(
+            d / "claims.csv", index=False
+        )
+        log = {"step": [100], "heldout_mse": [1e-4], "elapsed_s": [60.0]}
+        pd.DataFrame(log).to_parquet(d / "train_log.parquet")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\n")
+    main(["--results", str(tmp_path), "--readme", str(readme), "--machine", "m", "--runs", "a", "b"])
+    text = readme.read_text()
+    assert "the claims of `a`, `b` in" in text and "(2 run(s), machine: m)" in text
+    assert "holds in 1 of 2 runs" in text and "other" not in text and "\nold\n" not in text

@@ -140,7 +140,7 @@ def trained(kind, run="{run}"):
 
 def train_groups():
     """The training jobs' run groups: ``[None]`` (one rule with a {run} wildcard), or with
-    `train_batched` the groups of runs that differ only in their seed."""
+    `train_batched` the groups of runs that differ only in their seed and model.init."""
     return batch_groups(config) if config["train_batched"] else [None]
 
 

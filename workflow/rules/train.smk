@@ -1,8 +1,8 @@
 # One rule `train` with a {run} wildcard, or with `train_batched` one rule per group of runs that
-# differ only in their seed (`train_<runs>`, trained as one stacked model). Both are this one
-# definition, so their recorded code is the same, and a one-run group has the same outputs and
-# params as the per-run rule: switching `train_batched` on a trained one-run config retrains
-# nothing.
+# differ only in their seed and model.init (`train_<runs>`, trained as one stacked model). Both
+# are this one definition, so their recorded code is the same, and a one-run group has the same
+# outputs and params as the per-run rule: switching `train_batched` on a trained one-run config
+# retrains nothing.
 for group in train_groups():
 
     rule:
