@@ -7,8 +7,8 @@ predicts ``a_3``, the first term that is determined by the ones before it). Loss
 device between log rows, so a step never waits for the host.
 
 :class:`Trainer` trains one run, or K runs that differ only in their seed and ``model.init`` as
-one stacked model (:mod:`affine_icl.stacked`); each run's result is the same, within float tolerance, however it
-was batched. Its loop, :meth:`Trainer.run`, reads top to bottom: take a step
+one stacked model (:mod:`affine_icl.stacked`); each run's result is the same, within float
+tolerance, however it was batched. Its loop, :meth:`Trainer.run`, reads top to bottom: take a step
 (:mod:`affine_icl.steps`: eager, or on CUDA recorded once as a CUDA graph, checked against an
 eager step and replayed; ``train.cuda_graphs``, :func:`graph_mode`), add
 the K losses to the :class:`LossWindow`, write a log row (and evaluate) at log boundaries,

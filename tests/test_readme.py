@@ -82,7 +82,7 @@ def test_provenance_names_each_runs_initialisation_from_its_log(tmp_path):
 def test_runs_aggregates_the_named_runs_of_a_sweep_only(tmp_path):
     """--runs: one setting of a sweep (five seeds of one init), aggregated from the runs' own
     claims, as the aggregate_claims rule would; the other runs stay out."""
-    from affine_icl.readme import START, END, main
+    from affine_icl.readme import END, START, main
 
     claim = {
         "claim_id": "final_mse",
@@ -104,7 +104,9 @@ def test_runs_aggregates_the_named_runs_of_a_sweep_only(tmp_path):
         pd.DataFrame(log).to_parquet(d / "train_log.parquet")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\n")
-    main(["--results", str(tmp_path), "--readme", str(readme), "--machine", "m", "--runs", "a", "b"])
+    main(
+        ["--results", str(tmp_path), "--readme", str(readme), "--machine", "m", "--runs", "a", "b"]
+    )
     text = readme.read_text()
     assert "the claims of `a`, `b` in" in text and "(2 run(s), machine: m)" in text
     assert "holds in 1 of 2 runs" in text and "other" not in text and "\nold\n" not in text

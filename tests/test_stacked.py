@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from conftest import tiny_cfg, with_train
+from safetensors import safe_open
 
 from affine_icl import stacked
 from affine_icl import train as train_module
@@ -210,7 +210,7 @@ def test_runs_that_differ_in_seed_and_init_train_batched_as_each_alone(eval_batc
     ]
     roots = [tmp_path / str(k) for k in range(len(cfgs))]
     batched = train_runs(cfgs, eval_batches, checkpoint_roots=roots, progress=False)
-    for cfg, result, root in zip(cfgs, batched, roots, strict=True):
+    for cfg, result in zip(cfgs, batched, strict=True):
         assert result.model.cfg.init == cfg.model.init
         assert_same_run(train(cfg, eval_batches, progress=False), result, eval_batches)
         (snapshot,) = result.snapshots.values()
