@@ -14,7 +14,14 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .claims import CLAIMS
+from .claims import (
+    CLAIMS,
+    DIFFERS,
+    NOT_APPLICABLE,
+    NOT_MEASURABLE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+)
 from .paper import PAPER_CLAIMS
 
 #: Claims whose ``chance`` column is in the units of their measurement (drawn beside it).
@@ -52,6 +59,47 @@ def atlas_table(
     point = [*next(iter(settings.values()), {}), "claim_id"]  # one grid point's seeds
     table["seeds_verdict"] = table.groupby(point, sort=False)["verdict"].transform(majority_verdict)
     return table
+
+
+def verdicts_by_setting(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Each claim at each grid point of an :func:`atlas_table`, its seeds pooled: one row per
+    (setting, claim) with the ``setting`` label (:func:`setting_label`), the claim's id and
+    section, ``runs``, ``reproduced`` (how many runs' verdict is reproduced), ``verdicts`` (each
+    verdict with its count, most first, ties in the order of :data:`VERDICT_ORDER`), the
+    median, lowest and highest measurement, and ``differs``: whether the claim's verdicts are
+    not in the same shares at every grid point (the claims a swept setting changes)."""
+    rows = []
+    for keys, group in table.groupby([*axes, "claim_id"], sort=False):
+        *values, claim_id = keys
+        counts = group["verdict"].value_counts()
+        counts = counts.iloc[
+            sorted(range(len(counts)), key=lambda i: (-counts.iloc[i], _rank(counts.index[i])))
+        ]
+        rows.append(
+            {
+                "setting": setting_label(dict(zip(axes, values, strict=True))),
+                "claim_id": claim_id,
+                "section": group["section"].iloc[0],
+                "runs": len(group),
+                "reproduced": int((group["verdict"] == REPRODUCED).sum()),
+                "verdicts": ", ".join(f"{verdict} {n}" for verdict, n in counts.items()),
+                "median": group["measured"].median(),
+                "min": group["measured"].min(),
+                "max": group["measured"].max(),
+                "_shares": tuple(sorted((counts / len(group)).round(9).items())),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["differs"] = out.groupby("claim_id")["_shares"].transform("nunique") > 1
+    return out.drop(columns="_shares")
+
+
+#: The order in which tied verdict counts are listed.
+VERDICT_ORDER = (REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_MEASURABLE, NOT_APPLICABLE)
+
+
+def _rank(verdict: str) -> int:
+    return VERDICT_ORDER.index(verdict) if verdict in VERDICT_ORDER else len(VERDICT_ORDER)
 
 
 #: The seeds' verdict at a setting where two verdicts tie for most.

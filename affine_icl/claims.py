@@ -575,9 +575,12 @@ td.num small { min-width: 8em; max-width: 14em; margin-left: auto; }
 def protocol_differences(run: RunConfig) -> list[str]:
     """Where a run's weight settings depart from the paper's protocol (:class:`RunConfig`'s
     defaults, as in config.yaml), as ``"train.steps = 200 (paper: 100000)"``; the seed and the
-    logging cadence do not count."""
+    logging cadence do not count. ``model.init``, which the paper does not state, is named
+    against the default: ``"model.init = transformer_lens (default: torch; the paper does not
+    say)"``."""
     protocol = RunConfig()
     paper, ran = protocol.weights_dict(), run.weights_dict()
+    ran["model"].setdefault("init", run.model.init)  # left out of the hashed settings
     differences = []
     for section, values in ran.items():
         if not isinstance(values, dict):  # training_arithmetic: code, not a setting
@@ -586,8 +589,14 @@ def protocol_differences(run: RunConfig) -> list[str]:
             # a setting the protocol's dict leaves out (model.init, a task's order) is the
             # protocol's default
             expected = paper[section].get(key, getattr(getattr(protocol, section), key))
-            if key != "seed" and value != expected:
-                differences.append(f"{section}.{key} = {_plain(value)} (paper: {_plain(expected)})")
+            if key == "seed" or value == expected:
+                continue
+            source = (
+                f"default: {_plain(expected)}; the paper does not say"
+                if f"{section}.{key}" == "model.init"
+                else f"paper: {_plain(expected)}"
+            )
+            differences.append(f"{section}.{key} = {_plain(value)} ({source})")
     return differences
 
 

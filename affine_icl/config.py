@@ -76,8 +76,9 @@ class ModelConfig:
     normalization_type: str = "LN"  # "LN" (trained) or "LNPre" (after folding)
     eps: float = 1e-5
     # How the weights are drawn before training (:meth:`VectorTransformer.init_weights`):
-    # "transformer_lens" (the authors' stock HookedTransformer) or "torch" (nn.Linear defaults).
-    init: str = "transformer_lens"
+    # "torch" (nn.Linear defaults: the paper's final MSE, README "Initialisation") or
+    # "transformer_lens" (the authors' stock HookedTransformer; the default before 2026-12-04).
+    init: str = "torch"
     # Constants TransformerLens' weight processing and ActivationCache look up on cfg.
     positional_embedding_type: str = "standard"
     attn_only: bool = False
@@ -127,10 +128,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> RunConfig:
-        """The inverse of :meth:`to_dict` (the ``run_config`` a weights file records)."""
+        """The inverse of :meth:`to_dict` (the ``run_config`` a weights file records): a model
+        section without ``init`` is :data:`UNHASHED_INIT`, whatever the default."""
         return cls(
             data=_build(DataConfig, settings.get("data")),
-            model=_build(ModelConfig, settings.get("model")),
+            model=_build(ModelConfig, {"init": UNHASHED_INIT, **(settings.get("model") or {})}),
             train=_build(TrainConfig, settings.get("train")),
         )
 
@@ -319,9 +321,11 @@ def weights_settings(config: Mapping[str, Any], runs: list[str]) -> dict[str, An
     where the runs agree, ``{run: value}`` where they differ (the seed). For one run, the same
     whether it trains alone or batched, so switching ``train_batched`` retrains nothing."""
     per_run = {run: flat_settings(run_config(config, run).weights_dict()) for run in runs}
+    # every key any run has (a model.init of UNHASHED_INIT is left out of its run's settings)
+    keys = dict.fromkeys(key for settings in per_run.values() for key in settings)
     settings = {}
-    for key in per_run[runs[0]]:
-        values = {run: per_run[run][key] for run in runs}
+    for key in keys:
+        values = {run: per_run[run].get(key) for run in runs}
         distinct = list(values.values())
         settings[key] = distinct[0] if all(v == distinct[0] for v in distinct) else values
     return settings

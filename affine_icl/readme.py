@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from .aggregate import aggregate_claims, verdict_settled_since
 from .claims import to_markdown
-from .config import ModelConfig
+from .config import UNHASHED_INIT
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -43,8 +43,9 @@ def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
         rows.append(
             {
                 "run": run,
-                # the run's initialisation (README "Initialisation"); absent: the default
-                "init": model.get("init", ModelConfig.init),
+                # the run's initialisation (README "Initialisation"); absent: the init of
+                # every run before the setting existed, which stays out of the hashes
+                "init": model.get("init", UNHASHED_INIT),
                 "steps": int(log["step"].iloc[-1]),
                 "final held-out MSE": float(log["heldout_mse"].dropna().iloc[-1]),
                 "training time (min)": float(log["elapsed_s"].iloc[-1]) / 60,

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.atlas import atlas_table
+from affine_icl.atlas import atlas_table, verdicts_by_setting
 from affine_icl.figures import plot_atlas, plot_not_applicable, save_figure
 from affine_icl.rules import rule_log
 
@@ -17,6 +17,7 @@ with rule_log(sm.log[0]):
     claims = {run: pd.read_csv(path) for run, path in zip(runs, sm.input.claims, strict=True)}
     table = atlas_table(claims, sm.params.values, sm.params.seeds)
     table.to_csv(sm.output.table, index=False)
+    verdicts_by_setting(table, axes).to_csv(sm.output.by_setting, index=False)
     for section, png in zip(sm.params.sections, sm.output.figures, strict=True):
         part = table[table["section"] == section]
         if part.empty:  # the future-work claims of task families none of these runs has

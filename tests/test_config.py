@@ -9,6 +9,7 @@ from conftest import REPO, dry_run
 
 from affine_icl.config import (
     ConfigError,
+    ModelConfig,
     RunConfig,
     TrainConfig,
     batch_groups,
@@ -309,14 +310,19 @@ def test_snakemake_gives_each_job_its_rules_resources_from_config(tmp_path):
         dry_run(tmp_path, "--configfile", tiny, "--config", "resources={fig07: {mem_mb: 1}}")
 
 
-def test_model_init_keys_the_weights_only_when_it_is_not_the_default():
-    runs = [{"name": "tl", "seed": 0}, {"name": "pt", "seed": 0, "model": {"init": "torch"}}]
+def test_model_init_keys_the_weights_unless_it_is_the_init_of_every_earlier_run():
+    runs = [
+        {"name": "tl", "seed": 0, "model": {"init": "transformer_lens"}},
+        {"name": "pt", "seed": 0},
+    ]
     config = validated({"runs": runs})
     tl, pt = run_config(config, "tl"), run_config(config, "pt")
-    assert tl.model.init == "transformer_lens" and pt.model.init == "torch"
-    # the default's hash is the one every run had before the setting existed
+    assert tl.model.init == "transformer_lens" and pt.model.init == "torch"  # torch: the default
+    # transformer_lens keeps the hash every run had before the setting existed
     assert tl.hash() == "7348de03a261092c" and "init" not in tl.weights_dict()["model"]
     assert pt.hash() != tl.hash() and pt.weights_dict()["model"]["init"] == "torch"
+    # a recorded run_config reads back as the run, the init left out of it included
+    assert RunConfig.from_dict(tl.to_dict()) == tl and RunConfig.from_dict(pt.to_dict()) == pt
     with pytest.raises(ConfigError, match=r"^invalid config: model.init: 'xavier' is not one of"):
         validated({"model.init": "xavier"})
 
@@ -324,7 +330,7 @@ def test_model_init_keys_the_weights_only_when_it_is_not_the_default():
 def test_training_arithmetic_version_keys_every_run_from_version_2(monkeypatch):
     import affine_icl.config as config_module
 
-    cfg = RunConfig()
+    cfg = RunConfig(model=ModelConfig(init="transformer_lens"))
     assert config_module.TRAINING_ARITHMETIC == 1 and cfg.hash() == "7348de03a261092c"
     monkeypatch.setattr(config_module, "TRAINING_ARITHMETIC", 2)
     assert cfg.weights_dict()["training_arithmetic"] == 2

@@ -91,7 +91,7 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
     from matplotlib.collections import PathCollection
     from matplotlib.colors import to_rgba
 
-    from affine_icl.atlas import SEEDS_DISAGREE, atlas_table
+    from affine_icl.atlas import SEEDS_DISAGREE, atlas_table, verdicts_by_setting
     from affine_icl.figures import ATLAS_COLOURS, plot_atlas
 
     runs = {  # width 64: a 1-1 tie; width 128: 2 of 3 seeds reproduce
@@ -126,6 +126,18 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
 
     assert chance_marks(fig.axes[2]) == [0.61, 0.61]  # the share panel, one dash per width
     assert all(y != y for y in chance_marks(fig.axes[1]))  # the head count: none (NaN)
+
+    pooled = verdicts_by_setting(table, ["model.d_model"]).set_index(["setting", "claim_id"])
+    at64, at128 = (
+        pooled.loc["model.d_model=64", "final_mse"],
+        pooled.loc["model.d_model=128", "final_mse"],
+    )
+    assert (at64["runs"], at64["reproduced"], at128["runs"], at128["reproduced"]) == (2, 1, 3, 2)
+    assert at64["verdicts"] == "reproduced 1, not reproduced 1"  # a tie: reproduced first
+    assert at128["verdicts"] == "reproduced 2, not reproduced 1"
+    assert (at128["median"], at128["min"], at128["max"]) == (2.0, 1.0, 6.0)
+    assert at64["differs"] and at128["differs"]  # 1 of 2 vs 2 of 3
+    assert not pooled["differs"][:, "layer0_previous_token_heads"].any()  # all reproduced
 
 
 def test_sweep_loss_curves_group_runs_by_setting_and_take_each_runs_last_step(tmp_path):

@@ -7,6 +7,7 @@ rule atlas:
         claims=expand(f"{RESULTS}/runs/{{run}}/claims.csv", run=RUNS),
     output:
         table=f"{RESULTS}/aggregate/atlas.csv",
+        by_setting=f"{RESULTS}/aggregate/atlas_by_setting.csv",
         figures=[atlas_figure(section) for section in SECTIONS],
     log:
         log_path("aggregate/atlas", run=None),
