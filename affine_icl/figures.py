@@ -1193,9 +1193,9 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
     value has no point there (said in the panel)."""
     claims = list(dict.fromkeys(table["claim_id"]))
     height = 2.6 * len(claims) + 2.0  # inches: the panels, the title above, the legend below
-    fig, grid = plt.subplots(
-        len(claims), len(axes), figsize=(4.2 * len(axes) + 1, height), squeeze=False
-    )
+    # wide enough for the legend's row and a title of a few lines, even with one setting
+    width = max(4.2 * len(axes) + 1, 8.0)
+    fig, grid = plt.subplots(len(claims), len(axes), figsize=(width, height), squeeze=False)
     for i, claim in enumerate(claims):
         sub = table[table["claim_id"] == claim]
         absent = sub["verdict"] == "not applicable"
@@ -1286,6 +1286,9 @@ def plot_atlas(table: pd.DataFrame, axes: list[str], title: str) -> plt.Figure:
         title="marker fill: the verdict of most seeds (white: two verdicts tie)",
         title_fontsize=8,
     )
-    fig.subplots_adjust(bottom=1.05 / height, top=1 - 0.95 / height, hspace=0.45, wspace=0.3)
     _suptitle(fig, title)
+    title_lines = fig.get_suptitle().count("\n") + 1
+    fig.subplots_adjust(
+        bottom=1.05 / height, top=1 - (0.3 + 0.25 * title_lines) / height, hspace=0.45, wspace=0.3
+    )
     return fig
