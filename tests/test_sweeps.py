@@ -57,6 +57,18 @@ def test_the_shipped_sweeps_expand_to_the_grids_they_describe():
     assert {e["model"]["n_layers"] for e in paper["runs"]} == {2, 3, 4}
 
 
+def test_the_init_studys_runs_are_the_five_seeds_runs_by_weights_hash():
+    """README "Results" and "Initialisation": the study's torch runs are five_seeds.yaml's seeds
+    (torch is the default), and its transformer_lens seed 0 is the run every earlier Results
+    table was trained as (the hash from before model.init existed)."""
+    from affine_icl.config import run_config
+
+    study, seeds = _with("configs/init_study.yaml"), _with("configs/five_seeds.yaml")
+    for s in range(5):
+        assert run_config(study, f"inittorch-s{s}").hash() == run_config(seeds, f"seed{s}").hash()
+    assert run_config(study, "inittransformerlens-s0").hash() == "7348de03a261092c"
+
+
 def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
     """workflow/profiles/slurm groups each run's analyses into one job; a new per-run rule
     must join the group, or a sweep submits one Slurm job per run for it."""
