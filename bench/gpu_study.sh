@@ -14,14 +14,21 @@
 #             command in a second call on the still-warm machine continues from there
 #   $OUT      results.tar.gz[.part-*]: every file under RESULTS smaller than 4 MiB (logs, train
 #             logs, claims, tables, figures; no weights, optimizer state or checkpoints), split in
-#             15 MiB parts; RUN.safetensors: the final weights of each RUN named (12.7 MB each at
-#             the protocol: five fit beside the tar in one call's 64 MiB); study.log
+#             15 MiB parts; RUN.safetensors: the final weights of each RUN named, in order, as
+#             long as everything stays within what one call brings back (8 files, 64 MiB; 12.7 MB
+#             a run at the paper's size, so four or five beside the tar); study.log says which
+#             were left for the next call
+#
+# A snakemake stopped at the deadline leaves its lock; the next call removes it (nothing else
+# runs snakemake on the node). Used for the init study on 2026-12-04: three calls (training and
+# 47 analysis jobs; weights; 43 more jobs), README "Training speed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -ge 3 ] || { echo "usage: bash bench/gpu_study.sh CONFIGFILE RESULTS DEADLINE_S [RUN ...]" >&2; exit 2; }
 CONFIG=$1 RESULTS=$2 DEADLINE=$3
 shift 3
 START=$(date +%s)
+rm -rf .snakemake/locks # left by a snakemake stopped at an earlier call's deadline
 OUT=${OUT:-results/bench/gpu_study}
 mkdir -p "$OUT"
 LOG=$OUT/study.log
@@ -54,9 +61,17 @@ grep -E "^train \S+: step|final held-out MSE|steps \(.*\) done$|Error in rule|Ex
 if [ "$(stat -c %s "$OUT/results.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then
     split -b 15M -d "$OUT/results.tar.gz" "$OUT/results.tar.gz.part-" && rm "$OUT/results.tar.gz"
 fi
+used=$(du -cb "$OUT"/results.tar.gz* | tail -1 | cut -f1)
+files=$(ls "$OUT"/results.tar.gz* | wc -l)
 for run in "$@"; do
     weights=$RESULTS/runs/$run/model.safetensors
-    if [ -f "$weights" ]; then cp "$weights" "$OUT/$run.safetensors"; else say "no weights for $run yet"; fi
+    if [ ! -f "$weights" ]; then say "no weights for $run yet" && continue; fi
+    size=$(stat -c %s "$weights")
+    # 64 MiB and 8 files in all come back, study.log (under 1 MiB) included
+    if ((used + size > 63 * 1024 * 1024 || files + 2 > 8)); then
+        say "weights of $run left for the next call (what comes back is full)" && continue
+    fi
+    cp "$weights" "$OUT/$run.safetensors" && used=$((used + size)) && files=$((files + 1))
 done
 ls -la "$OUT" | tee -a "$LOG"
 say "done"
