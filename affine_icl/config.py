@@ -263,18 +263,22 @@ def run_config(config: Mapping[str, Any], run: str) -> RunConfig:
     )
 
 
+def batch_settings(cfg: RunConfig) -> dict[str, Any]:
+    """Every setting of ``cfg`` but the two that decide only its initial weights, ``train.seed``
+    and ``model.init``: runs whose batch settings are equal can train as one stacked model."""
+    settings = cfg.to_dict()
+    settings["train"] = {k: v for k, v in settings["train"].items() if k != "seed"}
+    settings["model"] = {k: v for k, v in asdict(cfg.model).items() if k != "init"}
+    return settings
+
+
 def batch_groups(config: Mapping[str, Any]) -> list[list[str]]:
-    """Run names grouped by everything but what decides only their initial weights (the seed
-    and ``model.init``), in ``runs`` order: each group can train as one stacked model."""
+    """Run names grouped by :func:`batch_settings`, in ``runs`` order: each group can train as
+    one stacked model."""
     groups: dict[str, list[str]] = {}
     for entry in config["runs"]:
-        cfg = run_config(config, entry["name"])
-        everything = {
-            **cfg.to_dict(),
-            "model": {**asdict(cfg.model), "init": None},
-            "train": {**asdict(cfg.train), "seed": 0},
-        }
-        key = json.dumps(everything, sort_keys=True, default=list)
+        settings = batch_settings(run_config(config, entry["name"]))
+        key = json.dumps(settings, sort_keys=True, default=list)
         groups.setdefault(key, []).append(entry["name"])
     return list(groups.values())
 

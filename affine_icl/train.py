@@ -56,7 +56,7 @@ from .checkpoints import (
     write_checkpoint,
     write_snapshot,
 )
-from .config import ConfigError, ModelConfig, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig, batch_settings
 from .data import Batch, TrainingStream, write_parquet
 from .errors import Stopped
 from .model import VectorTransformer, save_weights
@@ -178,16 +178,9 @@ def check_batchable(cfgs: list[RunConfig]) -> None:
     arithmetic; each run's data and initial weights depend only on its own settings)."""
     if not cfgs:
         raise ValueError("no runs to train")
-
-    def shared(cfg: RunConfig) -> dict:
-        settings = cfg.to_dict()
-        settings["train"].pop("seed")
-        settings["model"] = {**asdict(cfg.model), "init": None}
-        return settings
-
-    first = shared(cfgs[0])
+    first = batch_settings(cfgs[0])
     for cfg in cfgs[1:]:
-        other = shared(cfg)
+        other = batch_settings(cfg)
         for section, values in first.items():
             for key, value in values.items():
                 if other[section][key] != value:
@@ -665,8 +658,7 @@ def train_runs(
     capture: bool | None = None,
 ) -> list[RunResult]:
     """Train (or resume) runs that differ only in their seed and ``model.init``, batched as one
-    stacked model
-    (``progress``, ``status``, ``label``: :meth:`Trainer.run`)."""
+    stacked model (``progress``, ``status``, ``label``: :meth:`Trainer.run`)."""
     trainer = Trainer(cfgs, device, capture=capture)
     return trainer.run(
         eval_batches,
