@@ -12,18 +12,32 @@ import numpy as np
 import pandas as pd
 
 from .analysis.ov_fits import with_reading
-from .claims import NOT_APPLICABLE, NOT_MEASURABLE, REPRODUCED, VERDICT_CLASSES, html_table
+from .claims import (
+    CLAIMS,
+    NOT_APPLICABLE,
+    NOT_MEASURABLE,
+    REPRODUCED,
+    VERDICT_CLASSES,
+    VERDICT_RANK,
+    html_table,
+)
+from .margins import margin_across
 
 
 def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per claim: the value in every run, mean, min, max, and "holds in k of n runs".
+    """One row per claim: the value in every run, mean, sd, min, max, the mean chance level
+    (where it is in the measurement's units), "holds in k of n runs",
+    and, from claims tables that have them, the verdicts' ``margin`` across the runs
+    (:func:`affine_icl.margins.margin_across`), ``chance_note`` (with the runs in which chance
+    would pass the criterion) and ``other_reading`` (:func:`other_reading_summary`).
 
     ``per_run`` maps run names to their claims tables (``claims.csv``). A claim that a run does
     not list (a future-work claim of another task family) counts as not applicable there, and
     "k of n" counts the runs where the claim applies.
     """
     long = pd.concat([t.assign(run=run) for run, t in per_run.items()], ignore_index=True)
-    long["measured_as"] = long["measured_as"].fillna("")  # empty in a CSV reads back as NaN
+    # empty in a CSV reads back as NaN
+    long["measured_as"] = long["measured_as"].astype(object).fillna("")
     runs = list(per_run)
     rows = []
     for claim_id, group in long.groupby("claim_id", sort=False):
@@ -44,16 +58,80 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "criterion": first["criterion"],
                 **{f"value {run}": values[run] for run in runs},
                 "mean": values[measurable].mean() if measurable.any() else np.nan,
+                "sd": values[measurable].std() if measurable.sum() > 1 else np.nan,
+                "chance": _chance_in_units(claim_id, group),
                 "min": values.min(),
                 "max": values.max(),
                 "reproduced_in": k,
                 "runs": n,
                 "summary": f"holds in {k} of {n} runs{elsewhere}",
                 "verdicts": ", ".join(f"{run}: {verdicts[run]}" for run in runs),
-                "robustness": _fragile_in(group, n),
+                **_qualifiers(group),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _chance_in_units(claim_id: str, group: pd.DataFrame) -> float:
+    """The claim's mean chance level over runs where it is in the measurement's units (NaN
+    for a head count, whose chance is a per-head score's)."""
+    claim = next((c for c in CLAIMS if c.id == claim_id), None)
+    if claim is None or not claim.chance_in_measured_units or "chance" not in group:
+        return np.nan
+    return float(group["chance"].astype(float).mean())
+
+
+def _qualifiers(group: pd.DataFrame) -> dict[str, str]:
+    """A claim's margin, chance note and other reading across runs, from the columns of the
+    claims tables that have them (tables from before them have none)."""
+    out = {}
+    if "loosest" in group:
+        out["margin"] = margin_across(
+            list(group["verdict"]), list(group["loosest"]), list(group["strictest"])
+        )
+    if "chance_passes" in group:
+        passes = group["chance_passes"].astype(bool)
+        note = group["chance_note"].fillna("")
+        out["chance_note"] = (
+            f"{note[passes].iloc[0]} (in {int(passes.sum())} of {len(group)} runs)"
+            if passes.any()
+            else ""
+        )
+    if "other_reading" in group:
+        out["other_reading"] = other_reading_summary(group)
+    return out
+
+
+def other_reading_summary(group: pd.DataFrame) -> str:
+    """One claim's other reading over runs (the ``other_*`` columns of its claims tables): the
+    reading most runs name, its mean value (range), and its verdicts with how many runs give
+    each ("read out like the final residual: 0.74 (0.72 to 0.76), differs in degree in 5 of 5
+    runs (chance 0.998: as good in 5)"); "" where no run has one."""
+    named = group[group["other_reading"].fillna("") != ""]
+    if named.empty:
+        return ""
+    label = named["other_reading"].value_counts().index[0]
+    rows = named[named["other_reading"] == label]
+    values = rows["other_value"].astype(float)
+    counts = rows["other_verdict"].value_counts()
+    verdicts = ", ".join(
+        f"{v} in {counts[v]}" for v in sorted(counts.index, key=lambda v: VERDICT_RANK.get(v, 3))
+    )
+    text = f"{label}: {values.mean():.4g}"
+    text += f" ({values.min():.4g} to {values.max():.4g})" if len(rows) > 1 else ""
+    text += f", {verdicts} of {len(group)} runs"
+    chance = rows["other_chance"].astype(float)
+    if chance.notna().any():
+        as_good = sum(
+            VERDICT_RANK.get(c, 3) <= VERDICT_RANK.get(v, 3)
+            for c, v in zip(
+                rows["other_chance_verdict"].fillna(""), rows["other_verdict"], strict=True
+            )
+        )
+        text += f" (chance {chance.mean():.4g}" + (
+            f": judged as well or better in {as_good})" if as_good else ")"
+        )
+    return text
 
 
 def verdict_settled_since(over_training: pd.DataFrame) -> pd.DataFrame:
@@ -90,14 +168,18 @@ def verdict_settled_since(over_training: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fragile_in(group: pd.DataFrame, n_runs: int) -> str:
-    """ "fragile in k of n runs": in how many runs another threshold or reading of the claim
-    gives another verdict (:func:`affine_icl.sensitivity.robustness`); "" for claims tables
-    without that column."""
-    if "robustness" not in group:
-        return ""
-    k = int(group["robustness"].fillna("").str.startswith("fragile").sum())
-    return f"fragile in {k} of {n_runs} runs"
+def across_notes(table: pd.DataFrame) -> list[str]:
+    """Per claim of an :func:`aggregate_claims` table, what qualifies "holds in k of n": the
+    verdicts' margin across runs and any chance note ("" for tables without them)."""
+    columns = [c for c in ("margin", "chance_note") if c in table]
+    return (
+        [
+            "; ".join(t for t in row if isinstance(t, str) and t and t != "-")
+            for row in table[columns].itertuples(index=False)
+        ]
+        if columns
+        else [""] * len(table)
+    )
 
 
 def held_class(verdicts: Sequence[str]) -> str:
@@ -116,16 +198,22 @@ def aggregate_html(
     """The across-runs claims table (:func:`aggregate_claims`) as an HTML page: each run's
     value coloured by its verdict (written beneath), "holds in k of n runs" coloured, and how
     many claims hold in every, some and no run counted above the table; beneath "holds in",
-    in how many runs the verdict is fragile."""
+    the verdicts' margin across runs and any chance note; the other reading beside it."""
     verdicts = {
         run: t.set_index("claim_id")["verdict"].reindex(table["claim_id"]).fillna(NOT_APPLICABLE)
         for run, t in per_run.items()
     }
     values = [f"value {run}" for run in per_run]
-    shown = table[
-        ["section", "claim_id", "claim", "paper", *values, "mean", "min", "max", "summary"]
-        + ["measured_as", "criterion"]
-    ].rename(columns={"claim_id": "id", "summary": "holds in", "measured_as": "measured as"})
+    columns = ["section", "claim_id", "claim", "paper", *values, "mean", "sd", "min", "max"]
+    columns += ["summary"] + (["other_reading"] if "other_reading" in table else [])
+    shown = table[columns + ["measured_as", "criterion"]].rename(
+        columns={
+            "claim_id": "id",
+            "summary": "holds in",
+            "measured_as": "measured as",
+            "other_reading": "another reading the paper allows",
+        }
+    )
     shown["section"] = table["section"].astype(str)  # read back from a CSV as a number
     by_claim = [list(row) for row in zip(*verdicts.values(), strict=True)]
     held = pd.Series([held_class(v) for v in by_claim]).value_counts()
@@ -147,7 +235,7 @@ def aggregate_html(
         [*intro, f"Claims that hold {summary}{unknown} (of {len(table)})."],
         classes={**classes, "holds in": [held_class(v) for v in by_claim]},
         subtexts={f"value {run}": list(verdicts[run]) for run in per_run}
-        | ({"holds in": table["robustness"].fillna("").tolist()} if "robustness" in table else {}),
+        | {"holds in": across_notes(table)},
         legend=legend,
     )
 

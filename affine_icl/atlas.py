@@ -22,6 +22,7 @@ from .claims import (
     NOT_REPRODUCED,
     REPRODUCED,
 )
+from .margins import margin_across
 from .paper import PAPER_CLAIMS
 
 #: Claims whose ``chance`` column is in the units of their measurement (drawn beside it).
@@ -38,7 +39,8 @@ def atlas_table(
     chance gives for it (NaN where the claim has no chance level in its own units: a head
     count's chance is a per-head score) and
     verdict ("not applicable" where the claim needs layers the model lacks, or another task),
-    and ``seeds_verdict``: the verdict of most seeds at the run's settings, or
+    the verdict's margin (``loosest``, ``strictest``; NaN for claims tables without it) and
+    ``seeds_verdict``: the verdict of most seeds at the run's settings, or
     :data:`SEEDS_DISAGREE` where two verdicts tie for most (one seed each of two)."""
     rows = []
     for run, table in claims.items():
@@ -53,6 +55,9 @@ def atlas_table(
                     "measured": claim.measured,
                     "chance": claim.chance if _CHANCE_IN_UNITS.get(claim.claim_id) else math.nan,
                     "verdict": claim.verdict,
+                    # the verdict's margin in strictness factors (claims tables that have it)
+                    "loosest": getattr(claim, "loosest", math.nan),
+                    "strictest": getattr(claim, "strictest", math.nan),
                 }
             )
     table = pd.DataFrame(rows)
@@ -66,7 +71,8 @@ def verdicts_by_setting(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     (setting, claim) with the ``setting`` label (:func:`setting_label`), the claim's id and
     section, ``runs``, ``reproduced`` (how many runs' verdict is reproduced), ``verdicts`` (each
     verdict with its count, most first, ties in the order of :data:`VERDICT_ORDER`), the
-    median, lowest and highest measurement, and ``differs``: whether the claim's verdicts are
+    median, lowest and highest measurement, the verdicts' ``margin`` across the seeds
+    (:func:`affine_icl.margins.margin_across`), and ``differs``: whether the claim's verdicts are
     not in the same shares at every grid point (the claims a swept setting changes)."""
     rows = []
     for keys, group in table.groupby([*axes, "claim_id"], sort=False):
@@ -86,6 +92,11 @@ def verdicts_by_setting(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
                 "median": group["measured"].median(),
                 "min": group["measured"].min(),
                 "max": group["measured"].max(),
+                "margin": margin_across(
+                    list(group["verdict"]), list(group["loosest"]), list(group["strictest"])
+                )
+                if "loosest" in group
+                else "-",
                 "_shares": tuple(sorted((counts / len(group)).round(9).items())),
             }
         )

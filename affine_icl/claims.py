@@ -73,7 +73,9 @@ class Claim:
     ``knob``: the ``analysis`` parameter that decides which heads count (the definition's
     threshold, varied by :mod:`affine_icl.sensitivity`) and ``knob_chance`` the value it
     would have at chance (1 for a ratio to chance, 0 for a z); ``bounds``: the values the
-    measurement can take, where it is bounded (a share, a cosine).
+    measurement can take, where it is bounded (a share, a cosine). ``absence``: the claim is
+    that an effect is absent or small (an MSE that does not change), so what chance gives
+    passes its criterion by design (:func:`chance_note`).
     """
 
     said: PaperClaim
@@ -84,6 +86,7 @@ class Claim:
     knob: str | None = None
     knob_chance: float = 0.0
     bounds: tuple[float, float] = (-math.inf, math.inf)
+    absence: bool = False
 
     @property
     def id(self) -> str:
@@ -116,6 +119,17 @@ def verdict(value: float, criterion: Mapping[str, Any]) -> str:
         return REPRODUCED
     lo2, hi2 = criterion.get("differs_within", (lo, hi))
     return DIFFERS if lo2 <= value <= hi2 else NOT_REPRODUCED
+
+
+#: The judgements in order, from the paper's result to its absence (lower: closer).
+VERDICT_RANK: dict[str, int] = {REPRODUCED: 0, DIFFERS: 1, NOT_REPRODUCED: 2}
+
+
+def chance_passes(criterion: Mapping[str, Any], chance: float | None) -> bool:
+    """Whether a measurement equal to ``chance`` would be judged reproduced (NaN: no)."""
+    if chance is None or math.isnan(chance):
+        return False
+    return verdict(chance, criterion) == REPRODUCED
 
 
 def describe(criterion: Mapping[str, Any]) -> str:
@@ -212,6 +226,17 @@ def _correlation_at_alpha(shape: pd.DataFrame, alpha: float) -> float:
     if rows.empty:
         raise ValueError(f"residual_shape: no row compares with alpha {alpha:g}")
     return float(rows["mean_correlation"].iloc[0])
+
+
+def _outside_share_excess(span: pd.DataFrame) -> Measured:
+    """The mean share outside span(W_E) as an excess over a random direction's, in that share's
+    standard deviations (chance 0; the share itself as the effect column). The paper's 84.15% is
+    +0.35 sd: what chance gives. NaN for a table without the random direction's sd."""
+    share = float(span["share_outside"].mean())
+    if "chance_share_sd" not in span:
+        return Measured(math.nan, 0.0, share)
+    chance, sd = float(span["chance_share"].iloc[0]), float(span["chance_share_sd"].iloc[0])
+    return Measured((share - chance) / sd, 0.0, share)
 
 
 def _mean_ablation(t) -> Measured:
@@ -334,21 +359,18 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         bounds=(-1.0, 1.0),
     ),
     "outside_embedding_share": dict(
-        measure=lambda t, p: Measured(
-            float(t["embedding_span"]["share_outside"].mean()),
-            float(t["embedding_span"]["chance_share"].iloc[0])
-            if "chance_share" in t["embedding_span"]
-            else math.nan,
-        ),
-        unit="mean share outside span(W_E)",
-        chance_as="a random direction: sqrt(1 - rank(W_E)/d_model)",
-        bounds=(0.0, 1.0),
+        measure=lambda t, p: _outside_share_excess(t["embedding_span"]),
+        unit="mean share of layer-0 OV output outside span(W_E), minus a random direction's "
+        "(sqrt(1 - rank(W_E)/d_model)), in standard deviations of a random direction's share",
+        chance_as="a random direction (excess 0)",
+        effect_as="the mean share itself",
     ),
     "layer1_mean_ablation": dict(
         measure=lambda t, p: _mean_ablation(t),
         unit="MSE ratio, all layer-1 heads mean-ablated / none",
         chance_as="no change",
         bounds=(0.0, math.inf),
+        absence=True,
     ),
     "layer1_ov_low_rank": dict(
         measure=lambda t, p: Measured(
@@ -383,6 +405,7 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         unit="MSE ratio after / before; heads and why in qk_intervention.csv (picked_by)",
         chance_as="no change",
         bounds=(0.0, math.inf),
+        absence=True,
     ),
     "mlp_final_positions": dict(
         measure=lambda t, p: Measured(float(_mlp_by_position(t, 0).iloc[-3:].mean()), 0.0),
@@ -424,6 +447,7 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
         chance_as="no difference between the groups",
         effect_as="median z over layer-2 heads against a permutation of the sequences' labels",
         bounds=(0.0, 1.0),
+        absence=True,
     ),
     "polynomial_mlp_positions": dict(
         measure=lambda t, p: _share(_mlp_by_position(t, p["loss_from_index"]) > 0),
@@ -467,45 +491,103 @@ def run_task(params: Mapping[str, Any]) -> str:
     return params.get("data", DataConfig()).task
 
 
+def chance_note(claim: Claim, passes: bool) -> str:
+    """What a reader must know when chance itself passes a claim's criterion (``passes``,
+    :func:`chance_passes`): for a claim that an effect is absent that is its design; for any
+    other the verdict cannot tell the model from chance. "" when chance fails."""
+    if not passes:
+        return ""
+    if claim.absence:
+        return "chance passes by design: the claim is that the effect is absent or small"
+    return "chance passes this criterion: the verdict cannot tell the model from chance"
+
+
 def claims_table(
     tables: Mapping[str, pd.DataFrame],
     criteria: Mapping[str, Mapping],
     params: Mapping[str, Any],
-    robustness: Mapping[str, str] | None = None,
+    margins: pd.DataFrame | None = None,
+    readings: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim: id, section, claim, paper, measured and what was measured, its
     chance level and effect size (:class:`Measured`) and what they are, criterion, verdict,
-    and, given ``robustness`` (:func:`affine_icl.sensitivity.robustness`), whether the
-    verdict holds over the range of definitions ("robust" or "fragile: ...")."""
+    ``chance_passes`` (whether a measurement at chance would be reproduced too) and
+    ``chance_note`` (:func:`chance_note`). Given ``margins``
+    (:func:`affine_icl.sensitivity.margins_table`), the verdict's margin in strictness factors
+    (``loosest``, ``strictest``, ``margin``); given ``readings``
+    (:func:`affine_icl.sensitivity.better_readings`), the other reading of the paper's words
+    that gets closer to its result (``other_reading``, ``other_value``, ``other_chance``,
+    ``other_verdict``, ``other_chance_verdict``; empty where none does)."""
     task, n_layers = run_task(params), model_layers(tables)
     judged = {c.id for c in judged_claims(task, n_layers)}
     missing = [c for c in judged if c not in criteria]
     if missing:
         raise KeyError(f"claims: no criterion configured for {', '.join(sorted(missing))}")
+    margin_of = margins.set_index("claim_id") if margins is not None else None
+    reading_of = readings.set_index("claim_id") if readings is not None else None
     rows = []
     for claim in listed_claims(task):
         applies = claim.id in judged
         m = claim.measured(tables, params) if applies else Measured(math.nan)
-        rows.append(
-            {
-                "claim_id": claim.id,
-                "section": claim.said.section,
-                "claim": claim.said.statement,
-                "paper": claim.said.reported,
-                "measured": m.value,
-                "measured_as": claim.unit,
-                "chance": m.chance,
-                "chance_as": claim.chance_as,
-                "effect": m.effect,
-                "effect_as": claim.effect_as,
-                "criterion": describe(criteria[claim.id])
-                if applies
-                else _why_not_applicable(claim, task, n_layers),
-                "verdict": verdict(m.value, criteria[claim.id]) if applies else NOT_APPLICABLE,
-                **({"robustness": robustness.get(claim.id, "")} if robustness is not None else {}),
-            }
+        passes = (
+            applies
+            and claim.chance_in_measured_units
+            and chance_passes(criteria[claim.id], m.chance)
         )
+        row = {
+            "claim_id": claim.id,
+            "section": claim.said.section,
+            "claim": claim.said.statement,
+            "paper": claim.said.reported,
+            "measured": m.value,
+            "measured_as": claim.unit,
+            "chance": m.chance,
+            "chance_as": claim.chance_as,
+            "effect": m.effect,
+            "effect_as": claim.effect_as,
+            "criterion": describe(criteria[claim.id])
+            if applies
+            else _why_not_applicable(claim, task, n_layers),
+            "verdict": verdict(m.value, criteria[claim.id]) if applies else NOT_APPLICABLE,
+            "chance_passes": bool(passes),
+            "chance_note": chance_note(claim, bool(passes)),
+        }
+        if margin_of is not None:
+            found = claim.id in margin_of.index
+            row |= {
+                key: margin_of.at[claim.id, key] if found else default
+                for key, default in (("loosest", math.nan), ("strictest", math.nan))
+            } | {"margin": margin_of.at[claim.id, "margin"] if found else "-"}
+        if reading_of is not None:
+            found = claim.id in reading_of.index
+            row |= {
+                f"other_{key}": reading_of.at[claim.id, key] if found else default
+                for key, default in (
+                    ("reading", ""),
+                    ("value", math.nan),
+                    ("chance", math.nan),
+                    ("verdict", ""),
+                    ("chance_verdict", ""),
+                )
+            }
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def other_reading_text(
+    reading: str, value: float, chance: float, verdict_: str, chance_verdict: str
+) -> str:
+    """The other reading of a claim as one phrase, its chance level beside it and, where a
+    value at chance would be judged as well or better, that said: "read out like the final
+    residual: 0.7426, differs in degree (chance 0.9983: differs in degree too)"; "" where
+    there is none."""
+    if not isinstance(reading, str) or not reading:
+        return ""
+    text = f"{reading}: {value:.4g}, {verdict_}"
+    if isinstance(chance, float) and not math.isnan(chance):
+        as_good = VERDICT_RANK.get(chance_verdict, 3) <= VERDICT_RANK.get(verdict_, 3)
+        text += f" (chance {chance:.4g}" + (f": {chance_verdict} too)" if as_good else ")")
+    return text
 
 
 def _with_note(value: float, note: str) -> str:
@@ -514,16 +596,43 @@ def _with_note(value: float, note: str) -> str:
     return f"{value:.4g} ({note})" if note else f"{value:.4g}"
 
 
+def other_readings_column(table: pd.DataFrame) -> list[str]:
+    """Each row's other reading (``other_*`` columns of :func:`claims_table`) as one phrase
+    (:func:`other_reading_text`); "" for tables without them."""
+    if "other_reading" not in table:
+        return [""] * len(table)
+    columns = ["other_reading", "other_value", "other_chance", "other_verdict"]
+    columns.append("other_chance_verdict")
+    return [
+        other_reading_text(*(row[c] for c in columns))
+        for _, row in table[columns].fillna({"other_chance_verdict": ""}).iterrows()
+    ]
+
+
+def verdict_notes(table: pd.DataFrame) -> list[str]:
+    """Per row, what qualifies its verdict: the margin and, where chance passes the criterion,
+    :func:`chance_note`'s words."""
+    margins = table["margin"] if "margin" in table else pd.Series([""] * len(table))
+    notes = table["chance_note"] if "chance_note" in table else pd.Series([""] * len(table))
+    return [
+        "; ".join(t for t in (m, n) if isinstance(t, str) and t and t != "-")
+        for m, n in zip(margins, notes, strict=True)
+    ]
+
+
 def readable(table: pd.DataFrame) -> pd.DataFrame:
     """The claims table as people read it (claims.md): chance and effect with what they are,
-    the verdict and its robustness next to the criterion."""
+    the verdict with its margin and any chance note, and the other reading of the paper's
+    words that gets closer to its result."""
     shown = table.assign(
         chance=[_with_note(v, n) for v, n in zip(table["chance"], table["chance_as"], strict=True)],
         effect=[_with_note(v, n) for v, n in zip(table["effect"], table["effect_as"], strict=True)],
+        **{"verdict's margin and chance": verdict_notes(table)},
+        **{"another reading the paper allows": other_readings_column(table)},
     )
     columns = ["claim_id", "section", "claim", "paper", "measured", "measured_as", "chance"]
-    columns += ["effect", "criterion", "verdict"]
-    return shown[columns + (["robustness"] if "robustness" in table else [])]
+    columns += ["effect", "criterion", "verdict", "verdict's margin and chance"]
+    return shown[columns + ["another reading the paper allows"]]
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -689,26 +798,30 @@ def to_html(
         )
         for m, c in zip(table["measured_as"].fillna(""), table["criterion"].fillna(""), strict=True)
     ]
-    robust = table["robustness"] if "robustness" in table else pd.Series([""] * len(table))
-    fragile = int(robust.str.startswith("fragile").sum())
+    shown = shown.assign(**{"another reading": other_readings_column(table)})
+    extra = []
+    if "margin" in table:
+        robust = int(table["margin"].astype(str).str.contains("(robust", regex=False).sum())
+        extra.append(
+            f"Beneath each verdict its margin: how much stricter or looser its definition can be "
+            f"made before the verdict changes. Robust (the rule is stated beneath): {robust}."
+        )
+    passes = table["chance_passes"] if "chance_passes" in table else pd.Series([False])
+    if passes.any():
+        extra.append(
+            f"Claims whose criterion a measurement at chance would pass too: {int(passes.sum())} "
+            "(said beneath the verdict)."
+        )
     return html_table(
         shown,
         title,
-        [
-            *intro,
-            f"Verdicts: {summary}."
-            + (
-                f" Fragile (another threshold or reading gives another verdict): {fragile}."
-                if "robustness" in table
-                else ""
-            ),
-        ],
+        [*intro, f"Verdicts: {summary}.", *extra],
         notes,
         classes={"verdict": [VERDICT_CLASSES.get(v, "") for v in table["verdict"]]},
         subtexts={
             "claim": how,
             "chance": table["chance_as"].fillna("").tolist(),
             "effect": table["effect_as"].fillna("").tolist(),
-            "verdict": robust.fillna("").tolist(),
+            "verdict": verdict_notes(table),
         },
     )

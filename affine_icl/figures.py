@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math
 import textwrap
 from collections.abc import Mapping
 
@@ -541,7 +542,9 @@ def plot_matrices(
 def plot_share_outside(
     table: pd.DataFrame, paper_share: float = PAPER.outside_embedding_share
 ) -> plt.Figure:
-    """Histogram of the per-vector share with three reference lines. The lines can coincide
+    """Histogram of the per-vector share with three reference lines, and a random direction's
+    share ± 1 sd shaded; the title says how far this run's mean and the paper's share lie from
+    a random direction's, in its sd (the claim is judged so). The lines can coincide
     (a random direction's share is close to the paper's), so each has its own style, width and
     end marker and the thinner ones are drawn on top of the wider ones."""
     fig, ax = plt.subplots(figsize=(11, 4.5))
@@ -579,9 +582,25 @@ def plot_share_outside(
         label=f"a random direction: {chance:.1%}\n(sqrt(1 - rank W_E / d_model))",
         **common,
     )
+    title = "Share of layer-0 OV output outside the embedding space"
+    if "chance_share_sd" in table:  # tables from before the sd have only the mean
+        sd = table["chance_share_sd"].iloc[0]
+        ax.axvspan(
+            chance - sd,
+            chance + sd,
+            color="C2",
+            alpha=0.15,
+            lw=0,
+            zorder=0,
+            label=f"a random direction's share ± 1 sd ({sd:.3f})",
+        )
+        title += (
+            f": this run {(mean - chance) / sd:+.2f} sd from a random direction, "
+            f"the paper {(paper_share - chance) / sd:+.2f} sd"
+        )
     ax.set_xlabel("||x OV outside span(W_E)|| / ||x OV||, per residual vector")
     ax.set_ylabel("number of residual vectors")
-    ax.set_title("Share of layer-0 OV output outside the embedding space")
+    ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside the data
     fig.tight_layout()
     return fig
@@ -1024,13 +1043,16 @@ def plot_claims_over_training(
     criteria: Mapping[str, Mapping],
     paper: Mapping[str, str],
     title: str,
+    settled: Mapping[str, float] | None = None,
 ) -> plt.Figure:
     """One small panel per claim: the measurement against the training step, one line per run
     (``table``: run, step, claim_id, measured, verdict), over the criterion's ranges shaded in
     the verdict colours (green: reproduced, amber: differs in degree; unshaded: not
     reproduced), with a dot at the last step in the colour of its verdict. The panel title
     gives the claim and the paper's value (``paper``, by claim id). A log scale where the
-    values span more than two decades."""
+    values span more than two decades. ``settled`` (by claim id; :func:`~affine_icl.aggregate.
+    verdict_settled_since`): a dotted line at the step from which every run's verdict stays
+    what it is at the end."""
     claims = list(dict.fromkeys(table["claim_id"]))
     runs = list(dict.fromkeys(table["run"]))
     ncols = 4
@@ -1073,6 +1095,21 @@ def plot_claims_over_training(
             ax.set_ylim(*ylim)
         if log:
             ax.set_yscale("log")
+        since = (settled or {}).get(claim, math.nan)
+        if not math.isnan(since):
+            ax.axvline(since, color="0.25", ls=":", lw=1.3, zorder=2)
+            at_end = since >= sub["step"].max()  # label to the left of a line at the end
+            ax.annotate(
+                f"settled {since / 1000:g}k" if since >= 1000 else f"settled {since:g}",
+                (since, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(-3 if at_end else 3, -3),
+                textcoords="offset points",
+                ha="right" if at_end else "left",
+                va="top",
+                fontsize=7,
+                color="0.25",
+            )
         ax.set_title(textwrap.fill(f"{claim} (paper: {paper.get(claim, '?')})", 48), fontsize=8.5)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_formatter(
@@ -1092,6 +1129,9 @@ def plot_claims_over_training(
     for verdict, colour in VERDICT_COLOURS.items():
         handles.append(plt.Line2D([], [], ls="", marker="o", color=colour, markeredgecolor="black"))
         labels.append(f"at the end: {verdict}")
+    if settled:
+        handles.append(plt.Line2D([], [], color="0.25", ls=":", lw=1.3))
+        labels.append("every run's verdict final from here on")
     fig.legend(
         handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False
     )

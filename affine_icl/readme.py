@@ -54,6 +54,21 @@ def provenance(results: Path, runs: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: How to read the margin, chance and other-reading columns (README Results).
+MARGIN_LEGEND = (
+    "'Literal reading': the paper's procedure as written, judged by `config.yaml`'s criteria. "
+    "'Margin': over which strictness factors the verdict stays the same in every run with that "
+    "verdict (x2: a definition twice as far from chance; x0.5: half as far; found by bisection "
+    "to 1e-4 within x0.1 to x10, `affine_icl/margins.py`); robust: the same verdict from x0.5 "
+    "to x2. 'Chance passes?': a measurement at the claim's chance level would be reproduced "
+    "too, so the verdict alone cannot tell the model from chance (by design for a claim that "
+    "an effect is absent). 'Another reading': the reading of the paper's words "
+    "(`affine_icl/sensitivity.py` ALTERNATIVES) that gets closer to the paper's result than "
+    "the literal one, with its chance level: where it exists, the literal method fails and "
+    "that reading shows whether the model does what the paper says by another measure."
+)
+
+
 def results_block(
     claims: pd.DataFrame,
     runs_table: pd.DataFrame,
@@ -65,16 +80,25 @@ def results_block(
     """The Markdown of the Results section (without the markers); ``settled``
     (:func:`~affine_icl.aggregate.verdict_settled_since`) adds when each verdict stopped
     changing during training; ``source`` names where the claims were read."""
-    columns = ["claim_id", "section", "paper", "mean", "min", "max", "summary", "verdicts"]
-    columns += ["robustness"] if "robustness" in claims else []
+    columns = ["claim_id", "section", "paper", "mean", "sd", "min", "max", "chance", "summary"]
+    columns += [c for c in ("margin", "chance_note", "other_reading") if c in claims]
+    columns = [c for c in columns if c in claims]
     if settled is not None:
         since = settled.set_index("claim_id")["settled_since"]
         claims = claims.assign(**{"verdict settled since step": claims["claim_id"].map(since)})
         columns.append("verdict settled since step")
     shown = claims[[*columns, "measured_as"]].copy()
     # an empty CSV cell reads back as NaN (a float column when every cell is empty)
-    shown["measured_as"] = (
-        shown["measured_as"].astype(object).where(shown["measured_as"].notna(), "")
+    for text in ("measured_as", "chance_note", "other_reading"):
+        if text in shown:
+            shown[text] = shown[text].astype(object).where(shown[text].notna(), "")
+    shown = shown.rename(
+        columns={
+            "summary": "literal reading: holds in",
+            "margin": "margin (strictness factor)",
+            "chance_note": "chance passes?",
+            "other_reading": "another reading the paper's words allow",
+        }
     )
     counts = claims["summary"].value_counts().to_dict()
     lines = [
@@ -97,6 +121,8 @@ def results_block(
             f"{int((settled['settled_since'] == settled['last_step']).sum())} verdict(s) "
             "changed at the last step measured, so another training length could change them.",
         ]
+    if "margin" in claims:
+        lines += ["", MARGIN_LEGEND]
     if note:
         lines += ["", note]
     lines += ["", to_markdown(shown).rstrip()]

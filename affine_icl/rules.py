@@ -232,8 +232,8 @@ def check_same_config(path, found: dict, expected: dict) -> None:
 
 
 def claim_inputs(sm) -> tuple[dict, dict, dict]:
-    """The tables a claims rule reads (its inputs but ``sensitivity``, by input name), the
-    criteria (``claims.*`` params) and the analysis params with ``loss_from_index``."""
+    """The tables a claims rule reads (its inputs, by input name), the criteria (``claims.*``
+    params) and the analysis params with ``loss_from_index``."""
     import pandas as pd
 
     from .analysis.heads import COLUMNS
@@ -243,7 +243,6 @@ def claim_inputs(sm) -> tuple[dict, dict, dict]:
     tables = {
         name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
         for name, path in sm.input.items()
-        if name != "sensitivity"
     }
     missing = [c for c in COLUMNS if c not in tables["head_scores"].columns]
     if missing:

@@ -1,17 +1,17 @@
-"""How each verdict depends on its definition: every claim judged again with its threshold
-made looser and stricter, and under the other definitions the paper's words allow.
+"""How each verdict depends on its definition: its margin, every claim judged again with its
+threshold made looser and stricter, and under the other definitions the paper's words allow.
 
 A claim's threshold is the ``analysis`` parameter that decides which heads count (its
 ``knob``: a ratio to the uniform share, a z against a shuffled null) or, for a claim without
-one, the bound of its criterion. A *strictness factor* ``f`` scales the threshold's distance
-from chance: ``chance + f * (threshold - chance)``, so ``f = 1`` is the configured definition,
-``f < 1`` asks less of the model and ``f > 1`` more, and no factor turns a threshold into one
-that chance passes. A ``within`` criterion keeps its centre and divides its half-widths by
-``f``. Thresholds are clipped to the values the measurement can take (a share cannot exceed 1).
+one, the bounds of its criterion. A *strictness factor* ``f`` makes it ask more of the model
+(``f > 1``) or less (``f < 1``); :mod:`affine_icl.margins` says how, and finds each verdict's
+margin: the range of factors over which it stays what it is (:func:`margins_table`). The grid
+(:func:`sensitivity_table`) judges every claim at the configured factors, to be drawn.
 
 The alternatives (:data:`ALTERNATIVES`) are the readings the paper leaves open, each judged
-by its claim's criterion unless it brings its own. A verdict is *fragile* when some cell of
-its claim's rows (any factor, any definition) gives another verdict.
+by its claim's criterion unless it brings its own; :func:`other_readings` judges them at
+``f = 1`` and :func:`better_readings` picks, per claim, the reading that gets closer to the
+paper's result than the configured (literal) one, so the claims table can show both.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .claims import (
-    NOT_MEASURABLE,
+    VERDICT_RANK,
     Claim,
     Measure,
     Measured,
@@ -33,6 +33,7 @@ from .claims import (
     run_task,
     verdict,
 )
+from .margins import margin, strict_criterion
 
 #: The configured definition's row label.
 AS_CONFIGURED = "as configured"
@@ -81,6 +82,10 @@ def _qk_scaled(scale: str) -> Measure:
 
 
 def _ov_reading(reading: str, what: str) -> Measure:
+    """The layer-0 OV fit in another ``reading`` (Figs 8 and 10): the residual vectors' mean
+    R^2 (beside the random vectors' as its chance level), median slope, the random vectors'
+    R^2, or the gap between the two."""
+
     def measure(t, p):
         fits = t["ov_regressions"]
         if "reading" not in fits or reading not in set(fits["reading"]):
@@ -88,7 +93,9 @@ def _ov_reading(reading: str, what: str) -> Measure:
         fits = fits[fits["reading"] == reading]
         residual, random = fits[fits["source"] == "residual"], fits[fits["source"] == "random"]
         return {
-            "r2": lambda: float(residual["r2"].mean()),
+            # the reading's own chance: what random vectors read the same way give (the
+            # comparison the paper makes with its 0.598)
+            "r2": lambda: Measured(float(residual["r2"].mean()), float(random["r2"].mean())),
             "slope": lambda: float(residual["slope"].median()),
             "random_r2": lambda: float(random["r2"].mean()),
             "gap": lambda: float(residual["r2"].mean() - random["r2"].mean()),
@@ -164,31 +171,6 @@ ALTERNATIVES: dict[str, tuple[Alternative, ...]] = {
 }
 
 
-def _clip(x: float, bounds: tuple[float, float]) -> float:
-    return min(max(x, bounds[0]), bounds[1])
-
-
-def scaled_criterion(
-    criterion: Mapping[str, Any], factor: float, chance: float, bounds: tuple[float, float]
-) -> dict[str, Any]:
-    """``criterion`` with its bounds' distance from ``chance`` times ``factor`` (a ``within``
-    interval's half-widths divided by it), clipped to ``bounds``; NaN chance counts as 0."""
-    c = 0.0 if chance is None or math.isnan(chance) else chance
-
-    def move(x):
-        return _clip(c + factor * (x - c), bounds)
-
-    if "within" in criterion:
-        out = {}
-        for key in ("within", "differs_within"):
-            if key in criterion:
-                lo, hi = criterion[key]
-                mid, half = (lo + hi) / 2, (hi - lo) / 2 / factor
-                out[key] = [mid - half, mid + half]
-        return out
-    return {key: move(value) for key, value in criterion.items()}
-
-
 def main_bound(criterion: Mapping[str, Any]) -> float:
     """The bound that decides 'reproduced': at_least, at_most, or the interval's lower end."""
     for key in ("at_least", "at_most"):
@@ -207,6 +189,45 @@ class _Row:
     bounds: tuple[float, float] = field(default=(-math.inf, math.inf))
 
 
+def _definitions(
+    claim: Claim, tables, criteria: Mapping[str, Mapping], params, n_heads: int
+) -> list[_Row]:
+    """The configured definition of ``claim`` and its :data:`ALTERNATIVES`, each with the
+    criterion, chance level and bounds it is judged by (an alternative without its own chance
+    level takes the claim's; a head count has chance 0 and at most ``n_heads``)."""
+    configured = claim.measured(tables, params)
+    if claim.knob:  # a count of heads: 0 at chance, at most a layer's heads
+        configured = Measured(configured.value, 0.0)
+        claim = replace(claim, bounds=(0.0, float(n_heads)))
+    rows = [
+        _Row(
+            claim, AS_CONFIGURED, claim.measure, criteria[claim.id], configured.chance, claim.bounds
+        )
+    ]
+    for alt in ALTERNATIVES.get(claim.id, ()):
+        measured = alt.measure(tables, params)
+        own = measured.chance if isinstance(measured, Measured) else math.nan
+        rows.append(
+            _Row(
+                claim,
+                alt.label,
+                alt.measure,
+                alt.criterion or criteria[claim.id],
+                own if not math.isnan(own) else configured.chance,
+                alt.bounds or claim.bounds,
+            )
+        )
+    return rows
+
+
+def _judged(tables, params):
+    return judged_claims(run_task(params), model_layers(tables))
+
+
+def _heads_per_layer(tables) -> int:
+    return int(tables["head_scores"].groupby("layer").size().max())
+
+
 def sensitivity_table(
     tables: Mapping[str, pd.DataFrame],
     criteria: Mapping[str, Mapping],
@@ -217,37 +238,10 @@ def sensitivity_table(
     value and the verdict. The configured definition first, then :data:`ALTERNATIVES`."""
     if 1.0 not in factors:
         raise ValueError(f"the strictness factors {list(factors)} must include 1 (as configured)")
-    n_heads = int(tables["head_scores"].groupby("layer").size().max())
+    n_heads = _heads_per_layer(tables)
     out = []
-    for claim in judged_claims(run_task(params), model_layers(tables)):
-        configured = claim.measured(tables, params)
-        if claim.knob:  # a count of heads: 0 at chance, at most a layer's heads
-            configured = Measured(configured.value, 0.0)
-            claim = replace(claim, bounds=(0.0, float(n_heads)))
-        rows = [
-            _Row(
-                claim,
-                AS_CONFIGURED,
-                claim.measure,
-                criteria[claim.id],
-                configured.chance,
-                claim.bounds,
-            )
-        ]
-        for alt in ALTERNATIVES.get(claim.id, ()):
-            measured = alt.measure(tables, params)
-            own = measured.chance if isinstance(measured, Measured) else math.nan
-            rows.append(
-                _Row(
-                    claim,
-                    alt.label,
-                    alt.measure,
-                    alt.criterion or criteria[claim.id],
-                    own if not math.isnan(own) else configured.chance,
-                    alt.bounds or claim.bounds,
-                )
-            )
-        for row in rows:
+    for claim in _judged(tables, params):
+        for row in _definitions(claim, tables, criteria, params, n_heads):
             out.extend(_sweep(row, tables, params, factors))
     return pd.DataFrame(out)
 
@@ -257,47 +251,129 @@ def _value(measure: Measure, tables, params) -> float:
     return value.value if isinstance(value, Measured) else float(value)
 
 
-def _sweep(row: _Row, tables, params, factors) -> list[dict[str, Any]]:
+def _judge_at(row: _Row, tables, params, factor: float) -> dict[str, Any]:
+    """``row``'s definition ``factor`` times stricter: what was varied, the threshold, the
+    measured value and the verdict."""
     claim = row.claim
-    knob = claim.knob if row.definition == AS_CONFIGURED else None
-    fixed = None if knob else _value(row.measure, tables, params)
-    out = []
-    for factor in factors:
-        if knob:
-            threshold = claim.knob_chance + factor * (params[knob] - claim.knob_chance)
-            value = _value(row.measure, tables, {**params, knob: threshold})
-            criterion, varied = row.criterion, f"analysis.{knob}"
-        else:
-            criterion = scaled_criterion(row.criterion, factor, row.chance, row.bounds)
-            value, threshold, varied = fixed, main_bound(criterion), "criterion bound"
-        out.append(
+    if claim.knob and row.definition == AS_CONFIGURED:
+        knob = claim.knob
+        threshold = claim.knob_chance + factor * (params[knob] - claim.knob_chance)
+        value = _value(row.measure, tables, {**params, knob: threshold})
+        criterion, varied = row.criterion, f"analysis.{knob}"
+    else:
+        criterion = strict_criterion(row.criterion, factor, row.chance, row.bounds)
+        value, threshold, varied = (
+            _value(row.measure, tables, params),
+            main_bound(criterion),
+            ("criterion bound"),
+        )
+    return {
+        "varied": varied,
+        "threshold": threshold,
+        "measured": value,
+        "verdict": verdict(value, criterion),
+    }
+
+
+def _sweep(row: _Row, tables, params, factors) -> list[dict[str, Any]]:
+    return [
+        {
+            "claim_id": row.claim.id,
+            "definition": row.definition,
+            "factor": factor,
+            **_judge_at(row, tables, params, factor),
+        }
+        for factor in factors
+    ]
+
+
+def margins_table(
+    tables: Mapping[str, pd.DataFrame],
+    criteria: Mapping[str, Mapping],
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """One row per judged claim: its configured verdict and that verdict's margin
+    (:func:`affine_icl.margins.margin`): the ``loosest`` and ``strictest`` factor at which it
+    is still the same, and ``margin`` in words."""
+    n_heads = _heads_per_layer(tables)
+    rows = []
+    for claim in _judged(tables, params):
+        configured = _definitions(claim, tables, criteria, params, n_heads)[0]
+        found = margin(lambda f, row=configured: _judge_at(row, tables, params, f)["verdict"])
+        text = found.text
+        if not claim.knob and _at_chance(configured):
+            found = replace(found, loosest=math.nan, strictest=math.nan)
+            text = "none: the criterion's bound is chance itself, which no factor moves"
+        rows.append(
             {
                 "claim_id": claim.id,
-                "definition": row.definition,
-                "factor": factor,
-                "varied": varied,
-                "threshold": threshold,
-                "measured": value,
-                "verdict": verdict(value, criterion),
+                "verdict": found.verdict,
+                "loosest": found.loosest,
+                "strictest": found.strictest,
+                "margin": text,
             }
         )
-    return out
+    return pd.DataFrame(rows, columns=["claim_id", "verdict", "loosest", "strictest", "margin"])
 
 
-def robustness(sensitivity: pd.DataFrame) -> dict[str, str]:
-    """Per claim: "robust", or "fragile: ..." naming where the verdict differs from the
-    configured definition's at factor 1 (not-measurable cells do not count)."""
-    out = {}
-    for claim_id, rows in sensitivity.groupby("claim_id", sort=False):
-        configured = rows[(rows["definition"] == AS_CONFIGURED) & (rows["factor"] == 1.0)]
-        headline = configured["verdict"].iloc[0]
-        flips = rows[(rows["verdict"] != headline) & (rows["verdict"] != NOT_MEASURABLE)]
-        if flips.empty or headline == NOT_MEASURABLE:
-            out[claim_id] = "robust" if headline != NOT_MEASURABLE else "-"
+def _at_chance(row: _Row) -> bool:
+    """Whether ``row``'s criterion stays put under every strictness factor (its bounds are
+    its chance level, as ">= 0" with chance 0)."""
+    return strict_criterion(row.criterion, 2.0, row.chance, row.bounds) == strict_criterion(
+        row.criterion, 1.0, row.chance, row.bounds
+    )
+
+
+def other_readings(
+    tables: Mapping[str, pd.DataFrame],
+    criteria: Mapping[str, Mapping],
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Every alternative reading of every judged claim (:data:`ALTERNATIVES`) at its own
+    definition: claim_id, reading, value, chance (its own or the claim's), verdict and
+    ``chance_verdict``, the verdict a value at chance would get ("" without a chance level)."""
+    n_heads = _heads_per_layer(tables)
+    rows = []
+    for claim in _judged(tables, params):
+        for row in _definitions(claim, tables, criteria, params, n_heads)[1:]:
+            judged = _judge_at(row, tables, params, 1.0)
+            rows.append(
+                {
+                    "claim_id": claim.id,
+                    "reading": row.definition,
+                    "value": judged["measured"],
+                    "chance": row.chance,
+                    "verdict": judged["verdict"],
+                    "chance_verdict": _chance_verdict(row),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["claim_id", "reading", "value", "chance", "verdict", "chance_verdict"]
+    )
+
+
+def _chance_verdict(row: _Row) -> str:
+    """The verdict a measurement at ``row``'s chance level would get ("" without one)."""
+    if row.chance is None or math.isnan(row.chance):
+        return ""
+    return verdict(row.chance, row.criterion)
+
+
+def better_readings(readings: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFrame:
+    """Per claim, the alternative reading (:func:`other_readings`) whose verdict is closer to
+    the paper's result than the configured one's (``verdicts``, by claim id), the closest of
+    them (among equals, one that beats its chance level before one that does not, then the
+    first listed); claims without such a reading have no row."""
+    rows = []
+    for claim_id, group in readings.groupby("claim_id", sort=False):
+        literal = VERDICT_RANK.get(verdicts.get(claim_id, ""), -1)
+        better = group[group["verdict"].map(VERDICT_RANK).fillna(3) < literal]
+        if better.empty:
             continue
-        where = []
-        for definition, cells in flips.groupby("definition", sort=False):
-            factors = ", ".join(f"x{f:g}" for f in cells["factor"])
-            where.append(f"{definition} at {factors}")
-        out[claim_id] = "fragile: " + "; ".join(where)
-    return out
+        order = better.assign(
+            _rank=better["verdict"].map(VERDICT_RANK),
+            _chance=better["chance_verdict"].map(VERDICT_RANK).fillna(3)
+            <= better["verdict"].map(VERDICT_RANK),
+        ).sort_values(["_rank", "_chance"], kind="stable")
+        rows.append(order.drop(columns=["_rank", "_chance"]).iloc[0])
+    return pd.DataFrame(rows, columns=readings.columns).reset_index(drop=True)

@@ -20,10 +20,13 @@ with rule_log(sm.log[0]):
         "claim",
         "paper",
         "mean",
+        "sd",
         "min",
         "max",
         "summary",
-        "robustness",
+        "margin",
+        "chance_note",
+        "other_reading",
         "measured_as",
     ]
     title = (
@@ -31,7 +34,7 @@ with rule_log(sm.log[0]):
         f"{', '.join(sm.params.runs)}"
     )
     with open(sm.output.md, "w") as fh:
-        fh.write(f"# {title}\n\n" + to_markdown(table[shown]))
+        fh.write(f"# {title}\n\n" + to_markdown(table[[c for c in shown if c in table]]))
     runs = [protocol_note(run, run_config(sm.config, run)) for run in per_run]
     with open(sm.output.html, "w") as fh:
         fh.write(aggregate_html(table, per_run, title, runs))

@@ -1,5 +1,6 @@
 """Rule aggregate_claims_over_training: the claims over training of every run in one figure."""
 
+from affine_icl.aggregate import verdict_settled_since
 from affine_icl.config import settings_from_params
 from affine_icl.figures import plot_claims_over_training, save_figure
 from affine_icl.paper import PAPER_CLAIMS
@@ -15,7 +16,9 @@ with rule_log(sm.log[0]):
             settings_from_params(sm.params, "claims"),
             {c.id: c.reported for c in PAPER_CLAIMS},
             f"Claims over training, {len(sm.params.runs)} run(s): each claim measured at every "
-            "weights snapshot, one line per run",
+            "weights snapshot, one line per run; dotted: from here on every run's verdict is "
+            "its final one",
+            verdict_settled_since(table).set_index("claim_id")["settled_since"].to_dict(),
         ),
         sm.output.png,
     )

@@ -1,25 +1,28 @@
-"""Rule claims: the paper's quantitative claims with this run's measurements and verdicts."""
-
-import pandas as pd
+"""Rule claims: the paper's quantitative claims with this run's measurements and verdicts,
+each verdict's margin, and the other reading of the paper's words where it gets closer."""
 
 from affine_icl.claims import claims_table, protocol_note, readable, to_html, to_markdown
 from affine_icl.config import run_config
 from affine_icl.data import collapse_warning
 from affine_icl.rules import claim_inputs, rule_log
-from affine_icl.sensitivity import robustness
+from affine_icl.sensitivity import better_readings, margins_table, other_readings
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     tables, criteria, params = claim_inputs(sm)
-    table = claims_table(tables, criteria, params, robustness(pd.read_csv(sm.input.sensitivity)))
+    margins = margins_table(tables, criteria, params)
+    readings = better_readings(
+        other_readings(tables, criteria, params), margins.set_index("claim_id")["verdict"]
+    )
+    table = claims_table(tables, criteria, params, margins, readings)
     table.to_csv(sm.output.csv, index=False)
     counts = table["verdict"].value_counts().to_dict()
-    fragile = int(table["robustness"].str.startswith("fragile").sum())
     header = (
         f"# Claims of Bhargav & Gu (2024) on run {sm.wildcards.run}\n\n"
         + ", ".join(f"{v}: {n}" for v, n in counts.items())
-        + f"; fragile (another threshold or reading in claims_sensitivity.png gives another "
-        f"verdict): {fragile}\n\n"
+        + f"; a measurement at chance would pass the criterion of {int(table['chance_passes'].sum())}"
+        "\n\nEach verdict's margin: how much stricter (or looser) its definition can be made "
+        "before the verdict changes (claims_sensitivity.png draws the grid).\n\n"
     )
     collapse = collapse_warning(tables["train_log"].to_dict("records"))
     if collapse:

@@ -3,6 +3,7 @@
 import pandas as pd
 import torch
 
+from affine_icl.aggregate import verdict_settled_since
 from affine_icl.analysis.population import analysis_population
 from affine_icl.config import run_config, settings_from_params
 from affine_icl.data import read_parquet
@@ -36,6 +37,7 @@ with rule_log(sm.log[0]) as log:
         weights, pop, pd.read_parquet(sm.input.train_log), criteria, params
     )
     table.to_csv(sm.output.csv, index=False)
+    settled = verdict_settled_since(table.assign(run=sm.wildcards.run))
     save_figure(
         plot_claims_over_training(
             table.assign(run=sm.wildcards.run),
@@ -46,6 +48,7 @@ with rule_log(sm.log[0]) as log:
             if len(weights) > 1
             else f"Claims of run {sm.wildcards.run} at its final step only: no weights "
             f"snapshot before it ({reason})",
+            settled.set_index("claim_id")["settled_since"].to_dict() if len(weights) > 1 else None,
         ),
         sm.output.png,
     )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from affine_icl.aggregate import (
     aggregate_claims,
@@ -77,23 +78,45 @@ def test_attribution_and_ov_fit_summaries():
     )
 
 
-def test_fragile_in_k_of_n_runs():
-    def with_robustness(robust):
-        return claims([1.0, 3.0], ["reproduced", "reproduced"]).assign(robustness=robust)
+def test_margins_sd_chance_and_other_readings_across_runs():
+    """The margin every run with a verdict shares, the seeds' sd, chance notes with how many
+    runs they concern, and the other reading most runs name with its verdicts."""
 
+    def run(values, verdicts, loosest, strictest, passes, reading):
+        return claims(values, verdicts).assign(
+            chance=[0.5, 1.0],
+            loosest=loosest,
+            strictest=strictest,
+            margin="",
+            chance_passes=passes,
+            chance_note=["", "chance passes by design" if passes[1] else ""],
+            other_reading=["", reading],
+            other_value=[float("nan"), 1.5],
+            other_chance=[float("nan"), 1.0],
+            other_verdict=["", "reproduced"],
+            other_chance_verdict=["", "reproduced"],
+        )
+
+    R, N = "reproduced", "not reproduced"
     table = aggregate_claims(
         {
-            "s0": with_robustness(["robust", "fragile: as configured at x2"]),
-            "s1": with_robustness(["robust", "fragile: former at x1"]),
-            "s2": with_robustness(["fragile: as configured at x0.5", "robust"]),
+            "s0": run([1.0, 3.0], [R, N], [0.1, 0.4], [1.4, 10.0], [False, True], "median"),
+            "s1": run([2.0, 5.0], [R, N], [0.1, 0.6], [2.5, 10.0], [False, True], "median"),
+            "s2": run([3.0, 4.0], [R, N], [0.1, 0.3], [1.8, 10.0], [False, False], "largest"),
         }
     ).set_index("claim_id")
-    assert table.loc["a", "robustness"] == "fragile in 1 of 3 runs"
-    assert table.loc["b", "robustness"] == "fragile in 2 of 3 runs"
-    # claims tables from before the sensitivity grid have no robustness to count
-    assert (
-        aggregate_claims({"s0": claims([1.0, 3.0], ["reproduced"] * 2)})["robustness"].eq("").all()
+    assert table.loc["a", "sd"] == pytest.approx(1.0)
+    assert table.loc["a", "margin"] == "reproduced in 3: holds up to x1.4 stricter"
+    assert table.loc["b", "margin"] == "not reproduced in 3: fails until x0.6 looser"
+    assert table.loc["a", "chance_note"] == ""
+    assert table.loc["b", "chance_note"] == "chance passes by design (in 2 of 3 runs)"
+    assert table.loc["b", "other_reading"] == (
+        "median: 1.5 (1.5 to 1.5), reproduced in 2 of 3 runs (chance 1: judged as well or "
+        "better in 2)"
     )
+    assert table.loc["a", "other_reading"] == ""
+    # claims tables from before the margins have none to aggregate
+    assert "margin" not in aggregate_claims({"s0": claims([1.0, 3.0], [R, R])})
 
 
 def test_verdict_settled_since_is_the_latest_run_to_settle():

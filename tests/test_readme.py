@@ -23,7 +23,9 @@ def test_results_block_lists_runs_and_claims():
             "min": [2e-4],
             "max": [2e-4],
             "summary": ["holds in 0 of 1 runs"],
-            "verdicts": ["seed0: not reproduced"],
+            "margin": ["not reproduced in 1: fails until x0.4 looser"],
+            "chance_note": [float("nan")],  # empty, read back from a CSV
+            "other_reading": [float("nan")],
             "measured_as": [float("nan")],
         }
     )
@@ -38,7 +40,8 @@ def test_results_block_lists_runs_and_claims():
     block = results_block(claims, runs, "2-core CPU", note="full protocol")
     assert "machine: 2-core CPU" in block and "| seed0 | 100000 |" in block
     assert "1 claim(s) holds in 0 of 1 runs" in block and "full protocol" in block
-    assert "seed0: not reproduced" in block
+    assert "| holds in 0 of 1 runs | not reproduced in 1: fails until x0.4 looser |  |  |" in block
+    assert "nan" not in block and "'Margin': over which strictness factors" in block
     settled = pd.DataFrame(
         {"claim_id": ["final_mse"], "settled_since": [100000], "last_step": [100000], "runs": [1]}
     )
@@ -91,7 +94,6 @@ def test_runs_aggregates_the_named_runs_of_a_sweep_only(tmp_path):
         "paper": "1e-4",
         "measured_as": "",
         "criterion": "",
-        "robustness": "robust",
     }
     verdicts = {"a": "reproduced", "b": "not reproduced", "other": "reproduced"}
     for run, verdict in verdicts.items():

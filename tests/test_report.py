@@ -45,7 +45,10 @@ def claims(verdicts, measured=None, claim="a claim"):
             "effect_as": ["ratio to chance"] * n,
             "criterion": ["<= 0.0002"] * n,
             "verdict": verdicts,
-            "robustness": ["robust", "fragile: as configured at x2"] + ["robust"] * (n - 2),
+            "margin": ["holds up to x1.4 stricter", "differs from x0.5 to x2"] + ["-"] * (n - 2),
+            "chance_passes": [False, True] + [False] * (n - 2),
+            "chance_note": ["", "chance passes this criterion: the verdict cannot tell"]
+            + [""] * (n - 2),
         }
     )
 
@@ -72,10 +75,15 @@ def test_claims_html_colours_each_verdict_and_escapes_text():
         assert re.search(rf"\.{name} {{ background: #[0-9a-f]{{6}}; }}", page), name
     assert "n/a" in page  # a NaN measurement
     assert "reproduced: 1, differs in degree: 1, not reproduced: 1, not measurable: 1" in page
-    # chance and effect beside the measurement, what they are and the robustness beneath
+    # chance and effect beside the measurement, what they are; the margin and any chance
+    # note beneath the verdict
     assert "<small>uniform share</small>" in page and "<small>ratio to chance</small>" in page
-    assert "<small>fragile: as configured at x2</small>" in page
-    assert "Fragile (another threshold or reading gives another verdict): 1." in page
+    assert "<small>holds up to x1.4 stricter</small>" in page
+    assert (
+        "<small>differs from x0.5 to x2; chance passes this criterion: the verdict cannot "
+        "tell</small>"
+    ) in page
+    assert "Claims whose criterion a measurement at chance would pass too: 1" in page
 
 
 @pytest.mark.parametrize(
@@ -215,6 +223,8 @@ def test_claims_html_keeps_claim_and_verdict_in_view():
     table = claims([REPRODUCED, NOT_REPRODUCED])
     page = to_html(table, "Claims")
     head = re.findall(r"<th>([^<]+)</th>", page)
-    assert head[-1] == "verdict" and "measured as" not in head and "criterion" not in head
+    # only the other reading of the paper's words follows the verdict, and it wraps (long)
+    assert head[-2:] == ["verdict", "another reading"]
+    assert "measured as" not in head and "criterion" not in head
     assert page.count("<small>criterion: &lt;= 0.0002</small>") == len(table)
     assert "td.long { min-width: 16em; max-width: 32em; }" in page

@@ -10,6 +10,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import FactoredMatrix
 
+from ..paper import random_direction_share
 from .chance import r2_chance
 
 
@@ -302,8 +303,9 @@ def outside_embedding_share(model, cache, layer: int = 0) -> pd.DataFrame:
     """Share of ``x OV`` outside the row space of ``W_E`` (paper: 84.15% for layer 0).
 
     ``W_E = U S V^T``; the first rank(W_E) rows of ``V^T`` span the embedding space. For each
-    residual vector: ``||x OV - proj(x OV)|| / ||x OV||``. Also reports the share for
-    matched random vectors of the same norms in the table's ``source`` column.
+    residual vector: ``||x OV - proj(x OV)|| / ||x OV||``, beside what a random direction
+    gives (``chance_share``, ``sqrt(1 - rank/d_model)``, and its standard deviation
+    ``chance_share_sd``: :func:`affine_icl.paper.random_direction_share`).
     """
     W_E = model.W_E.detach().double()
     _, s, vh = torch.linalg.svd(W_E, full_matrices=False)
@@ -314,13 +316,15 @@ def outside_embedding_share(model, cache, layer: int = 0) -> pd.DataFrame:
     out = x @ ov
     inside = out @ basis.T @ basis
     share = (out - inside).norm(dim=1) / out.norm(dim=1)
+    chance, chance_sd = random_direction_share(rank, W_E.shape[1])
     return pd.DataFrame(
         {
             "layer": layer,
             "vector": np.arange(len(share)),
             "share_outside": share.numpy(),
             "embedding_rank": rank,
-            "chance_share": (1 - rank / W_E.shape[1]) ** 0.5,
+            "chance_share": chance,
+            "chance_share_sd": chance_sd,
         }
     )
 

@@ -50,10 +50,11 @@ rule claims_sensitivity:
 
 rule claims:
     """Every quantitative claim of the paper: paper value, this run's value beside its chance
-    level, criterion, verdict, and whether the verdict is robust to its definition."""
+    level, criterion, verdict, the verdict's margin (how much stricter or looser its
+    definition can be before it changes), whether chance passes its criterion, and the other
+    reading of the paper's words that gets closer to its result (affine_icl/sensitivity.py)."""
     input:
         **CLAIM_INPUTS,
-        sensitivity=rules.claims_sensitivity.output.csv,
     output:
         csv=f"{run_dir()}/claims.csv",
         md=f"{run_dir()}/claims.md",

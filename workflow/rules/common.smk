@@ -225,14 +225,15 @@ AGGREGATE_CLAIM_FIGURES = ["claims_sensitivity", "claims_over_training"]
 
 
 def all_figures(wildcards):
-    """Every figure of every run, each run's claims table (and through it the verdicts'
-    sensitivity), the claims over training, each run's export and attention views, the
+    """Every figure of every run, each run's claims table and verdict sensitivity grid, the
+    claims over training, each run's export and attention views, the
     across-runs outputs, across tasks (with more than one task family) and the atlas (with a
     sweep)."""
     return (
         [f"{RESULTS}/figures/fig01_sequence_types.png"]
         + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
+        + [f"{run_dir(run)}/claims_sensitivity.png" for run in RUNS]
         + [f"{RESULTS}/models/{run}/README.md" for run in RUNS]
         + [f"{run_dir(run)}/attention_views" for run in RUNS]
         + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
