@@ -104,9 +104,10 @@ def _qualifiers(group: pd.DataFrame) -> dict[str, str]:
 
 def other_reading_summary(group: pd.DataFrame) -> str:
     """One claim's other reading over runs (the ``other_*`` columns of its claims tables): the
-    reading most runs name, its mean value (range), and its verdicts with how many runs give
-    each ("read out like the final residual: 0.74 (0.72 to 0.76), differs in degree in 5 of 5
-    runs (chance 0.998: as good in 5)"); "" where no run has one."""
+    reading most runs name as closer to the paper than the literal one, in how many, its mean
+    value (range) and verdicts over those runs ("one head at a time: median over heads (closer
+    than the literal reading in 4 of 5 runs): 2.0 (1.8 to 2.2), reproduced in 4 (chance 1:
+    judged as well or better in 4)"); "" where no run has one."""
     named = group[group["other_reading"].fillna("") != ""]
     if named.empty:
         return ""
@@ -117,9 +118,10 @@ def other_reading_summary(group: pd.DataFrame) -> str:
     verdicts = ", ".join(
         f"{v} in {counts[v]}" for v in sorted(counts.index, key=lambda v: VERDICT_RANK.get(v, 3))
     )
-    text = f"{label}: {values.mean():.4g}"
+    text = f"{label} (closer than the literal reading in {len(rows)} of {len(group)} runs): "
+    text += f"{values.mean():.4g}"
     text += f" ({values.min():.4g} to {values.max():.4g})" if len(rows) > 1 else ""
-    text += f", {verdicts} of {len(group)} runs"
+    text += f", {verdicts}"
     chance = rows["other_chance"].astype(float)
     if chance.notna().any():
         as_good = sum(

@@ -636,11 +636,13 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table (no extra dependency)."""
+    """A Markdown table (no extra dependency); a missing number (NaN) shows as "-"."""
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
+        cells = [
+            ("-" if math.isnan(v) else f"{v:.4g}") if isinstance(v, float) else str(v) for v in row
+        ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

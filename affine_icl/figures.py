@@ -595,7 +595,7 @@ def plot_share_outside(
             label=f"a random direction's share ± 1 sd ({sd:.3f})",
         )
         title += (
-            f": this run {(mean - chance) / sd:+.2f} sd from a random direction, "
+            f"\nthis run {(mean - chance) / sd:+.2f} sd from a random direction's share, "
             f"the paper {(paper_share - chance) / sd:+.2f} sd"
         )
     ax.set_xlabel("||x OV outside span(W_E)|| / ||x OV||, per residual vector")
@@ -901,12 +901,11 @@ def _factor_labels(factors) -> list[str]:
     return [f"x{f:g}" + (" (as set)" if f == 1 else "") for f in factors]
 
 
-#: What the factor does: which side is stricter depends on whether the claim is that an effect
-#: exists (chance outside the reproduced range) or that there is none (chance inside it).
+#: What the factor does (affine_icl/margins.py): above 1 always stricter.
 FACTOR_NOTE = (
-    "factor: the threshold's distance from chance times it; above 1 is stricter for a claim "
-    "that an effect exists (a count, a share), looser for a claim that there is none (an MSE "
-    "ratio near 1, the final MSE)"
+    "strictness factor, above 1 stricter: the threshold's distance from chance times it for a "
+    "claim that an effect exists (a count, a share), divided by it for a claim that there is "
+    "none (an MSE ratio near 1, the final MSE)"
 )
 
 

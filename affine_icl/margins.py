@@ -40,6 +40,9 @@ ROBUST: tuple[float, float] = (0.5, 2.0)
 
 _ORDER = tuple(VERDICT_RANK)
 
+#: The margin of a verdict whose criterion no strictness factor moves (">= 0", chance 0).
+NO_MARGIN = "none: the criterion's bound is chance itself, which no factor moves"
+
 
 def strict_criterion(
     criterion: Mapping[str, Any],
@@ -91,8 +94,9 @@ def _x(factor: float) -> str:
 
 def margin_text(verdict_: str, loosest: float, strictest: float) -> str:
     """How far a verdict is from changing, in words: "holds up to x1.4 stricter", "fails until
-    x0.6 looser", "differs from x0.7 to x1.3", "robust: holds from x0.5 to x2" added where
-    the rule of :data:`ROBUST` is met; "-" for a verdict that is no judgement."""
+    x0.6 looser", "differs from x0.7 to x1.3", with " (robust)" where the rule of
+    :data:`ROBUST` is met (the same verdict from x0.5 to x2); "-" for a verdict that is no
+    judgement or has no margin (NaN ends)."""
     if verdict_ not in _ORDER or math.isnan(loosest) or math.isnan(strictest):
         return "-"
     if verdict_ == REPRODUCED:
@@ -112,7 +116,7 @@ def margin_text(verdict_: str, loosest: float, strictest: float) -> str:
         stricter = " or stricter" if strictest >= SEARCH[1] else ""
         text = f"differs from {_x(loosest)}{looser} to {_x(strictest)}{stricter}"
     if loosest <= ROBUST[0] and strictest >= ROBUST[1]:
-        text += f" (robust: same verdict from {_x(ROBUST[0])} to {_x(ROBUST[1])})"
+        text += " (robust)"
     return text
 
 
@@ -160,5 +164,7 @@ def margin_across(
         if not rows:
             continue
         lo, hi = max(r[0] for r in rows), min(r[1] for r in rows)
-        parts.append(f"{v} in {len(rows)}: {margin_text(v, lo, hi)}")
+        text = margin_text(v, lo, hi)
+        # a judged verdict without a margin: its criterion's bound is chance itself
+        parts.append(f"{v} in {len(rows)}: {NO_MARGIN if text == '-' else text}")
     return "; ".join(parts) or "-"

@@ -33,7 +33,7 @@ from .claims import (
     run_task,
     verdict,
 )
-from .margins import margin, strict_criterion
+from .margins import NO_MARGIN, margin, strict_criterion
 
 #: The configured definition's row label.
 AS_CONFIGURED = "as configured"
@@ -303,7 +303,7 @@ def margins_table(
         text = found.text
         if not claim.knob and _at_chance(configured):
             found = replace(found, loosest=math.nan, strictest=math.nan)
-            text = "none: the criterion's bound is chance itself, which no factor moves"
+            text = NO_MARGIN
         rows.append(
             {
                 "claim_id": claim.id,

@@ -111,8 +111,8 @@ def test_margins_sd_chance_and_other_readings_across_runs():
     assert table.loc["a", "chance_note"] == ""
     assert table.loc["b", "chance_note"] == "chance passes by design (in 2 of 3 runs)"
     assert table.loc["b", "other_reading"] == (
-        "median: 1.5 (1.5 to 1.5), reproduced in 2 of 3 runs (chance 1: judged as well or "
-        "better in 2)"
+        "median (closer than the literal reading in 2 of 3 runs): 1.5 (1.5 to 1.5), "
+        "reproduced in 2 (chance 1: judged as well or better in 2)"
     )
     assert table.loc["a", "other_reading"] == ""
     # claims tables from before the margins have none to aggregate

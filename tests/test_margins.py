@@ -16,7 +16,14 @@ from affine_icl.claims import (
     readable,
     verdict,
 )
-from affine_icl.margins import SEARCH, margin, margin_across, margin_text, strict_criterion
+from affine_icl.margins import (
+    NO_MARGIN,
+    SEARCH,
+    margin,
+    margin_across,
+    margin_text,
+    strict_criterion,
+)
 from affine_icl.paper import PAPER, excess_over_random, random_direction_share
 
 
@@ -92,7 +99,9 @@ def test_margins_across_runs_are_what_every_run_with_the_verdict_shares():
         "to x1.2"
     )
     assert margin_across([NOT_MEASURABLE], [math.nan], [math.nan]) == "-"
-    assert margin_text(REPRODUCED, 0.1, 10.0).startswith("holds even x10 stricter (robust")
+    # a judged verdict without a margin: a criterion whose bound is chance itself
+    assert margin_across([REPRODUCED], [math.nan], [math.nan]) == f"reproduced in 1: {NO_MARGIN}"
+    assert margin_text(REPRODUCED, 0.1, 10.0) == "holds even x10 stricter (robust)"
 
 
 def test_the_margin_of_a_head_count_moves_the_threshold_that_counts_heads():
