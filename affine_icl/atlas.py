@@ -39,9 +39,11 @@ def atlas_table(
     chance gives for it (NaN where the claim has no chance level in its own units: a head
     count's chance is a per-head score) and
     verdict ("not applicable" where the claim needs layers the model lacks, or another task),
-    the verdict's margin (``loosest``, ``strictest``; NaN for claims tables without it) and
-    ``seeds_verdict``: the verdict of most seeds at the run's settings, or
-    :data:`SEEDS_DISAGREE` where two verdicts tie for most (one seed each of two)."""
+    the verdict's margin (``loosest``, ``strictest``, ``margin``; NaN and "" for claims tables
+    without it),
+    ``chance_passes`` (a measurement at chance would be reproduced too) and ``seeds_verdict``:
+    the verdict of most seeds at the run's settings, or :data:`SEEDS_DISAGREE` where two
+    verdicts tie for most (one seed each of two)."""
     rows = []
     for run, table in claims.items():
         for claim in table.itertuples():
@@ -58,6 +60,9 @@ def atlas_table(
                     # the verdict's margin in strictness factors (claims tables that have it)
                     "loosest": getattr(claim, "loosest", math.nan),
                     "strictest": getattr(claim, "strictest", math.nan),
+                    "margin": getattr(claim, "margin", ""),
+                    # whether a measurement at chance would be reproduced too
+                    "chance_passes": bool(getattr(claim, "chance_passes", False)),
                 }
             )
     table = pd.DataFrame(rows)
@@ -72,7 +77,8 @@ def verdicts_by_setting(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     section, ``runs``, ``reproduced`` (how many runs' verdict is reproduced), ``verdicts`` (each
     verdict with its count, most first, ties in the order of :data:`VERDICT_ORDER`), the
     median, lowest and highest measurement, the verdicts' ``margin`` across the seeds
-    (:func:`affine_icl.margins.margin_across`), and ``differs``: whether the claim's verdicts are
+    (:func:`affine_icl.margins.margin_across`), ``chance_passes_in`` (in how many runs a
+    measurement at chance would be reproduced too), and ``differs``: whether the claim's verdicts are
     not in the same shares at every grid point (the claims a swept setting changes)."""
     rows = []
     for keys, group in table.groupby([*axes, "claim_id"], sort=False):
@@ -95,8 +101,9 @@ def verdicts_by_setting(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
                 "margin": margin_across(
                     list(group["verdict"]), list(group["loosest"]), list(group["strictest"])
                 )
-                if "loosest" in group
+                if group["margin"].fillna("").astype(bool).any()
                 else "-",
+                "chance_passes_in": int(group["chance_passes"].sum()),
                 "_shares": tuple(sorted((counts / len(group)).round(9).items())),
             }
         )

@@ -784,10 +784,15 @@ def html_table(
 
 
 def to_html(
-    table: pd.DataFrame, title: str, intro: Sequence[str] = (), notes: Sequence[str] = ()
+    table: pd.DataFrame,
+    title: str,
+    intro: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    robust_rule: str = "",
 ) -> str:
     """One run's claims table (:func:`claims_table`) as an HTML page, verdicts coloured and
-    counted above the table; ``intro`` and ``notes`` (warnings) as in :func:`html_table`."""
+    counted above the table (and the robust margins, with ``robust_rule`` saying what robust
+    means); ``intro`` and ``notes`` (warnings) as in :func:`html_table`."""
     counts = table["verdict"].value_counts()
     summary = ", ".join(f"{v}: {counts[v]}" for v in VERDICT_CLASSES if v in counts)
     # how it was measured and the criterion go under the claim (a second line), so claim and
@@ -806,7 +811,7 @@ def to_html(
         robust = int(table["margin"].astype(str).str.contains("(robust", regex=False).sum())
         extra.append(
             f"Beneath each verdict its margin: how much stricter or looser its definition can be "
-            f"made before the verdict changes. Robust (the rule is stated beneath): {robust}."
+            f"made before the verdict changes; robust: {robust}{robust_rule and f' ({robust_rule})'}."
         )
     passes = table["chance_passes"] if "chance_passes" in table else pd.Series([False])
     if passes.any():

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .claims import verdict_notes
 from .config import data_config
 from .model import VectorTransformer, load_model, read_metadata
 from .provenance import code_version
@@ -84,9 +85,10 @@ def model_card(config: dict, claims: pd.DataFrame, export_dir: str) -> str:
     train, data, model = config["train"], config["data"], config["model"]
     task = describe(data_config({"data": data}))
     counts = claims["verdict"].value_counts()
+    notes = verdict_notes(claims)  # the margin, and where chance would pass too
     verdicts = "\n".join(
-        f"| {r.claim_id} | {r.paper} | {r.measured:.4g} | {r.verdict} |"
-        for r in claims.itertuples()
+        f"| {r.claim_id} | {r.paper} | {r.measured:.4g} | {r.verdict} | {note or '-'} |"
+        for r, note in zip(claims.itertuples(), notes, strict=True)
     )
     load = "\n".join(LOAD_LINES).format(path=export_dir, d_vocab=model["d_vocab"])
     mse = config["final_heldout_mse"]
@@ -123,8 +125,8 @@ Trained with the `affine-icl` pipeline (config hash `{config["config_hash"]}`).
 
 {", ".join(f"{v}: {n}" for v, n in counts.items())}.
 
-| claim | paper | this model | verdict |
-|---|---|---|---|
+| claim | paper | this model | verdict | margin, and whether chance passes too |
+|---|---|---|---|---|
 {verdicts}
 
 ## Load it

@@ -37,6 +37,8 @@ SEARCH: tuple[float, float] = (0.1, 10.0)
 TOLERANCE = 1e-4
 #: A verdict that holds over this range of factors is called robust.
 ROBUST: tuple[float, float] = (0.5, 2.0)
+#: The rule, in words.
+ROBUST_RULE = f"the same verdict from x{ROBUST[0]:g} to x{ROBUST[1]:g}"
 
 _ORDER = tuple(VERDICT_RANK)
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from .aggregate import aggregate_claims, verdict_settled_since
 from .claims import to_markdown
 from .config import UNHASHED_INIT
+from .margins import ROBUST_RULE, SEARCH, TOLERANCE
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -59,8 +60,8 @@ MARGIN_LEGEND = (
     "'Literal reading': the paper's procedure as written, judged by `config.yaml`'s criteria. "
     "'Margin': over which strictness factors the verdict stays the same in every run with that "
     "verdict (x2: a definition twice as far from chance; x0.5: half as far; found by bisection "
-    "to 1e-4 within x0.1 to x10, `affine_icl/margins.py`); robust: the same verdict from x0.5 "
-    "to x2. 'Chance passes?': a measurement at the claim's chance level would be reproduced "
+    f"to {TOLERANCE:g} within x{SEARCH[0]:g} to x{SEARCH[1]:g}, `affine_icl/margins.py`); "
+    f"robust: {ROBUST_RULE}. 'Chance passes?': a measurement at the claim's chance level would be reproduced "
     "too, so the verdict alone cannot tell the model from chance (by design for a claim that "
     "an effect is absent). 'Another reading': the reading of the paper's words "
     "(`affine_icl/sensitivity.py` ALTERNATIVES) that gets closer to the paper's result than "

@@ -4,6 +4,7 @@ each verdict's margin, and the other reading of the paper's words where it gets 
 from affine_icl.claims import claims_table, protocol_note, readable, to_html, to_markdown
 from affine_icl.config import run_config
 from affine_icl.data import collapse_warning
+from affine_icl.margins import ROBUST_RULE
 from affine_icl.rules import claim_inputs, rule_log
 from affine_icl.sensitivity import better_readings, margins_table, other_readings
 
@@ -33,5 +34,11 @@ with rule_log(sm.log[0]):
     notes = [f"Warning: {collapse}."] if collapse else []
     with open(sm.output.html, "w") as fh:
         fh.write(
-            to_html(table, f"Claims of Bhargav & Gu (2024) on run {sm.wildcards.run}", [ran], notes)
+            to_html(
+                table,
+                f"Claims of Bhargav & Gu (2024) on run {sm.wildcards.run}",
+                [ran],
+                notes,
+                ROBUST_RULE,
+            )
         )

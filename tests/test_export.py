@@ -28,6 +28,8 @@ CLAIMS = pd.DataFrame(
         "paper": ["1e-4", "8 of 8 heads"],
         "measured": [3.2e-3, 6.0],
         "verdict": ["not reproduced", "differs in degree"],
+        "margin": ["fails until x0.4 looser", "differs from x0.5 to x2"],
+        "chance_note": ["", "chance passes this criterion: the verdict cannot tell"],
     }
 )
 
@@ -80,7 +82,10 @@ def test_export_round_trip_loads_the_same_model(trained_run, tmp_path):
     assert "license: mit" in front
     assert "20 AdamW steps" in card and "not reproduced: 1, differs in degree: 1" in card
     assert f'load_pretrained("{out}")' in card
-    assert "| layer2_negative_copying | 8 of 8 heads | 6 | differs in degree |" in card
+    assert (
+        "| layer2_negative_copying | 8 of 8 heads | 6 | differs in degree | differs from x0.5 to "
+        "x2; chance passes this criterion: the verdict cannot tell |"
+    ) in card
 
 
 def test_load_pretrained_names_what_is_missing(trained_run, tmp_path):

@@ -150,6 +150,29 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
     assert (at128["median"], at128["min"], at128["max"]) == (2.0, 1.0, 6.0)
     assert at64["differs"] and at128["differs"]  # 1 of 2 vs 2 of 3
     assert not pooled["differs"][:, "layer0_previous_token_heads"].any()  # all reproduced
+    # claims tables without margins have none to pool; with them, the seeds' shared margin
+    assert at128["margin"] == "-" and at128["chance_passes_in"] == 0
+    margined = {
+        run: _claims(m, v).assign(
+            loosest=0.1,
+            strictest=[1.5 + s, 2.0, 3.0],
+            margin="(per run)",
+            chance_passes=[False, False, s == 1],
+        )
+        for run, (_, s, m, v) in runs.items()
+    }
+    pooled = verdicts_by_setting(
+        atlas_table(
+            margined,
+            {run: {"model.d_model": w} for run, (w, *_) in runs.items()},
+            {run: s for run, (_, s, *_) in runs.items()},
+        ),
+        ["model.d_model"],
+    ).set_index(["setting", "claim_id"])
+    at128 = pooled.loc["model.d_model=128", "final_mse"]
+    # reproduced by seeds 0 (up to x1.5) and 1 (x2.5): both hold up to x1.5
+    assert at128["margin"].startswith("reproduced in 2: holds up to x1.5 stricter")
+    assert pooled.loc["model.d_model=128", "outside_embedding_share"]["chance_passes_in"] == 1
 
 
 def test_sweep_loss_curves_group_runs_by_setting_and_take_each_runs_last_step(tmp_path):
