@@ -24,6 +24,15 @@ from .claims import (
 from .margins import margin_across
 
 
+def runs_table(runs: Sequence[str], paths: Sequence) -> pd.DataFrame:
+    """Each run's CSV (``paths``, in the order of ``runs``) with a ``run`` column, one table
+    (a per-run table of every run, as the across-runs rules and the README read them)."""
+    return pd.concat(
+        [pd.read_csv(path).assign(run=run) for run, path in zip(runs, paths, strict=True)],
+        ignore_index=True,
+    )
+
+
 def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per claim: the value in every run, mean, sd, min, max, the mean chance level
     (where it is in the measurement's units), "holds in k of n runs",

@@ -221,6 +221,46 @@ def trained_summary(weights) -> dict | None:
     return {"steps": int(meta["step"]), "differences": protocol_differences(cfg)}
 
 
+def report_runs(config: dict, results: str) -> dict:
+    """What the report's front page says of each run of ``config``: ``steps``, ``differences``
+    from the paper's protocol (:func:`affine_icl.claims.protocol_differences`) and ``trained``.
+    A trained run is described by its weights' metadata (:func:`trained_summary`: what was
+    trained, whatever the config says now), one not trained yet by the config."""
+    from .claims import protocol_differences
+    from .config import run_config
+
+    out = {}
+    for entry in config["runs"]:
+        name = entry["name"]
+        done = trained_summary(f"{results}/runs/{name}/model.safetensors")
+        if done is not None:
+            out[name] = {**done, "trained": True}
+        else:
+            cfg = run_config(config, name)
+            out[name] = {
+                "steps": cfg.train.steps,
+                "differences": protocol_differences(cfg),
+                "trained": False,
+            }
+    return out
+
+
+def protocol_summary() -> dict:
+    """The paper's protocol in the words of the report's front page (RunConfig's defaults, as
+    in config.yaml): layers, width, heads, steps, batch size and learning rate."""
+    from .config import RunConfig
+
+    protocol = RunConfig()
+    return {
+        "n_layers": protocol.model.n_layers,
+        "d_model": protocol.model.d_model,
+        "n_heads": protocol.model.n_heads,
+        "steps": protocol.train.steps,
+        "batch_size": protocol.train.batch_size,
+        "lr": protocol.train.lr,
+    }
+
+
 def check_same_config(path, found: dict, expected: dict) -> None:
     """Refuse a file whose ``config_hash`` metadata differs from the model's."""
     have, want = found.get("config_hash"), expected.get("config_hash")
@@ -265,16 +305,6 @@ def claim_params(sm) -> dict:
         "loss_from_index": sm.params.loss_from,
         "data": run_config(sm.config, sm.wildcards.run).data,
     }
-
-
-def runs_table(runs, paths):
-    """Each run's CSV (``paths``, in the order of ``runs``) with a ``run`` column, one table."""
-    import pandas as pd
-
-    return pd.concat(
-        [pd.read_csv(path).assign(run=run) for run, path in zip(runs, paths, strict=True)],
-        ignore_index=True,
-    )
 
 
 def write_outputs(sm, table, fig=None) -> None:

@@ -1,10 +1,10 @@
 """Rule aggregate_claims_over_training: the claims over training of every run in one figure."""
 
-from affine_icl.aggregate import verdict_settled_since
+from affine_icl.aggregate import runs_table, verdict_settled_since
 from affine_icl.config import settings_from_params
 from affine_icl.figures import plot_claims_over_training, save_figure
 from affine_icl.paper import PAPER_CLAIMS
-from affine_icl.rules import rule_log, runs_table
+from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):

@@ -128,7 +128,16 @@ def test_protocol_differences_name_every_changed_weight_setting():
 
 
 def render_introduction(config) -> str:
-    """workflow/report/workflow.rst as Snakemake renders it (Jinja, then docutils), as text."""
+    """workflow/report/workflow.rst as Snakemake renders it (Jinja, then docutils), as text,
+    with what workflow/rules/common.smk adds to the config for it (no run trained, unless the
+    test says what was)."""
+    from affine_icl.rules import protocol_summary, report_runs
+
+    config = {
+        "report_runs": report_runs(config, "/nonexistent/results"),
+        **config,
+        "protocol": protocol_summary(),
+    }
     env = Environment(trim_blocks=True, lstrip_blocks=True)
     template = env.from_string((REPO / "workflow" / "report" / "workflow.rst").read_text())
     rst = template.render(snakemake=SimpleNamespace(config=config), categories={}, files=[])
@@ -174,8 +183,8 @@ WEIGHT_KEYS = [
 
 @pytest.mark.parametrize("section,key", WEIGHT_KEYS, ids=[".".join(k) for k in WEIGHT_KEYS])
 def test_introduction_and_claims_page_agree_on_every_weight_setting(section, key):
-    """The introduction's copy of the paper's protocol matches config.yaml and RunConfig: a
-    changed setting is named by both, an unchanged one by neither."""
+    """The introduction and the claims page name a changed weight setting alike (both from
+    protocol_differences; the page keeps no copy of the protocol), an unchanged one neither."""
     config = copy.deepcopy(DEFAULTS)
     config[section][key] = _changed(config[section][key])
     named = f"{section}.{key} = "
@@ -206,8 +215,12 @@ def test_the_front_page_describes_what_was_trained_not_the_config_at_report_time
     """A 2,000-step quick run reported under the default (100,000-step) config said "100,000
     steps; the paper's protocol" above a claims table of 2,000 steps."""
     config = copy.deepcopy(DEFAULTS)
-    config["trained"] = {
-        "seed0": {"steps": 2000, "differences": ["train.steps = 2000 (paper: 100000)"]}
+    config["report_runs"] = {
+        "seed0": {
+            "steps": 2000,
+            "differences": ["train.steps = 2000 (paper: 100000)"],
+            "trained": True,
+        }
     }
     text = render_introduction(config)
     assert (

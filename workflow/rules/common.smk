@@ -26,7 +26,7 @@ from affine_icl.atlas import SECTIONS, section_slug
 from affine_icl.claims import judged_claims
 from affine_icl.paper import PAPER
 from affine_icl.provenance import code_version, script_code_hash
-from affine_icl.rules import trained_summary
+from affine_icl.rules import protocol_summary, report_runs
 from affine_icl.tasks import label as task_label
 from affine_icl.tasks import population_key
 
@@ -61,12 +61,11 @@ config["code_version"] = code_version()
 RUNS = [entry["name"] for entry in config["runs"]]
 #: Every output is under it (runs/, data/, aggregate/, logs/, ...): config `results`.
 RESULTS = os.path.normpath(config["results"])
-#: What each run's weights on disk were trained with (steps, departures from the paper's
-#: protocol), for the report's front page: it describes what was trained, not the config at
-#: report time (None: not trained yet).
-config["trained"] = {
-    run: trained_summary(f"{RESULTS}/runs/{run}/model.safetensors") for run in RUNS
-}
+#: For the report's front page: each run's steps and departures from the paper's protocol,
+#: from its weights where trained (what was trained, not the config at report time), else
+#: from the config; and the protocol itself. Both from affine_icl, so the page keeps no copy.
+config["report_runs"] = report_runs(config, RESULTS)
+config["protocol"] = protocol_summary()
 
 
 #: Each run's evaluation population: None (the shared results/data/eval_population.parquet) or
