@@ -13,12 +13,13 @@ import pandas as pd
 
 from .analysis.ov_fits import with_reading
 from .claims import (
-    CLAIMS,
+    CHANCE_IN_UNITS,
     NOT_APPLICABLE,
     NOT_MEASURABLE,
     REPRODUCED,
     VERDICT_CLASSES,
     VERDICT_RANK,
+    chance_as_good,
     html_table,
 )
 from .margins import margin_across
@@ -84,8 +85,7 @@ def aggregate_claims(per_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 def _chance_in_units(claim_id: str, group: pd.DataFrame) -> float:
     """The claim's mean chance level over runs where it is in the measurement's units (NaN
     for a head count, whose chance is a per-head score's)."""
-    claim = next((c for c in CLAIMS if c.id == claim_id), None)
-    if claim is None or not claim.chance_in_measured_units or "chance" not in group:
+    if not CHANCE_IN_UNITS.get(claim_id) or "chance" not in group:
         return np.nan
     return float(group["chance"].astype(float).mean())
 
@@ -134,7 +134,7 @@ def other_reading_summary(group: pd.DataFrame) -> str:
     chance = rows["other_chance"].astype(float)
     if chance.notna().any():
         as_good = sum(
-            VERDICT_RANK.get(c, 3) <= VERDICT_RANK.get(v, 3)
+            chance_as_good(c, v)
             for c, v in zip(
                 rows["other_chance_verdict"].fillna(""), rows["other_verdict"], strict=True
             )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from .claims import (
-    CLAIMS,
+    CHANCE_IN_UNITS,
     DIFFERS,
     NOT_APPLICABLE,
     NOT_MEASURABLE,
@@ -24,9 +24,6 @@ from .claims import (
 )
 from .margins import margin_across
 from .paper import PAPER_CLAIMS
-
-#: Claims whose ``chance`` column is in the units of their measurement (drawn beside it).
-_CHANCE_IN_UNITS = {claim.id: claim.chance_in_measured_units for claim in CLAIMS}
 
 
 def atlas_table(
@@ -55,7 +52,7 @@ def atlas_table(
                     "claim_id": claim.claim_id,
                     "section": str(claim.section),
                     "measured": claim.measured,
-                    "chance": claim.chance if _CHANCE_IN_UNITS.get(claim.claim_id) else math.nan,
+                    "chance": claim.chance if CHANCE_IN_UNITS.get(claim.claim_id) else math.nan,
                     "verdict": claim.verdict,
                     # the verdict's margin in strictness factors (claims tables that have it)
                     "loosest": getattr(claim, "loosest", math.nan),

@@ -125,6 +125,12 @@ def verdict(value: float, criterion: Mapping[str, Any]) -> str:
 VERDICT_RANK: dict[str, int] = {REPRODUCED: 0, DIFFERS: 1, NOT_REPRODUCED: 2}
 
 
+def chance_as_good(chance_verdict: str, verdict_: str) -> bool:
+    """Whether a value at chance, judged ``chance_verdict``, does as well as the measurement
+    judged ``verdict_`` (no chance level, ""; counts as worse)."""
+    return VERDICT_RANK.get(chance_verdict, 3) <= VERDICT_RANK.get(verdict_, 3)
+
+
 def chance_passes(criterion: Mapping[str, Any], chance: float | None) -> bool:
     """Whether a measurement equal to ``chance`` would be judged reproduced (NaN: no)."""
     if chance is None or math.isnan(chance):
@@ -461,6 +467,10 @@ MEASUREMENTS: dict[str, dict[str, Any]] = {
 
 CLAIMS: tuple[Claim, ...] = tuple(Claim(said, **MEASUREMENTS[said.id]) for said in PAPER_CLAIMS)
 
+#: Claims whose ``chance`` column is in the units of their measurement (a head count's chance
+#: is that of the per-head score behind it).
+CHANCE_IN_UNITS: dict[str, bool] = {c.id: c.chance_in_measured_units for c in CLAIMS}
+
 
 def listed_claims(task: str) -> tuple[Claim, ...]:
     """The claims a run of ``task`` lists: every claim of the paper (those that do not apply to
@@ -585,7 +595,7 @@ def other_reading_text(
         return ""
     text = f"{reading}: {value:.4g}, {verdict_}"
     if isinstance(chance, float) and not math.isnan(chance):
-        as_good = VERDICT_RANK.get(chance_verdict, 3) <= VERDICT_RANK.get(verdict_, 3)
+        as_good = chance_as_good(chance_verdict, verdict_)
         text += f" (chance {chance:.4g}" + (f": {chance_verdict} too)" if as_good else ")")
     return text
 

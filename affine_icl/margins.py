@@ -71,6 +71,11 @@ def strict_criterion(
     }
 
 
+def is_robust(loosest: float, strictest: float) -> bool:
+    """The rule of :data:`ROBUST`: the same verdict from its looser to its stricter end."""
+    return loosest <= ROBUST[0] and strictest >= ROBUST[1]
+
+
 @dataclass(frozen=True)
 class Margin:
     """The factors between which a verdict stays what it is at ``s = 1``: ``loosest`` and
@@ -83,7 +88,7 @@ class Margin:
 
     @property
     def robust(self) -> bool:
-        return self.loosest <= ROBUST[0] and self.strictest >= ROBUST[1]
+        return is_robust(self.loosest, self.strictest)
 
     @property
     def text(self) -> str:
@@ -117,7 +122,7 @@ def margin_text(verdict_: str, loosest: float, strictest: float) -> str:
         looser = " or looser" if loosest <= SEARCH[0] else ""
         stricter = " or stricter" if strictest >= SEARCH[1] else ""
         text = f"differs from {_x(loosest)}{looser} to {_x(strictest)}{stricter}"
-    if loosest <= ROBUST[0] and strictest >= ROBUST[1]:
+    if is_robust(loosest, strictest):
         text += " (robust)"
     return text
 

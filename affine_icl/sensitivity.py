@@ -28,12 +28,13 @@ from .claims import (
     Claim,
     Measure,
     Measured,
+    chance_as_good,
     judged_claims,
     model_layers,
     run_task,
     verdict,
 )
-from .margins import NO_MARGIN, margin, strict_criterion
+from .margins import NO_MARGIN, Margin, margin, strict_criterion
 
 #: The configured definition's row label.
 AS_CONFIGURED = "as configured"
@@ -299,11 +300,12 @@ def margins_table(
     rows = []
     for claim in _judged(tables, params):
         configured = _definitions(claim, tables, criteria, params, n_heads)[0]
-        found = margin(lambda f, row=configured: _judge_at(row, tables, params, f)["verdict"])
-        text = found.text
-        if not claim.knob and _at_chance(configured):
-            found = replace(found, loosest=math.nan, strictest=math.nan)
-            text = NO_MARGIN
+        if not claim.knob and _at_chance(configured):  # no factor moves it: nothing to search
+            headline = _judge_at(configured, tables, params, 1.0)["verdict"]
+            found, text = Margin(headline, math.nan, math.nan), NO_MARGIN
+        else:
+            found = margin(lambda f, row=configured: _judge_at(row, tables, params, f)["verdict"])
+            text = found.text
         rows.append(
             {
                 "claim_id": claim.id,
@@ -372,8 +374,10 @@ def better_readings(readings: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.D
             continue
         order = better.assign(
             _rank=better["verdict"].map(VERDICT_RANK),
-            _chance=better["chance_verdict"].map(VERDICT_RANK).fillna(3)
-            <= better["verdict"].map(VERDICT_RANK),
+            _chance=[
+                chance_as_good(c, v)
+                for c, v in zip(better["chance_verdict"], better["verdict"], strict=True)
+            ],
         ).sort_values(["_rank", "_chance"], kind="stable")
         rows.append(order.drop(columns=["_rank", "_chance"]).iloc[0])
     return pd.DataFrame(rows, columns=readings.columns).reset_index(drop=True)
