@@ -12,17 +12,16 @@ import numpy as np
 import pandas as pd
 
 from .analysis.ov_fits import with_reading
-from .claims import (
-    CHANCE_IN_UNITS,
+from .claims.registry import CHANCE_IN_UNITS
+from .claims.verdicts import (
     NOT_APPLICABLE,
     NOT_MEASURABLE,
     REPRODUCED,
-    VERDICT_CLASSES,
     VERDICT_RANK,
     chance_as_good,
-    html_table,
 )
 from .margins import margin_across
+from .render import VERDICT_CLASSES, html_table
 
 
 def runs_table(runs: Sequence[str], paths: Sequence) -> pd.DataFrame:

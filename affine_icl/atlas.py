@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .claims import (
-    CHANCE_IN_UNITS,
+from .claims.registry import CHANCE_IN_UNITS
+from .claims.verdicts import (
     DIFFERS,
     NOT_APPLICABLE,
     NOT_MEASURABLE,
@@ -23,7 +23,6 @@ from .claims import (
     REPRODUCED,
 )
 from .margins import margin_across
-from .paper import PAPER_CLAIMS
 
 
 def atlas_table(
@@ -131,10 +130,6 @@ def majority_verdict(verdicts: pd.Series) -> str:
 
 def _plain(value):
     return "x".join(map(str, value)) if isinstance(value, list | tuple) else value
-
-
-#: The sections of the claims (each gets one atlas figure), in the paper's order.
-SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(c.section for c in PAPER_CLAIMS))
 
 
 def section_slug(section: str) -> str:

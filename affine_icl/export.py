@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .claims import verdict_notes
 from .config import data_config
 from .model import VectorTransformer, load_model, read_metadata
 from .provenance import code_version
+from .render import verdict_notes
 from .tasks import RECURRENCES, describe
 
 #: Libraries whose versions an export records.

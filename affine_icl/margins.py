@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .claims import NOT_REPRODUCED, REPRODUCED, VERDICT_RANK, chance_passes
+from .claims.verdicts import NOT_REPRODUCED, REPRODUCED, VERDICT_RANK, chance_passes
 
 #: The strictness factors searched: 10x looser to 10x stricter.
 SEARCH: tuple[float, float] = (0.1, 10.0)

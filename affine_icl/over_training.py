@@ -14,10 +14,8 @@ population, same seeds; the activations agree with the Parquet cache to float pr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -33,8 +31,9 @@ from .analysis.interventions import (
 from .analysis.ov import layer0_ov_regressions, outside_embedding_share
 from .analysis.population import Population
 from .analysis.residual import decoded_after_layer0_summary, shape_alphas, shape_correlations
-from .claims import NOT_APPLICABLE, claims_table
-from .config import DataConfig, data_config
+from .claims.table import claims_table
+from .claims.verdicts import NOT_APPLICABLE
+from .config import RunAnalysis
 from .model import VectorTransformer, fold_weights, load_model, read_metadata
 from .tasks import n_initial
 
@@ -46,23 +45,20 @@ def claim_tables(
     unfolded: VectorTransformer,
     pop: Population,
     train_log: pd.DataFrame,
-    params: Mapping[str, Any],
+    settings: RunAnalysis,
 ) -> dict[str, pd.DataFrame]:
-    """The tables :func:`~affine_icl.claims.claims_table` reads, by the claims rule's input
-    names, for one model: ``unfolded`` (trained weights as saved), ``pop`` (the analysis
-    population), ``train_log`` (the log up to this model's step) and ``params`` (the
-    ``analysis`` settings, ``loss_from_index`` and, for a task other than the affine one,
-    ``data``)."""
+    """The tables :func:`~affine_icl.claims.table.claims_table` reads, by the claims rule's
+    input names, for one model: ``unfolded`` (trained weights as saved), ``pop`` (the analysis
+    population), ``train_log`` (the log up to this model's step) and ``settings``."""
     model = fold_weights(unfolded)
-    cache = activation_cache(model, pop.inputs, params["cache_batch_size"])
-    seed, loss_from = params["seed"], params["loss_from_index"]
+    a = settings.analysis
+    cache = activation_cache(model, pop.inputs, a.cache_batch_size)
+    seed, loss_from = a.seed, settings.loss_from_index
     inputs, targets = pop.inputs, pop.targets
-    offsets = n_initial(params.get("data", DataConfig()))
-    scores = head_scores_table(
-        model, cache, pop.c, params["pick_c_threshold"], params["null_draws"], seed, offsets
-    )
+    offsets = n_initial(settings.data)
+    scores = head_scores_table(model, cache, pop.c, a.pick_c_threshold, a.null_draws, seed, offsets)
     regressions = layer0_ov_regressions(model, cache, seed, inputs, unfolded)
-    heads, _ = qk_intervention_heads(scores, params["qk_identity_min_z"])
+    heads, _ = qk_intervention_heads(scores, a.qk_identity_min_z)
     return {
         "train_log": train_log,
         "head_scores": scores,
@@ -109,23 +105,18 @@ def claims_over_training(
     pop: Population,
     train_log: pd.DataFrame,
     criteria: Mapping[str, Mapping],
-    params: Mapping[str, Any],
+    settings: RunAnalysis,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Every claim measured and judged on each weights file in ``weights`` (by step): one row
     per (step, claim) with :data:`COLUMNS`, steps in increasing order. At step ``s`` the
     final-MSE claim reads the training log up to ``s``; a claim that does not apply to the
-    run's task has no rows. Without ``params["data"]`` the task
-    family is the one the final weights were trained on (their ``run_config`` metadata)."""
-    if "data" not in params:
-        recorded = read_metadata(weights[max(weights)]).get("run_config")
-        data = data_config(json.loads(recorded)) if recorded else DataConfig()
-        params = {**params, "data": data}
+    run's task has no rows."""
     rows = []
     for step in tqdm(sorted(weights), desc="claims over training", disable=not progress):
         log = train_log[train_log["step"] <= step]
-        tables = claim_tables(load_model(weights[step]), pop, log, params)
-        table = claims_table(tables, criteria, params)
+        tables = claim_tables(load_model(weights[step]), pop, log, settings)
+        table = claims_table(tables, criteria, settings)
         table = table[table["verdict"] != NOT_APPLICABLE]  # nothing to follow over training
         rows.append(table.assign(step=step)[COLUMNS])
     return pd.concat(rows, ignore_index=True)

@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .aggregate import aggregate_claims, runs_table, verdict_settled_since
-from .claims import to_markdown
 from .config import UNHASHED_INIT
 from .margins import ROBUST_RULE, SEARCH, TOLERANCE
+from .render import to_markdown
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -64,7 +64,7 @@ MARGIN_LEGEND = (
     f"robust: {ROBUST_RULE}. 'Chance passes?': a measurement at the claim's chance level would be reproduced "
     "too, so the verdict alone cannot tell the model from chance (by design for a claim that "
     "an effect is absent). 'Another reading': the reading of the paper's words "
-    "(`affine_icl/sensitivity.py` ALTERNATIVES) that gets closer to the paper's result than "
+    "(each claim's `alternatives`, `affine_icl/claims/`) that gets closer to the paper's result than "
     "the literal one, with its chance level: where it exists, the literal method fails and "
     "that reading shows whether the model does what the paper says by another measure."
 )

@@ -8,8 +8,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import Stopped
+
+if TYPE_CHECKING:
+    from .config import RunAnalysis
 
 
 @contextlib.contextmanager
@@ -208,8 +212,8 @@ def trained_summary(weights) -> dict | None:
     None when there is no such file (not trained yet) or it records no run config."""
     import json
 
-    from .claims import protocol_differences
     from .config import RunConfig
+    from .protocol import protocol_differences
 
     path = Path(weights)
     if not path.is_file():
@@ -226,8 +230,8 @@ def report_runs(config: dict, results: str) -> dict:
     from the paper's protocol (:func:`affine_icl.claims.protocol_differences`) and ``trained``.
     A trained run is described by its weights' metadata (:func:`trained_summary`: what was
     trained, whatever the config says now), one not trained yet by the config."""
-    from .claims import protocol_differences
     from .config import run_config
+    from .protocol import protocol_differences
 
     out = {}
     for entry in config["runs"]:
@@ -271,9 +275,9 @@ def check_same_config(path, found: dict, expected: dict) -> None:
         )
 
 
-def claim_inputs(sm) -> tuple[dict, dict, dict]:
+def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
     """The tables a claims rule reads (its inputs, by input name), the criteria (``claims.*``
-    params) and the analysis params with ``loss_from_index``."""
+    params) and what the claims are measured with (:func:`claim_params`)."""
     import pandas as pd
 
     from .analysis.heads import COLUMNS
@@ -295,16 +299,16 @@ def claim_inputs(sm) -> tuple[dict, dict, dict]:
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
 
 
-def claim_params(sm) -> dict:
+def claim_params(sm) -> RunAnalysis:
     """What the claims of one run are measured with: its ``analysis.*`` params, its
-    ``loss_from_index`` and (``data``) its data settings, which name its task family."""
-    from .config import run_config, settings_from_params
+    ``loss_from_index`` and its data settings, which name its task family."""
+    from .config import RunAnalysis, analysis_config, run_config, settings_from_params
 
-    return {
-        **settings_from_params(sm.params, "analysis"),
-        "loss_from_index": sm.params.loss_from,
-        "data": run_config(sm.config, sm.wildcards.run).data,
-    }
+    return RunAnalysis(
+        analysis_config(settings_from_params(sm.params, "analysis")),
+        sm.params.loss_from,
+        run_config(sm.config, sm.wildcards.run).data,
+    )
 
 
 def write_outputs(sm, table, fig=None) -> None:

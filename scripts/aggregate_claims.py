@@ -3,8 +3,9 @@
 import pandas as pd
 
 from affine_icl.aggregate import aggregate_claims, aggregate_html
-from affine_icl.claims import protocol_note, to_markdown
 from affine_icl.config import run_config
+from affine_icl.protocol import protocol_note
+from affine_icl.render import to_markdown
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

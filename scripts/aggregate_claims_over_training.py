@@ -1,9 +1,9 @@
 """Rule aggregate_claims_over_training: the claims over training of every run in one figure."""
 
 from affine_icl.aggregate import runs_table, verdict_settled_since
+from affine_icl.claims.registry import CLAIMS
 from affine_icl.config import settings_from_params
 from affine_icl.figures import plot_claims_over_training, save_figure
-from affine_icl.paper import PAPER_CLAIMS
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -14,7 +14,7 @@ with rule_log(sm.log[0]):
         plot_claims_over_training(
             table,
             settings_from_params(sm.params, "claims"),
-            {c.id: c.reported for c in PAPER_CLAIMS},
+            {c.id: c.reported for c in CLAIMS},
             f"Claims over training, {len(sm.params.runs)} run(s): each claim measured at every "
             "weights snapshot, one line per run; dotted: from here on every run's verdict is "
             "its final one",

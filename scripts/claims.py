@@ -1,21 +1,23 @@
 """Rule claims: the paper's quantitative claims with this run's measurements and verdicts,
 each verdict's margin, and the other reading of the paper's words where it gets closer."""
 
-from affine_icl.claims import claims_table, protocol_note, readable, to_html, to_markdown
+from affine_icl.claims.table import claims_table
 from affine_icl.config import run_config
 from affine_icl.data import collapse_warning
 from affine_icl.margins import ROBUST_RULE
+from affine_icl.protocol import protocol_note
+from affine_icl.render import readable, to_html, to_markdown
 from affine_icl.rules import claim_inputs, rule_log
 from affine_icl.sensitivity import better_readings, margins_table, other_readings
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    tables, criteria, params = claim_inputs(sm)
-    margins = margins_table(tables, criteria, params)
+    tables, criteria, settings = claim_inputs(sm)
+    margins = margins_table(tables, criteria, settings)
     readings = better_readings(
-        other_readings(tables, criteria, params), margins.set_index("claim_id")["verdict"]
+        other_readings(tables, criteria, settings), margins.set_index("claim_id")["verdict"]
     )
-    table = claims_table(tables, criteria, params, margins, readings)
+    table = claims_table(tables, criteria, settings, margins, readings)
     table.to_csv(sm.output.csv, index=False)
     counts = table["verdict"].value_counts().to_dict()
     header = (

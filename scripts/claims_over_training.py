@@ -5,23 +5,23 @@ import torch
 
 from affine_icl.aggregate import verdict_settled_since
 from affine_icl.analysis.population import analysis_population
+from affine_icl.claims.registry import CLAIMS
 from affine_icl.config import run_config, settings_from_params
 from affine_icl.data import read_parquet
 from affine_icl.figures import plot_claims_over_training, save_figure
 from affine_icl.over_training import claims_over_training, no_snapshots_reason, weights_by_step
-from affine_icl.paper import PAPER_CLAIMS
-from affine_icl.rules import check_provenance, rule_log
+from affine_icl.rules import check_provenance, claim_params, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     check_provenance(sm)
     torch.set_num_threads(sm.threads)
-    params = {**settings_from_params(sm.params, "analysis"), "loss_from_index": sm.params.loss_from}
+    settings = claim_params(sm)
     criteria = settings_from_params(sm.params, "claims")
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),
-        params["population_length"],
-        params["population_size"],
+        settings.analysis.population_length,
+        settings.analysis.population_size,
     )
     weights = weights_by_step(sm.input.snapshots, sm.input.weights)
     log.info("measuring the claims at steps %s", list(weights))
@@ -34,7 +34,7 @@ with rule_log(sm.log[0]) as log:
             reason,
         )
     table = claims_over_training(
-        weights, pop, pd.read_parquet(sm.input.train_log), criteria, params
+        weights, pop, pd.read_parquet(sm.input.train_log), criteria, settings
     )
     table.to_csv(sm.output.csv, index=False)
     settled = verdict_settled_since(table.assign(run=sm.wildcards.run))
@@ -42,7 +42,7 @@ with rule_log(sm.log[0]) as log:
         plot_claims_over_training(
             table.assign(run=sm.wildcards.run),
             criteria,
-            {c.id: c.reported for c in PAPER_CLAIMS},
+            {c.id: c.reported for c in CLAIMS},
             f"Claims over training, run {sm.wildcards.run}: each claim measured at every "
             f"weights snapshot ({len(weights)} steps)"
             if len(weights) > 1

@@ -6,8 +6,8 @@ from affine_icl.sensitivity import sensitivity_table
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    tables, criteria, params = claim_inputs(sm)
-    grid = sensitivity_table(tables, criteria, params, sm.params.factors)
+    tables, criteria, settings = claim_inputs(sm)
+    grid = sensitivity_table(tables, criteria, settings, sm.params.factors)
     grid.to_csv(sm.output.csv, index=False)
     save_figure(
         plot_sensitivity(

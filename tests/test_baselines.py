@@ -11,8 +11,10 @@ import torch
 from affine_icl.analysis.attention import offsets_scores, previous_token_scores
 from affine_icl.analysis.baselines import baseline_predictions, mse_by_position, trained_mse
 from affine_icl.analysis.chance import uniform_offsets_share
-from affine_icl.claims import NOT_APPLICABLE, claims_table, judged_claims, listed_claims
-from affine_icl.config import DataConfig
+from affine_icl.claims.registry import judged_claims, listed_claims
+from affine_icl.claims.table import claims_table
+from affine_icl.claims.verdicts import NOT_APPLICABLE
+from affine_icl.config import DataConfig, RunAnalysis
 from affine_icl.data import sample_batch
 
 
@@ -90,7 +92,7 @@ def test_claims_of_one_family_are_listed_and_judged_for_its_runs_only():
     # the table of a linear run: the checkerboard not applicable, the offset heads counted
     heads = _tables([3.0, 3.0, 1.0, 0.5] + [1.0] * 8)
     tables = {"head_scores": heads}
-    params = {"previous_token_min_ratio": 2.0, "data": DataConfig(task="linear", order=2)}
+    params = RunAnalysis(data=DataConfig(task="linear", order=2))
     criteria = {"linear_offset_heads": {"at_least": 2, "differs_down_to": 1}}
     only = [c for c in judged_claims("linear") if c.id == "linear_offset_heads"]
     row = claims_table_for(only, tables, criteria, params)
@@ -103,7 +105,7 @@ def test_claims_of_one_family_are_listed_and_judged_for_its_runs_only():
 
 def claims_table_for(claims, tables, criteria, params):
     """claims_table restricted to ``claims`` (the others need tables this test does not build)."""
-    import affine_icl.claims as module
+    import affine_icl.claims.registry as module
 
     saved = module.CLAIMS
     module.CLAIMS = tuple(claims)

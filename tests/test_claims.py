@@ -8,18 +8,18 @@ import pytest
 import yaml
 from conftest import REPO
 
-from affine_icl.claims import (
-    CLAIMS,
+from affine_icl.claims.registry import CLAIMS, listed_claims
+from affine_icl.claims.table import claims_table
+from affine_icl.claims.verdicts import (
     DIFFERS,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
-    claims_table,
     describe,
-    listed_claims,
-    to_markdown,
     verdict,
 )
+from affine_icl.config import AnalysisConfig, RunAnalysis
+from affine_icl.render import to_markdown
 
 CRITERIA = yaml.safe_load((REPO / "config.yaml").read_text())["claims"]
 
@@ -142,13 +142,8 @@ def synthetic_tables(l2_eigen=-0.9, key1_ratio=3.0):
     }
 
 
-PARAMS = {
-    "previous_token_min_ratio": 2.0,
-    "key1_min_ratio": 2.0,
-    "qk_identity_min_z": 5.0,
-    "negative_copying_min_z": 5.0,
-    "loss_from_index": 2,
-}
+#: The protocol's analysis settings (2x the uniform share, z 5) and loss_from_index 2.
+PARAMS = RunAnalysis(AnalysisConfig(), loss_from_index=2)
 
 
 def test_a_run_matching_the_paper_reproduces_everything():
@@ -245,3 +240,20 @@ def test_stricter_criteria_stay_within_what_a_measurement_can_take():
         "within": pytest.approx([2.2, 2.4]),
         "differs_within": pytest.approx([2.0, 3.0]),
     }
+
+
+def test_the_analysis_settings_are_one_typed_object_with_config_yamls_defaults():
+    from dataclasses import fields
+
+    from affine_icl.config import ConfigError, analysis_config
+    from affine_icl.sensitivity import sensitivity_table
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert analysis_config(config["analysis"]) == AnalysisConfig()
+    with pytest.raises(ConfigError, match="unknown key 'null_draw'"):
+        analysis_config({"null_draw": 3})
+    # every claim's threshold is a field of it, and the sensitivity grid varies that field
+    assert {c.knob for c in CLAIMS if c.knob} <= {f.name for f in fields(AnalysisConfig)}
+    grid = sensitivity_table(synthetic_tables(key1_ratio=3.0), CRITERIA, PARAMS, [1.0, 2.0])
+    key1 = grid[(grid["claim_id"] == "layer1_second_vector_heads") & (grid["factor"] == 2.0)]
+    assert key1["threshold"].iloc[0] == 1 + 2 * (PARAMS.analysis.key1_min_ratio - 1)

@@ -1,5 +1,5 @@
 """The library's imports flow one way: config -> data -> model -> (stacked, train) -> activations
--> analysis -> figures / claims -> aggregate -> glue. Checked on the source (function-local imports
+-> analysis -> figures / claims -> render -> aggregate -> glue. Checked on the source (function-local imports
 included), so a hidden cycle or an analysis rule that loads the trainer fails here."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ LAYERS = {
     "errors": 0,
     "provenance": 0,
     "config": 1,
+    "protocol": 1.2,
     "tasks": 1.5,
     "costs": 2,
     "data": 2,
@@ -29,6 +30,7 @@ LAYERS = {
     "analysis": 8,
     "figures": 9,
     "claims": 9,
+    "render": 9.2,
     "margins": 9.5,
     "aggregate": 10,
     "sensitivity": 10,
@@ -46,6 +48,7 @@ FORBIDDEN = {
     "claims": {"model", "stacked", "checkpoints", "train", "activations"},
     "sensitivity": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "margins": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
+    "render": {"model", "stacked", "checkpoints", "train", "activations", "analysis", "config"},
     "over_training": {"stacked", "train"},
     "views": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "export": {"stacked", "checkpoints", "train", "activations", "analysis"},

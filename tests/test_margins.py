@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 from test_claims import CRITERIA, PARAMS, synthetic_tables
 
-from affine_icl.claims import (
+from affine_icl.claims.table import claims_table
+from affine_icl.claims.verdicts import (
     DIFFERS,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
-    claims_table,
-    readable,
     verdict,
 )
 from affine_icl.margins import (
@@ -25,6 +24,7 @@ from affine_icl.margins import (
     strict_criterion,
 )
 from affine_icl.paper import PAPER, excess_over_random, random_direction_share
+from affine_icl.render import readable
 
 
 def planted(value, criterion, chance):

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import REPO
 
-from affine_icl.claims import CLAIMS, MEASUREMENTS
-from affine_icl.config import ConfigError, validate_config
+from affine_icl.claims.registry import CLAIM_IDS, CLAIMS, SECTIONS, check_criteria
+from affine_icl.config import ConfigError
 from affine_icl.figures import plot_ov_fit_by_run, plot_ov_regression
-from affine_icl.paper import CLAIM_IDS, PAPER, PAPER_CLAIMS, Reported, sci
+from affine_icl.paper import PAPER, Reported, sci
 
 REPORT = REPO / "workflow" / "report"
 RULES = REPO / "workflow" / "rules"
@@ -41,20 +41,26 @@ def test_the_values_the_paper_reports():
         PAPER.alpha = 2.0  # frozen
 
 
-def test_claim_ids_are_unique_and_every_claim_is_measured():
-    assert len(set(CLAIM_IDS)) == len(CLAIM_IDS) == len(PAPER_CLAIMS)
-    assert set(MEASUREMENTS) == set(CLAIM_IDS)
-    assert [c.id for c in CLAIMS] == list(CLAIM_IDS)
-    assert all(c.said is p for c, p in zip(CLAIMS, PAPER_CLAIMS, strict=True))
+def test_claim_ids_are_unique_and_the_claims_come_in_the_papers_order():
+    assert len(set(CLAIM_IDS)) == len(CLAIM_IDS) == len(CLAIMS)
+    # section by section (4.1 ... 4.8), then the future work's
+    numbered = [s for s in SECTIONS if s[0].isdigit() and "." in s]
+    assert numbered == sorted(numbered, key=lambda s: tuple(map(int, s.split("."))))
+    assert [c.section for c in CLAIMS] == sorted((c.section for c in CLAIMS), key=SECTIONS.index)
 
 
-def test_config_knows_the_claim_ids_without_importing_claims():
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert list(config["claims"]) == list(CLAIM_IDS)
-    config = copy.deepcopy(config)
-    config["claims"]["layer3_magic"] = {"at_least": 1}
-    with pytest.raises(ConfigError, match="claims: unknown claim id 'layer3_magic'"):
-        validate_config(config)
+def test_the_criteria_are_checked_against_the_registry_in_any_order():
+    criteria = yaml.safe_load((REPO / "config.yaml").read_text())["claims"]
+    check_criteria(dict(reversed(list(criteria.items()))))  # order does not matter
+    typo = copy.deepcopy(criteria)
+    typo["layer0_ov_r3"] = {"at_least": 1}
+    with pytest.raises(
+        ConfigError, match="unknown claim id 'layer0_ov_r3' .did you mean 'layer0_ov_r2'"
+    ):
+        check_criteria(typo)
+    missing = {k: v for k, v in criteria.items() if k != "qk_intervention"}
+    with pytest.raises(ConfigError, match="no criterion for qk_intervention"):
+        check_criteria(missing)
 
 
 def _fits():

@@ -14,16 +14,15 @@ from jinja2 import Environment
 from snakemake.utils import update_config
 
 from affine_icl.aggregate import aggregate_claims, aggregate_html, held_class
-from affine_icl.claims import (
+from affine_icl.claims.verdicts import (
     DIFFERS,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
-    protocol_differences,
-    protocol_note,
-    to_html,
 )
 from affine_icl.config import NOT_IN_WEIGHTS, RunConfig, TrainConfig, run_config
+from affine_icl.protocol import protocol_differences, protocol_note
+from affine_icl.render import to_html
 
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 

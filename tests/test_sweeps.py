@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from affine_icl.claims import judged_claims, listed_claims
+from affine_icl.claims.registry import judged_claims, listed_claims
 from affine_icl.config import REPO_ROOT, validate_config
 from affine_icl.rules import layer_missing
 

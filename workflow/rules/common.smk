@@ -22,8 +22,8 @@ from affine_icl.config import (
     validate_config,
     weights_settings,
 )
-from affine_icl.atlas import SECTIONS, section_slug
-from affine_icl.claims import judged_claims
+from affine_icl.atlas import section_slug
+from affine_icl.claims.registry import SECTIONS, check_criteria, judged_claims
 from affine_icl.paper import PAPER
 from affine_icl.provenance import code_version, script_code_hash
 from affine_icl.rules import protocol_summary, report_runs
@@ -52,8 +52,10 @@ replace_criteria(
         workflow.config_settings.config or {},
     ],
 )
-# One-line ConfigError naming the key, before any job is scheduled.
+# One-line ConfigError naming the key, before any job is scheduled; the criteria's claim ids
+# against the claims' registry.
 validate_config(config, SCHEMA)
+check_criteria(config["claims"])
 # The code this workflow runs (commit, library hash), for the report's front page; set after
 # validation, as it is no setting.
 config["code_version"] = code_version()
