@@ -3,9 +3,9 @@
 A run keeps its weights every ``train.snapshot_every`` steps (:mod:`affine_icl.train`). For each
 snapshot and the final weights, :func:`claim_tables` computes, in one process and from one
 activation pass over the analysis population (:func:`~affine_icl.activations.activation_cache`,
-no files), every table the claims rule reads from the figure rules' outputs, with the same
-analysis functions; :func:`claims_over_training` judges them by the same criteria
-(:func:`~affine_icl.claims.claims_table`). The sensitivity grid is not recomputed per snapshot:
+no files), every table the claims rule reads, through the function the rules write them with
+(:func:`affine_icl.measure.run_tables`); :func:`claims_over_training` judges them by the same
+criteria (:func:`~affine_icl.claims.table.claims_table`). The sensitivity grid is not recomputed per snapshot:
 it is a statement about the final model.
 
 At the final step the measurements are those of ``claims.csv`` (same functions, same
@@ -21,21 +21,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .activations import activation_cache
-from .analysis.attribution import head_attribution_table, mlp_attribution_table
-from .analysis.heads import head_scores_table
-from .analysis.interventions import (
-    mean_ablation_table,
-    qk_intervention_heads,
-    qk_intervention_table,
-)
-from .analysis.ov import layer0_ov_regressions, outside_embedding_share
 from .analysis.population import Population
-from .analysis.residual import decoded_after_layer0_summary, shape_alphas, shape_correlations
 from .claims.table import claims_table
 from .claims.verdicts import NOT_APPLICABLE
 from .config import RunAnalysis
+from .measure import RunInputs, run_tables
 from .model import VectorTransformer, fold_weights, load_model, read_metadata
-from .tasks import n_initial
 
 #: The columns of ``claims_over_training.csv``.
 COLUMNS = ["step", "claim_id", "measured", "chance", "effect", "verdict"]
@@ -47,34 +38,14 @@ def claim_tables(
     train_log: pd.DataFrame,
     settings: RunAnalysis,
 ) -> dict[str, pd.DataFrame]:
-    """The tables :func:`~affine_icl.claims.table.claims_table` reads, by the claims rule's
-    input names, for one model: ``unfolded`` (trained weights as saved), ``pop`` (the analysis
-    population), ``train_log`` (the log up to this model's step) and ``settings``."""
+    """The tables :func:`~affine_icl.claims.table.claims_table` reads, by name, for one model:
+    ``unfolded`` (trained weights as saved), ``pop`` (the analysis population), ``train_log``
+    (the log up to this model's step) and ``settings``; every table of
+    :data:`~affine_icl.measure.TABLES` from one activation pass in memory."""
     model = fold_weights(unfolded)
-    a = settings.analysis
-    cache = activation_cache(model, pop.inputs, a.cache_batch_size)
-    seed, loss_from = a.seed, settings.loss_from_index
-    inputs, targets = pop.inputs, pop.targets
-    offsets = n_initial(settings.data)
-    scores = head_scores_table(model, cache, pop.c, a.pick_c_threshold, a.null_draws, seed, offsets)
-    regressions = layer0_ov_regressions(model, cache, seed, inputs, unfolded)
-    heads, _ = qk_intervention_heads(scores, a.qk_identity_min_z)
-    return {
-        "train_log": train_log,
-        "head_scores": scores,
-        "head_attribution": head_attribution_table(model, cache, inputs, targets),
-        "ov_regressions": regressions,
-        "embedding_span": outside_embedding_share(model, cache),
-        "mean_ablation": mean_ablation_table(model, inputs, targets, 1, loss_from),
-        "qk_intervention": qk_intervention_table(model, inputs, targets, heads, loss_from, seed),
-        "mlp_attribution": mlp_attribution_table(model, cache, inputs, targets),
-        "residual_after_layer0": decoded_after_layer0_summary(
-            model, cache, inputs, targets, loss_from
-        ),
-        "residual_shape": shape_correlations(
-            model, cache, inputs, targets, shape_alphas(regressions)
-        ),
-    }
+    cache = activation_cache(model, pop.inputs, settings.analysis.cache_batch_size)
+    run = RunInputs(model, pop, cache, settings, unfolded)
+    return {"train_log": train_log, **run_tables(run)}
 
 
 def weights_by_step(snapshots: Path | str, final: Path | str) -> dict[int, Path]:

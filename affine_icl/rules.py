@@ -294,27 +294,37 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
             f"{sm.input.head_scores} lacks {', '.join(missing[:3])}"
             + (f" and {len(missing) - 3} more columns" if len(missing) > 3 else "")
             + ": it was written by an older version of the head scores; rebuild it with "
-            "`snakemake --forcerun head_scores`"
+            "`snakemake --forcerun measure_head_scores`"
         )
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
+
+
+def analysis_settings(sm):
+    """A rule's ``analysis.*`` params as an :class:`~affine_icl.config.AnalysisConfig` (a
+    setting the rule does not take as a param has its default)."""
+    from .config import analysis_config, settings_from_params
+
+    return analysis_config(settings_from_params(sm.params, "analysis"))
 
 
 def claim_params(sm) -> RunAnalysis:
     """What the claims of one run are measured with: its ``analysis.*`` params, its
     ``loss_from_index`` and its data settings, which name its task family."""
-    from .config import RunAnalysis, analysis_config, run_config, settings_from_params
+    from .config import RunAnalysis, run_config
 
     return RunAnalysis(
-        analysis_config(settings_from_params(sm.params, "analysis")),
+        analysis_settings(sm),
         sm.params.loss_from,
         run_config(sm.config, sm.wildcards.run).data,
     )
 
 
 def write_outputs(sm, table, fig=None) -> None:
-    """Write a rule's table (``output.table``, CSV) and figure (``output.png``)."""
+    """Write a rule's table (``output.table``, CSV; None for a figure of a table a measure
+    rule wrote, :mod:`affine_icl.measure`) and figure (``output.png``)."""
     from .figures import save_figure
 
-    table.to_csv(sm.output.table, index=False)
+    if table is not None:
+        table.to_csv(sm.output.table, index=False)
     if fig is not None:
         save_figure(fig, sm.output.png)

@@ -45,10 +45,14 @@ def main_bound(criterion: Mapping[str, Any]) -> float:
 
 @dataclass
 class _Row:
+    """One definition of a claim, measured once (``value``); only a head count's threshold
+    (the claim's knob) makes it measure again."""
+
     claim: Claim
     definition: str
     measure: Measure
     criterion: Mapping[str, Any]
+    value: float
     chance: float | None = None
     bounds: tuple[float, float] = field(default=(-math.inf, math.inf))
 
@@ -65,7 +69,13 @@ def _definitions(
         claim = replace(claim, bounds=(0.0, float(n_heads)))
     rows = [
         _Row(
-            claim, AS_CONFIGURED, claim.measure, criteria[claim.id], configured.chance, claim.bounds
+            claim,
+            AS_CONFIGURED,
+            claim.measure,
+            criteria[claim.id],
+            configured.value,
+            configured.chance,
+            claim.bounds,
         )
     ]
     for alt in claim.alternatives:
@@ -77,6 +87,7 @@ def _definitions(
                 alt.label,
                 alt.measure,
                 alt.criterion or criteria[claim.id],
+                measured.value if isinstance(measured, Measured) else float(measured),
                 own if not math.isnan(own) else configured.chance,
                 alt.bounds or claim.bounds,
             )
@@ -131,11 +142,7 @@ def _judge_at(row: _Row, tables, settings, factor: float) -> dict[str, Any]:
         criterion, varied = row.criterion, f"analysis.{knob}"
     else:
         criterion = strict_criterion(row.criterion, factor, row.chance, row.bounds)
-        value, threshold, varied = (
-            _value(row.measure, tables, settings),
-            main_bound(criterion),
-            ("criterion bound"),
-        )
+        value, threshold, varied = row.value, main_bound(criterion), "criterion bound"
     return {
         "varied": varied,
         "threshold": threshold,

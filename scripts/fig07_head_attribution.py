@@ -1,19 +1,20 @@
 """Rule fig07_head_attribution: Figure 7, direct attribution per head and position."""
 
-from affine_icl.analysis.attribution import head_attribution_table
+import pandas as pd
+
 from affine_icl.figures import plot_component_attribution
-from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.rules import analysis_settings, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    run = analysis_run(sm)
-    table = head_attribution_table(run.model, run.cache, run.pop.inputs, run.pop.targets)
+    table = pd.read_csv(sm.input.table)
     write_outputs(
         sm,
-        table,
+        None,
         plot_component_attribution(
             table,
-            f"Figure 7: direct attribution per head, mean over {len(run.pop)} sequences "
+            f"Figure 7: direct attribution per head, mean over "
+            f"{analysis_settings(sm).population_size} sequences "
             "(red: towards the target, blue: against)",
         ),
     )

@@ -4,7 +4,7 @@ layer0_ov_regressions)."""
 
 import pandas as pd
 
-from affine_icl.analysis.ov import READINGS, layer0_ov_regressions, ov_scatter_points
+from affine_icl.analysis.ov import READINGS, ov_scatter_points
 from affine_icl.analysis.ov_fits import fit_summary, median_r2_vector
 from affine_icl.figures import plot_ov_regression
 from affine_icl.model import load_model
@@ -15,9 +15,7 @@ with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, layers=[0])
     seed = run.params["seed"]
     unfolded = load_model(sm.input.unfolded)  # the weights before LayerNorm folding
-    table = layer0_ov_regressions(
-        run.model, run.cache, seed=seed, inputs=run.pop.inputs, unfolded=unfolded
-    )
+    table = pd.read_csv(sm.input.table)  # the fits (measure_ov_regressions)
     log.info("per-vector fits by reading and source:\n%s", fit_summary(table).to_string())
     scatters = []
     for reading in READINGS:
@@ -36,7 +34,7 @@ with rule_log(sm.log[0]) as log:
         )
     write_outputs(
         sm,
-        table,
+        None,
         plot_ov_regression(
             pd.concat(scatters, ignore_index=True),
             table,

@@ -1,6 +1,8 @@
 """Rule fig14_residual_after_layer0: Figure 14, the decoded residual after layer 0 vs the truth."""
 
-from affine_icl.analysis.residual import decoded_after_layer0_summary, sequence_series
+import pandas as pd
+
+from affine_icl.analysis.residual import sequence_series
 from affine_icl.figures import plot_sequence_series
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
@@ -8,10 +10,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     run = analysis_run(sm)
     pop, model = run.pop, run.model
-    summary = decoded_after_layer0_summary(
-        model, run.cache, pop.inputs, pop.targets, sm.params.loss_from
-    )
-    summary.to_csv(sm.output.summary, index=False)
+    summary = pd.read_csv(sm.input.summary)  # measure_residual_after_layer0
     table = sequence_series(
         model, run.cache, pop.inputs, pop.targets, sample=0, dims=run.params["residual_dims"]
     )

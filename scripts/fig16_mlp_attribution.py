@@ -1,17 +1,19 @@
 """Rule fig16_mlp_attribution: Figure 16, direct attribution of each MLP by position."""
 
-from affine_icl.analysis.attribution import mlp_attribution_table
+import pandas as pd
+
 from affine_icl.figures import plot_component_attribution
-from affine_icl.rules import analysis_run, rule_log, write_outputs
+from affine_icl.rules import analysis_settings, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
-    run = analysis_run(sm)
-    table = mlp_attribution_table(run.model, run.cache, run.pop.inputs, run.pop.targets)
+    table = pd.read_csv(sm.input.table)
     write_outputs(
         sm,
-        table,
+        None,
         plot_component_attribution(
-            table, f"Figure 16: MLP direct attribution, mean over {len(run.pop)} sequences"
+            table,
+            "Figure 16: MLP direct attribution, mean over "
+            f"{analysis_settings(sm).population_size} sequences",
         ),
     )

@@ -7,7 +7,6 @@ from affine_icl.analysis.residual import (
     crude_label,
     sequence_series,
     shape_alphas,
-    shape_correlations,
 )
 from affine_icl.figures import plot_sequence_series
 from affine_icl.paper import PAPER
@@ -19,9 +18,6 @@ with rule_log(sm.log[0]) as log:
     alphas = shape_alphas(pd.read_csv(sm.input.regressions))
     alpha = alphas["measured in Figure 8"]
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
-    shape_correlations(run.model, run.cache, run.pop.inputs, run.pop.targets, alphas).to_csv(
-        sm.output.summary, index=False
-    )
     index = pick_by_sign_of_c(run.pop, run.params["pick_c_threshold"])["alternating"]
     table = sequence_series(
         run.model,

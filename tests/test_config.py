@@ -274,7 +274,7 @@ def test_every_rule_takes_its_resources_from_config_over_the_default():
 
 def test_a_resources_entry_that_names_no_rule_is_an_error_with_the_closest_rule():
     config = validated({"resources.cache_activation": {"mem_mb": 9000}})
-    rules = ["train", "cache_activations", "claims_over_training", "head_scores"]
+    rules = ["train", "cache_activations", "claims_over_training", "measure_head_scores"]
     with pytest.raises(ConfigError) as info:
         check_resource_rules(config, rules)
     assert str(info.value) == (
@@ -285,8 +285,8 @@ def test_a_resources_entry_that_names_no_rule_is_an_error_with_the_closest_rule(
     check_resource_rules(validated({}), ["train_a_b", *rules[1:]])
     with pytest.raises(ConfigError, match=r"resources.fig07_head_attribution.mem_mb: 0 is less"):
         validated({"resources.fig07_head_attribution": {"mem_mb": 0}})
-    with pytest.raises(ConfigError, match=r"resources.head_scores: unknown key 'memory'"):
-        validated({"resources.head_scores": {"memory": 10}})
+    with pytest.raises(ConfigError, match=r"resources.measure_head_scores: unknown key 'memory'"):
+        validated({"resources.measure_head_scores": {"memory": 10}})
 
 
 def test_snakemake_gives_each_job_its_rules_resources_from_config(tmp_path):

@@ -28,6 +28,7 @@ LAYERS = {
     "train": 6,
     "activations": 7,
     "analysis": 8,
+    "measure": 8.5,
     "figures": 9,
     "claims": 9,
     "render": 9.2,
@@ -50,6 +51,7 @@ FORBIDDEN = {
     "margins": {"model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "render": {"model", "stacked", "checkpoints", "train", "activations", "analysis", "config"},
     "over_training": {"stacked", "train"},
+    "measure": {"stacked", "checkpoints", "train"},
     "views": {"data", "model", "stacked", "checkpoints", "train", "activations", "analysis"},
     "export": {"stacked", "checkpoints", "train", "activations", "analysis"},
 }

@@ -74,6 +74,8 @@ def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
     must join the group, or a sweep submits one Slurm job per run for it."""
     import re
 
+    from affine_icl.measure import TABLES
+
     profile = yaml.safe_load((REPO_ROOT / "workflow/profiles/slurm/profile.yaml").read_text())
     grouped = {entry.split("=")[0] for entry in profile["groups"]}
     assert {entry.split("=")[1] for entry in profile["groups"]} == {"analysis_{run}"}
@@ -81,6 +83,7 @@ def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
     for smk in ("activations", "figures", "claims", "share", "tasks"):
         text = (REPO_ROOT / "workflow/rules" / f"{smk}.smk").read_text()
         per_run |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.M))
+    per_run |= {f"measure_{name}" for name in TABLES}  # measure.smk defines them in a loop
     across = {"fig01_sequence_types", "across_tasks"}  # of the data, or of every run
     assert grouped == per_run - across
 

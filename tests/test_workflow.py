@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from affine_icl.export import load_pretrained
+from affine_icl.measure import TABLES
 from affine_icl.model import load_model, read_metadata
 
 
@@ -92,8 +93,9 @@ def test_every_rule_recorded_its_time_and_memory_for_bench_rule_costs(built, tre
     rules = {
         name for smk in (REPO / "workflow/rules").glob("*.smk") for name in rule_names(smk.name)
     }
-    # no sweep here (atlas, sweep_loss_curves); train is defined in a loop
-    ran = (rules - {"atlas", "sweep_loss_curves"}) | {"train"}
+    # no sweep here (atlas, sweep_loss_curves); train and the measure rules are defined in loops
+    measures = {f"measure_{name}" for name in TABLES}
+    ran = (rules - {"atlas", "sweep_loss_curves"}) | {"train"} | measures
     benchmarked = pd.read_csv(costs_csv(tree))
     assert set(benchmarked["rule"]) == ran, set(benchmarked["rule"]) ^ ran
     assert (benchmarked["jobs"] >= 1).all() and (benchmarked["max_s"] > 0).all()
@@ -553,7 +555,7 @@ def test_editing_the_library_reruns_the_rules_that_import_it_never_training(buil
     try:
         path.write_text(original + "\n# an edit\n")
         planned = planned_jobs(tree)
-        assert {"head_scores", "claims", "fig13_layer2_qk"} <= planned
+        assert {"measure_head_scores", "claims", "fig13_layer2_qk"} <= planned
         assert not planned & {"train", "generate_data", "generate_task_data"}
         proc = snakemake(tree, "--dry-run")
         assert "library_code" in proc.stdout + proc.stderr

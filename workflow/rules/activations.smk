@@ -19,25 +19,3 @@ rule cache_activations:
         **analysis_params("cache_batch_size"),
     script:
         "../../scripts/cache_activations.py"
-
-
-rule head_scores:
-    """Every per-head score (previous-token, second-vector, checkerboard, eigenvalue, QK, rank),
-    each beside its chance level and effect size (affine_icl/analysis/chance.py)."""
-    input:
-        **analysis_inputs("pattern"),
-    output:
-        table=f"{run_dir()}/analysis/head_scores.csv",
-    log:
-        log_path("head_scores"),
-    benchmark:
-        benchmark_path("head_scores")
-    conda:
-        "../../envs/pipeline.yaml"
-    threads: threads_of("head_scores")
-    resources:
-        **resources_of("head_scores"),
-    params:
-        **analysis_params("pick_c_threshold", "null_draws", "seed"),
-    script:
-        "../../scripts/head_scores.py"

@@ -1,15 +1,8 @@
-# What the claims are measured from: the same tables for the verdicts and their sensitivity.
+# What the claims are measured from: the training log and every table of the run
+# (affine_icl/measure.py), the same for the verdicts and their sensitivity; no figure rule.
 CLAIM_INPUTS = dict(
     train_log=trained("log"),
-    head_scores=rules.head_scores.output.table,
-    head_attribution=rules.fig07_head_attribution.output.table,
-    ov_regressions=rules.fig08_layer0_ov.output.table,
-    embedding_span=rules.embedding_span.output.table,
-    mean_ablation=rules.mean_ablation_layer1.output.table,
-    qk_intervention=rules.qk_intervention.output.table,
-    mlp_attribution=rules.fig16_mlp_attribution.output.table,
-    residual_after_layer0=rules.fig14_residual_after_layer0.output.summary,
-    residual_shape=rules.fig17_residual_shape.output.summary,
+    **{name: measured(name) for name in MEASURED_TABLES},
 )
 CLAIM_PARAMS = dict(
     **CRITERIA_PARAMS,

@@ -24,6 +24,7 @@ from affine_icl.config import (
 )
 from affine_icl.atlas import section_slug
 from affine_icl.claims.registry import SECTIONS, check_criteria, judged_claims
+from affine_icl.measure import TABLES as MEASURED_TABLES
 from affine_icl.paper import PAPER
 from affine_icl.provenance import code_version, script_code_hash
 from affine_icl.rules import protocol_summary, report_runs
@@ -270,8 +271,22 @@ def analysis_inputs(*families, scores=False):
             f"{run_dir()}/activations/{f}.parquet" for f in dict.fromkeys([*families, "ln_scale"])
         ]
     if scores:
-        inputs["scores"] = f"{run_dir()}/analysis/head_scores.csv"
+        inputs["scores"] = measured("head_scores")
     return inputs
+
+
+def measured(name, run="{run}"):
+    """Where the table ``name`` of a run is (affine_icl/measure.py TABLES)."""
+    return f"{run_dir(run)}/{MEASURED_TABLES[name].path}"
+
+
+def measure_inputs(table):
+    """A measure rule's inputs: folded weights, population, the cache families its table reads,
+    the weights as trained where it reads them, and the tables it needs (by name)."""
+    inputs = analysis_inputs(*table.families)
+    if table.unfolded:
+        inputs["unfolded"] = trained("weights")
+    return inputs | {name: measured(name) for name in table.needs}
 
 
 #: The report's categories, listed by name (hence the numbers): the claims first, then every
@@ -311,11 +326,12 @@ def paper_place(name):
     return f"Fig. {name[3:5]}"
 
 
-def figure_outputs(name, run="{run}"):
+def figure_outputs(name, run="{run}", table=True):
     """A figure rule's PNG (in the report, with workflow/report/<name>.rst as caption) and the
-    tidy table behind it; ``run=None`` for a figure of the data, not of a run (Figure 1)."""
+    tidy table behind it; ``run=None`` for a figure of the data, not of a run (Figure 1);
+    ``table=False`` for a figure drawn from a table a measure rule writes (measure.smk)."""
     where = f"{run_dir(run)}/figures" if run else f"{RESULTS}/figures"
-    return {
+    outputs = {
         "png": report(
             f"{where}/{name}.png",
             caption=f"../report/{name}.rst",
@@ -323,8 +339,8 @@ def figure_outputs(name, run="{run}"):
             subcategory=f"run {run}" if run else "data (Figure 1)",
             labels={"in the paper": paper_place(name), "figure": name, "run": run or "all runs"},
         ),
-        "table": f"{where}/{name}.csv",
     }
+    return outputs | ({"table": f"{where}/{name}.csv"} if table else {})
 
 
 def log_path(name, run="{run}"):

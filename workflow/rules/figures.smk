@@ -130,9 +130,9 @@ use rule fig05_attention_layer2_alternating as fig06_attention_layer2_non_altern
 rule fig07_head_attribution:
     """Figure 7: direct attribution of every head, both variants."""
     input:
-        **analysis_inputs("head_result"),
+        table=measured("head_attribution"),
     output:
-        **figure_outputs("fig07_head_attribution"),
+        **figure_outputs("fig07_head_attribution", table=False),
     log:
         log_path("fig07_head_attribution"),
     benchmark:
@@ -153,8 +153,9 @@ rule fig08_layer0_ov:
     input:
         **analysis_inputs("resid", "head_result"),
         unfolded=trained("weights"),
+        table=measured("ov_regressions"),
     output:
-        **figure_outputs("fig08_layer0_ov"),
+        **figure_outputs("fig08_layer0_ov", table=False),
     log:
         log_path("fig08_layer0_ov"),
     benchmark:
@@ -197,7 +198,7 @@ rule fig10_layer0_ov_random:
     input:
         **analysis_inputs("resid"),
         unfolded=trained("weights"),
-        regressions=rules.fig08_layer0_ov.output.table,
+        regressions=measured("ov_regressions"),
     output:
         **figure_outputs("fig10_layer0_ov_random"),
     log:
@@ -219,9 +220,9 @@ rule fig10_layer0_ov_random:
 rule embedding_span:
     """Share of layer-0 OV output outside the row space of W_E (section 4.4)."""
     input:
-        **analysis_inputs("resid"),
+        table=measured("embedding_span"),
     output:
-        **figure_outputs("embedding_span"),
+        **figure_outputs("embedding_span", table=False),
     log:
         log_path("embedding_span"),
     benchmark:
@@ -232,7 +233,6 @@ rule embedding_span:
     resources:
         **resources_of("embedding_span"),
     params:
-        **analysis_params(),
         paper=PAPER_VALUES,
     script:
         "../../scripts/embedding_span.py"
@@ -241,9 +241,9 @@ rule embedding_span:
 rule mean_ablation_layer1:
     """Mean ablation of layer-1 heads on the analysis population (section 4.5)."""
     input:
-        **analysis_inputs(),
+        table=measured("mean_ablation"),
     output:
-        **figure_outputs("mean_ablation_layer1"),
+        **figure_outputs("mean_ablation_layer1", table=False),
     log:
         log_path("mean_ablation_layer1"),
     benchmark:
@@ -254,8 +254,6 @@ rule mean_ablation_layer1:
     resources:
         **resources_of("mean_ablation_layer1"),
     params:
-        **analysis_params(),
-        loss_from=loss_from,
         paper=PAPER_VALUES,
     script:
         "../../scripts/mean_ablation_layer1.py"
@@ -329,9 +327,9 @@ rule fig14_residual_after_layer0:
     """Figure 14: the residual after layer 0, decoded through ln_final and W_U, vs the truth."""
     input:
         **analysis_inputs("resid"),
+        summary=measured("residual_after_layer0"),
     output:
         **figure_outputs("fig14_residual_after_layer0"),
-        summary=f"{run_dir()}/analysis/residual_after_layer0.csv",
     log:
         log_path("fig14_residual_after_layer0"),
     benchmark:
@@ -343,7 +341,6 @@ rule fig14_residual_after_layer0:
         **resources_of("fig14_residual_after_layer0"),
     params:
         **analysis_params("residual_dims"),
-        loss_from=loss_from,
     script:
         "../../scripts/fig14_residual_after_layer0.py"
 
@@ -351,7 +348,7 @@ rule fig14_residual_after_layer0:
 rule fig15_eigenvalue_scores:
     """Figure 15: OV eigenvalue scores sum(l)/sum(|l|) of every head."""
     input:
-        scores=rules.head_scores.output.table,
+        scores=measured("head_scores"),
     output:
         **figure_outputs("fig15_eigenvalue_scores"),
     log:
@@ -372,9 +369,9 @@ rule fig15_eigenvalue_scores:
 rule qk_intervention:
     """QK intervention: W_Q random, W_K^T = pinv(W_Q) on layer-2 heads whose QK resembles I."""
     input:
-        **analysis_inputs(scores=True),
+        table=measured("qk_intervention"),
     output:
-        **figure_outputs("qk_intervention"),
+        **figure_outputs("qk_intervention", table=False),
     log:
         log_path("qk_intervention"),
     benchmark:
@@ -385,8 +382,6 @@ rule qk_intervention:
     resources:
         **resources_of("qk_intervention"),
     params:
-        **analysis_params("qk_identity_min_z", "seed"),
-        loss_from=loss_from,
         paper=PAPER_VALUES,
     script:
         "../../scripts/qk_intervention.py"
@@ -395,9 +390,9 @@ rule qk_intervention:
 rule fig16_mlp_attribution:
     """Figure 16: direct attribution of each layer's MLP by position."""
     input:
-        **analysis_inputs("mlp_out"),
+        table=measured("mlp_attribution"),
     output:
-        **figure_outputs("fig16_mlp_attribution"),
+        **figure_outputs("fig16_mlp_attribution", table=False),
     log:
         log_path("fig16_mlp_attribution"),
     benchmark:
@@ -417,10 +412,9 @@ rule fig17_residual_shape:
     """Figure 17: residual before/after layer 0 vs a_n + alpha a_(n-1) (alpha from Fig 8) vs a_(n+1)."""
     input:
         **analysis_inputs("resid"),
-        regressions=rules.fig08_layer0_ov.output.table,
+        regressions=measured("ov_regressions"),
     output:
         **figure_outputs("fig17_residual_shape"),
-        summary=f"{run_dir()}/analysis/residual_shape.csv",
     log:
         log_path("fig17_residual_shape"),
     benchmark:

@@ -1,0 +1,95 @@
+"""A run's tables (affine_icl/measure.py): each computed from what its entry declares and no
+more, in the order its needs ask, the same from a Parquet cache of its declared families as from
+the whole cache in memory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_model import random_model
+
+from affine_icl.activations import activation_cache, load_activation_cache, write_activation_cache
+from affine_icl.analysis.population import Population
+from affine_icl.config import AnalysisConfig, ModelConfig, RunAnalysis
+from affine_icl.measure import TABLES, RunInputs, run_tables
+from affine_icl.model import fold_weights
+
+CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
+N, L = 24, 8
+SETTINGS = RunAnalysis(AnalysisConfig(null_draws=4, seed=3), loss_from_index=2)
+
+
+class Undeclared:
+    """An analysis setting a table does not declare: any use of it raises (arithmetic,
+    comparison, conversion), so a table that reads it fails here."""
+
+    def __repr__(self) -> str:
+        return "<undeclared setting>"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    gen = torch.Generator().manual_seed(4)
+    unfolded = random_model(CFG, seed=5)
+    model = fold_weights(unfolded)
+    inputs = torch.randn(N, L, CFG.d_vocab, generator=gen)
+    targets = torch.randn(N, L, CFG.d_vocab, generator=gen)
+    c = torch.linspace(-2, 2, N)
+    pop = Population(inputs, targets, c, np.arange(N))
+    where = tmp_path_factory.mktemp("cache")
+    write_activation_cache(model, inputs, targets, np.arange(N), where, {"run": "t"}, 8)
+    memory = RunInputs(model, pop, activation_cache(model, inputs, 8), SETTINGS, unfolded)
+    return memory, where
+
+
+def test_every_table_reads_only_what_it_declares(run):
+    """From the Parquet cache of its declared families and layers only, with every setting it
+    does not declare made unusable, each table is what the whole in-memory cache gives."""
+    memory, where = run
+    with pytest.raises(TypeError):
+        Undeclared() >= 2.0  # noqa: B015 - what a table reading an undeclared setting does
+    full = run_tables(memory)
+    assert list(full) == list(TABLES)
+    for name, table in TABLES.items():
+        undeclared = {
+            f.name: Undeclared()
+            for f in dataclasses.fields(AnalysisConfig)
+            if f.name not in table.settings
+        }
+        settings = dataclasses.replace(
+            SETTINGS, analysis=dataclasses.replace(SETTINGS.analysis, **undeclared)
+        )
+        cache = (
+            load_activation_cache(where, memory.model, layers=table.layers, families=table.families)
+            if table.families
+            else None
+        )
+        restricted = RunInputs(
+            memory.model,
+            memory.pop,
+            cache,
+            settings,
+            memory.unfolded if table.unfolded else None,
+        )
+        needed = {n: full[n] for n in table.needs}
+        got = table.compute(restricted, needed)
+        pd.testing.assert_frame_equal(got, full[name], rtol=1e-5, atol=1e-6, obj=name)
+
+
+def test_tables_come_after_what_they_need_and_take_those_at_hand(run):
+    memory, _ = run
+    order = list(TABLES)
+    for name, table in TABLES.items():
+        assert all(order.index(n) < order.index(name) for n in table.needs), name
+    # the QK intervention picks its heads from the head scores it is given
+    scores = run_tables(memory, ["head_scores"])["head_scores"]
+    none_pass = scores.assign(qk_identity_d_model_z=-1.0)
+    picked = run_tables(memory, ["qk_intervention"], have={"head_scores": none_pass})
+    assert set(picked) == {"qk_intervention"}
+    assert "highest" in picked["qk_intervention"]["picked_by"].iloc[0]
+    with pytest.raises(KeyError, match="no table 'head_score'"):
+        run_tables(memory, ["head_score"])
