@@ -23,6 +23,7 @@ import pandas as pd
 from torch import Tensor
 
 from .analysis.attribution import head_attribution_table, mlp_attribution_table
+from .analysis.heads import COLUMNS as HEAD_SCORE_COLUMNS
 from .analysis.heads import head_scores_table
 from .analysis.interventions import (
     mean_ablation_table,
@@ -61,12 +62,14 @@ class Table:
     directory), ``compute``, and what it is computed from: the activation cache ``families`` it
     reads (``layers``: of which layers; None, all), the other tables it ``needs``, the
     ``analysis`` settings it reads (``settings``: a changed one reruns it, another does not), and
-    whether it reads the ``unfolded`` weights. ``about``: what it holds, in one line."""
+    whether it reads the ``unfolded`` weights. ``about``: what it holds, in one line;
+    ``columns``: the columns it has (at least), which the claims and figures read by name."""
 
     name: str
     path: str
     compute: Compute
     about: str
+    columns: tuple[str, ...]
     families: tuple[str, ...] = ()
     layers: tuple[int, ...] | None = None
     needs: tuple[str, ...] = ()
@@ -144,6 +147,7 @@ TABLES: dict[str, Table] = {
             "analysis/head_scores.csv",
             _head_scores,
             "every head's attention, OV and QK scores against chance",
+            tuple(HEAD_SCORE_COLUMNS),
             families=("pattern",),
             settings=("pick_c_threshold", "null_draws", "seed"),
         ),
@@ -154,6 +158,7 @@ TABLES: dict[str, Table] = {
                 run.model, run.cache, run.pop.inputs, run.pop.targets
             ),
             "direct attribution of every head (Figure 7)",
+            ("layer", "head", "component", "position", "variant", "attribution"),
             families=("head_result",),
         ),
         Table(
@@ -161,6 +166,7 @@ TABLES: dict[str, Table] = {
             "figures/fig08_layer0_ov.csv",
             _ov_regressions,
             "the layer-0 OV fit per vector, residual and random, in five readings (Figure 8)",
+            ("reading", "source", "vector", "slope", "intercept", "r2", "r2_chance"),
             families=("resid", "head_result"),
             layers=(0,),
             settings=("seed",),
@@ -171,6 +177,7 @@ TABLES: dict[str, Table] = {
             "figures/embedding_span.csv",
             lambda run, tables: outside_embedding_share(run.model, run.cache),
             "the share of layer-0 OV output outside span(W_E) (section 4.4)",
+            ("layer", "vector", "share_outside", "embedding_rank", "chance_share"),
             families=("resid",),
             layers=(0,),
         ),
@@ -179,12 +186,14 @@ TABLES: dict[str, Table] = {
             "figures/mean_ablation_layer1.csv",
             _mean_ablation,
             "the MSE with layer-1 heads mean-ablated, one at a time and all (section 4.5)",
+            ("layer", "ablated", "mse_before", "mse_after", "ratio", "n_sequences"),
         ),
         Table(
             "qk_intervention",
             "figures/qk_intervention.csv",
             _qk_intervention,
             "the MSE with layer-2 QK replaced by a pseudo-inverse projection (section 4.6)",
+            ("scale", "heads", "n_heads", "mse_before", "mse_after", "ratio", "picked_by"),
             needs=("head_scores",),
             settings=("qk_identity_min_z", "seed"),
         ),
@@ -195,6 +204,7 @@ TABLES: dict[str, Table] = {
                 run.model, run.cache, run.pop.inputs, run.pop.targets
             ),
             "direct attribution of every MLP (Figure 16)",
+            ("layer", "component", "position", "variant", "attribution"),
             families=("mlp_out",),
         ),
         Table(
@@ -202,6 +212,7 @@ TABLES: dict[str, Table] = {
             "analysis/residual_after_layer0.csv",
             _residual_after_layer0,
             "the residual after layer 0, decoded, against a_(n+1) (Figure 14)",
+            ("series", "position", "cosine_to_target"),
             families=("resid",),
         ),
         Table(
@@ -209,11 +220,25 @@ TABLES: dict[str, Table] = {
             "analysis/residual_shape.csv",
             _residual_shape,
             "its correlation with a_n + alpha a_(n-1) (Figure 17)",
+            ("compared_with", "alpha", "mean_correlation"),
             families=("resid",),
             needs=("ov_regressions",),
         ),
     )
 }
+
+
+def check_columns(name: str, table: pd.DataFrame, path: object = None) -> None:
+    """Refuse a table ``name`` read from ``path`` that lacks a column its entry declares: one
+    written by an older version of the code, named with the rule that rebuilds it."""
+    missing = [c for c in TABLES[name].columns if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path or name} lacks {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more columns" if len(missing) > 3 else "")
+            + f": it was written by an older version of the code; rebuild it with "
+            f"`snakemake --forcerun measure_{name}`"
+        )
 
 
 def run_tables(

@@ -280,22 +280,17 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
     params) and what the claims are measured with (:func:`claim_params`)."""
     import pandas as pd
 
-    from .analysis.heads import COLUMNS
     from .config import settings_from_params
+    from .measure import TABLES, check_columns
 
     check_provenance(sm)
     tables = {
         name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
         for name, path in sm.input.items()
     }
-    missing = [c for c in COLUMNS if c not in tables["head_scores"].columns]
-    if missing:
-        raise ValueError(
-            f"{sm.input.head_scores} lacks {', '.join(missing[:3])}"
-            + (f" and {len(missing) - 3} more columns" if len(missing) > 3 else "")
-            + ": it was written by an older version of the head scores; rebuild it with "
-            "`snakemake --forcerun measure_head_scores`"
-        )
+    for name, table in tables.items():
+        if name in TABLES:
+            check_columns(name, table, sm.input[name])
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
 
 

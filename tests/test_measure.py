@@ -15,7 +15,7 @@ from test_model import random_model
 from affine_icl.activations import activation_cache, load_activation_cache, write_activation_cache
 from affine_icl.analysis.population import Population
 from affine_icl.config import AnalysisConfig, ModelConfig, RunAnalysis
-from affine_icl.measure import TABLES, RunInputs, run_tables
+from affine_icl.measure import TABLES, RunInputs, check_columns, run_tables
 from affine_icl.model import fold_weights
 
 CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
@@ -54,6 +54,8 @@ def test_every_table_reads_only_what_it_declares(run):
         Undeclared() >= 2.0  # noqa: B015 - what a table reading an undeclared setting does
     full = run_tables(memory)
     assert list(full) == list(TABLES)
+    for name, table in TABLES.items():  # the columns each entry declares, the claims read
+        assert set(table.columns) <= set(full[name].columns), name
     for name, table in TABLES.items():
         undeclared = {
             f.name: Undeclared()
@@ -93,3 +95,13 @@ def test_tables_come_after_what_they_need_and_take_those_at_hand(run):
     assert "highest" in picked["qk_intervention"]["picked_by"].iloc[0]
     with pytest.raises(KeyError, match="no table 'head_score'"):
         run_tables(memory, ["head_score"])
+
+
+def test_a_table_without_a_declared_column_is_refused_with_the_rule_that_rebuilds_it(run):
+    memory, _ = run
+    span = run_tables(memory, ["embedding_span"])["embedding_span"]
+    check_columns("embedding_span", span)
+    with pytest.raises(
+        ValueError, match=r"old.csv lacks chance_share: .*--forcerun measure_embedding_span"
+    ):
+        check_columns("embedding_span", span.drop(columns="chance_share"), "old.csv")
