@@ -1,7 +1,7 @@
 """Rule embedding_span: share of layer-0 OV output outside the row space of W_E."""
 
 from affine_icl.analysis.ov import outside_embedding_share
-from affine_icl.figures import plot_share_outside
+from affine_icl.figures.ov import plot_share_outside
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

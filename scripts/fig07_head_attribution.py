@@ -1,7 +1,7 @@
 """Rule fig07_head_attribution: Figure 7, direct attribution per head and position."""
 
 from affine_icl.analysis.attribution import head_attribution_table
-from affine_icl.figures import plot_component_attribution
+from affine_icl.figures.attribution import plot_component_attribution
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

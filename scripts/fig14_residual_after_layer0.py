@@ -1,7 +1,7 @@
 """Rule fig14_residual_after_layer0: Figure 14, the decoded residual after layer 0 vs the truth."""
 
 from affine_icl.analysis.residual import decoded_after_layer0_summary, sequence_series
-from affine_icl.figures import plot_sequence_series
+from affine_icl.figures.residual import plot_sequence_series
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

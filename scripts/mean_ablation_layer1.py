@@ -1,7 +1,7 @@
 """Rule mean_ablation_layer1: MSE with layer-1 heads mean-ablated."""
 
 from affine_icl.analysis.interventions import mean_ablation_table
-from affine_icl.figures import plot_mean_ablation
+from affine_icl.figures.ov import plot_mean_ablation
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from affine_icl.analysis.interventions import qk_intervention_heads, qk_intervention_table
-from affine_icl.figures import plot_before_after
+from affine_icl.figures.layer2 import plot_before_after
 from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 

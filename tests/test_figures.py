@@ -6,20 +6,21 @@ import pandas as pd
 from affine_icl.analysis.selection import heads_above_or_top
 from affine_icl.config import DataConfig
 from affine_icl.data import SEQUENCE_TYPES, example_sequences
-from affine_icl.figures import (
-    fallback_pick,
+from affine_icl.figures.attention import plot_attention_patterns
+from affine_icl.figures.data import (
     loss_curve_table,
-    plot_attention_patterns,
-    plot_before_after,
     plot_loss_curve,
+    plot_sequence_types,
+    sequence_types_table,
+)
+from affine_icl.figures.layer2 import fallback_pick, plot_before_after
+from affine_icl.figures.ov import (
     plot_matrices,
     plot_mean_ablation,
     plot_ov_regression,
-    plot_sequence_series,
-    plot_sequence_types,
     plot_share_outside,
-    sequence_types_table,
 )
+from affine_icl.figures.residual import plot_sequence_series
 
 
 def test_sequence_types_table_keeps_paper_order_and_dims():
