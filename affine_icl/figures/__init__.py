@@ -17,6 +17,9 @@ the table, so a reader can check any plotted number. Modules, in the paper's ord
 * :mod:`.claims`: the claims' verdict sensitivity and the claims over training.
 * :mod:`.across_runs`: the per-run figures side by side for every run, the task families, a
   sweep's loss curves and mechanism atlas.
+* :mod:`.registry`: which figures exist, for the workflow, the tests and the README (standard
+  library only; no figure module imports it).
 
-This ``__init__`` imports nothing: each caller imports the module it needs.
+This ``__init__`` imports nothing: each caller imports the module it needs, and the Snakefile
+loads the registry without matplotlib.
 """
