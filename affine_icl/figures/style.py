@@ -1,8 +1,8 @@
 """The look every figure shares, and the helpers the figure modules draw with.
 
-Importing it selects the non-interactive Agg backend and seaborn's theme, so every figure module
-imports it first. :func:`save_figure` writes a PNG the same way for every rule;
-:func:`plot_not_applicable` is the figure of a rule whose run has nothing to show (a 2-layer
+Importing it selects the non-interactive Agg backend and seaborn's theme before any figure is
+drawn: every figure module imports it. :func:`save_figure` writes a PNG the same way for every
+rule; :func:`plot_not_applicable` is the figure of a rule whose run has nothing to show (a 2-layer
 model's layer-2 figure). The rest are shared drawing pieces: a title wrapped to the figure's
 width, a labelled heatmap, one legend below an axes, MSE values as labelled points."""
 
