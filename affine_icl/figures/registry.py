@@ -11,11 +11,11 @@ Snakefile imports it while it builds the DAG, and no figure's code depends on it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 #: Whose figure it is: of the data (Figure 1), of each run, or of all runs together.
 Scope = Literal["data", "run", "runs"]
-SCOPES = ("data", "run", "runs")
+SCOPES = get_args(Scope)
 
 #: The places that are not the paper's own figures or sections: an analysis the paper leaves to
 #: future work, and the figures of the claims (in the report's claims category).
@@ -72,8 +72,8 @@ class Figure:
 
     @property
     def in_paper(self) -> bool:
-        """A figure or section of the paper, of one run (not one the paper leaves to future work,
-        a claims figure, or one across runs)."""
+        """A figure or section of the paper (not an analysis the paper leaves to future work, nor
+        a figure of the claims)."""
         return self.place.startswith(("Fig. ", "Sec. "))
 
 
