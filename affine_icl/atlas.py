@@ -3,8 +3,8 @@
 A sweep (``sweep:`` in the config, :func:`affine_icl.config.sweep_runs`) trains one run per
 combination of its grid's values and seed. :func:`atlas_table` sets every run's claims table
 beside the values of its swept settings, one row per (run, claim); the atlas figures
-(:func:`affine_icl.figures.plot_atlas`) draw each claim's measurement against each swept setting,
-one figure per section of the paper, seeds as spread.
+(:func:`affine_icl.figures.across_runs.plot_atlas`) draw each claim's measurement against each
+swept setting, one figure per section of the paper, seeds as spread.
 """
 
 from __future__ import annotations

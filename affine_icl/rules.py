@@ -112,7 +112,7 @@ def layer_missing(sm, layer: int, figure: str) -> bool:
     import pandas as pd
 
     from .config import run_config
-    from .figures import plot_not_applicable, save_figure
+    from .figures.style import plot_not_applicable, save_figure
 
     n_layers = run_config(sm.config, sm.wildcards.run).model.n_layers
     if layer < n_layers:
@@ -317,7 +317,7 @@ def claim_params(sm) -> RunAnalysis:
 def write_outputs(sm, table, fig=None) -> None:
     """Write a rule's table (``output.table``, CSV; None for a figure of a table a measure
     rule wrote, :mod:`affine_icl.measure`) and figure (``output.png``)."""
-    from .figures import save_figure
+    from .figures.style import save_figure
 
     if table is not None:
         table.to_csv(sm.output.table, index=False)

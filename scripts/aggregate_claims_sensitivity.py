@@ -1,7 +1,8 @@
 """Rule aggregate_claims_sensitivity: the verdict sensitivity grid over all runs."""
 
 from affine_icl.aggregate import runs_table
-from affine_icl.figures import plot_sensitivity_across_runs, save_figure
+from affine_icl.figures.claims import plot_sensitivity_across_runs
+from affine_icl.figures.style import save_figure
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -3,7 +3,8 @@
 import pandas as pd
 
 from affine_icl.atlas import atlas_table, verdicts_by_setting
-from affine_icl.figures import plot_atlas, plot_not_applicable, save_figure
+from affine_icl.figures.across_runs import plot_atlas
+from affine_icl.figures.style import plot_not_applicable, save_figure
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

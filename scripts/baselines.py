@@ -5,7 +5,7 @@ import torch
 
 from affine_icl.analysis.baselines import baseline_predictions, mse_by_position
 from affine_icl.config import run_config
-from affine_icl.figures import plot_baselines
+from affine_icl.figures.data import plot_baselines
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 from affine_icl.tasks import describe
 

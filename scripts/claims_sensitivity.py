@@ -1,6 +1,7 @@
 """Rule claims_sensitivity: every verdict over a range of thresholds and definitions."""
 
-from affine_icl.figures import plot_sensitivity, save_figure
+from affine_icl.figures.claims import plot_sensitivity
+from affine_icl.figures.style import save_figure
 from affine_icl.rules import claim_inputs, rule_log
 from affine_icl.sensitivity import sensitivity_table
 

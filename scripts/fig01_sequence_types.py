@@ -3,7 +3,8 @@
 import pandas as pd
 
 from affine_icl.config import settings_from_params
-from affine_icl.figures import plot_sequence_types, save_figure, sequence_types_table
+from affine_icl.figures.data import plot_sequence_types, sequence_types_table
+from affine_icl.figures.style import save_figure
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

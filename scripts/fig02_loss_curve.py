@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from affine_icl.figures import loss_curve_table, plot_loss_curve, save_figure
+from affine_icl.figures.data import loss_curve_table, plot_loss_curve
+from affine_icl.figures.style import save_figure
 from affine_icl.rules import check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

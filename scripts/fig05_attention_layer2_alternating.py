@@ -10,7 +10,7 @@ from affine_icl.analysis.attention import (
     with_uniform_weight,
 )
 from affine_icl.config import run_config
-from affine_icl.figures import plot_attention_patterns
+from affine_icl.figures.attention import plot_attention_patterns
 from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 from affine_icl.tasks import describe
 

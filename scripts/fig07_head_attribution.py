@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.figures import plot_component_attribution
+from affine_icl.figures.attribution import plot_component_attribution
 from affine_icl.rules import analysis_settings, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

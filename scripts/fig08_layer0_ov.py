@@ -6,7 +6,7 @@ import pandas as pd
 
 from affine_icl.analysis.ov import READINGS, ov_scatter_points
 from affine_icl.analysis.ov_fits import fit_summary, median_r2_vector
-from affine_icl.figures import plot_ov_regression
+from affine_icl.figures.ov import plot_ov_regression
 from affine_icl.model import load_model
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from affine_icl.analysis.ov import layer_ov, matrix_table, ov_in_vocab_basis
-from affine_icl.figures import plot_matrices
+from affine_icl.figures.ov import plot_matrices
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

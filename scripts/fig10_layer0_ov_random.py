@@ -5,7 +5,7 @@ import pandas as pd
 
 from affine_icl.analysis.ov import ov_scatter_points
 from affine_icl.analysis.ov_fits import median_r2_vector, with_reading
-from affine_icl.figures import plot_ov_regression
+from affine_icl.figures.ov import plot_ov_regression
 from affine_icl.model import load_model
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 

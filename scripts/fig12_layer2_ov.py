@@ -6,7 +6,7 @@ import pandas as pd
 
 from affine_icl.analysis.ov import head_ov, matrix_table, ov_in_vocab_basis
 from affine_icl.analysis.selection import top_head
-from affine_icl.figures import plot_matrices
+from affine_icl.figures.ov import plot_matrices
 from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -3,14 +3,14 @@
 import pandas as pd
 
 from affine_icl.analysis.residual import sequence_series
-from affine_icl.figures import plot_sequence_series
+from affine_icl.figures.residual import plot_sequence_series
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     run = analysis_run(sm)
     pop, model = run.pop, run.model
-    summary = pd.read_csv(sm.input.summary)  # measure_residual_after_layer0
+    summary = pd.read_csv(sm.input.table)  # measure_residual_after_layer0
     table = sequence_series(
         model, run.cache, pop.inputs, pop.targets, sample=0, dims=run.params["residual_dims"]
     )

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.figures import plot_head_scores
+from affine_icl.figures.layer2 import plot_head_scores
 from affine_icl.rules import rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

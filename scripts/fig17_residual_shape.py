@@ -8,7 +8,7 @@ from affine_icl.analysis.residual import (
     sequence_series,
     shape_alphas,
 )
-from affine_icl.figures import plot_sequence_series
+from affine_icl.figures.residual import plot_sequence_series
 from affine_icl.paper import PAPER
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 

@@ -4,7 +4,7 @@ import pandas as pd
 
 from affine_icl.analysis.attention import pattern_table
 from affine_icl.analysis.selection import top_head
-from affine_icl.figures import plot_attention_patterns
+from affine_icl.figures.attention import plot_attention_patterns
 from affine_icl.rules import analysis_run, rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

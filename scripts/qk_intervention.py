@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from affine_icl.figures import plot_before_after
+from affine_icl.figures.layer2 import plot_before_after
 from affine_icl.paper import PAPER
 from affine_icl.rules import rule_log, write_outputs
 

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from affine_icl.aggregate import ov_fit_by_run
-from affine_icl.figures import plot_ov_fit_by_run
+from affine_icl.figures.across_runs import plot_ov_fit_by_run
 from affine_icl.rules import rule_log, write_outputs
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -4,7 +4,8 @@ import pandas as pd
 
 from affine_icl.atlas import final_mse_by_setting, loss_curves_table
 from affine_icl.config import run_config
-from affine_icl.figures import plot_sweep_loss_curves, save_figure
+from affine_icl.figures.across_runs import plot_sweep_loss_curves
+from affine_icl.figures.style import save_figure
 from affine_icl.rules import check_trained, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

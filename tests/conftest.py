@@ -10,31 +10,11 @@ import pytest
 import torch
 
 from affine_icl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from affine_icl.figures.registry import figures
 
 REPO = Path(__file__).resolve().parent.parent
-#: every per-run figure rule (and file name) of the workflow
-FIGURES = [
-    "fig02_loss_curve",
-    "fig03_attention_layer0",
-    "fig04_attention_layer1",
-    "fig05_attention_layer2_alternating",
-    "fig06_attention_layer2_non_alternating",
-    "fig07_head_attribution",
-    "fig08_layer0_ov",
-    "fig09_layer0_ov_matrix",
-    "fig10_layer0_ov_random",
-    "embedding_span",
-    "mean_ablation_layer1",
-    "fig11_layer1_ov",
-    "fig12_layer2_ov",
-    "fig13_layer2_qk",
-    "fig14_residual_after_layer0",
-    "fig15_eigenvalue_scores",
-    "qk_intervention",
-    "fig16_mlp_attribution",
-    "fig17_residual_shape",
-    "fig18_attention_example",
-]
+#: every per-run figure rule (and file name) of the paper (affine_icl/figures/registry.py)
+FIGURES = [figure.rule for figure in figures("run") if figure.in_paper]
 
 
 def copy_workflow(root: Path) -> Path:

@@ -2,24 +2,27 @@
 
 import numpy as np
 import pandas as pd
+import pytest
+from conftest import REPO
 
 from affine_icl.analysis.selection import heads_above_or_top
 from affine_icl.config import DataConfig
 from affine_icl.data import SEQUENCE_TYPES, example_sequences
-from affine_icl.figures import (
-    fallback_pick,
+from affine_icl.figures.attention import plot_attention_patterns
+from affine_icl.figures.data import (
     loss_curve_table,
-    plot_attention_patterns,
-    plot_before_after,
     plot_loss_curve,
+    plot_sequence_types,
+    sequence_types_table,
+)
+from affine_icl.figures.layer2 import fallback_pick, plot_before_after
+from affine_icl.figures.ov import (
     plot_matrices,
     plot_mean_ablation,
     plot_ov_regression,
-    plot_sequence_series,
-    plot_sequence_types,
     plot_share_outside,
-    sequence_types_table,
 )
+from affine_icl.figures.residual import plot_sequence_series
 
 
 def test_sequence_types_table_keeps_paper_order_and_dims():
@@ -237,3 +240,35 @@ def test_loss_curve_and_embedding_span_legends_are_outside_the_data():
     this_run, _, chance = lines
     assert chance.get_zorder() > this_run.get_zorder()  # the thin line is drawn on top
     assert chance.get_linewidth() < this_run.get_linewidth()
+
+
+# --------------------------------------------------------------------------- the figure registry
+
+
+def test_every_registry_figure_has_its_rule_and_caption_and_reads_real_cache_families():
+    import re
+
+    from affine_icl.activations import FAMILIES
+    from affine_icl.figures.registry import CACHE_FAMILIES, FIGURES
+
+    assert CACHE_FAMILIES == FAMILIES  # the registry's copy, for the DAG, of the cache's own
+    rules = set()
+    for smk in (REPO / "workflow/rules").glob("*.smk"):
+        rules |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", smk.read_text(), flags=re.M))
+    for figure in FIGURES.values():
+        assert figure.rule in rules, figure.rule
+        assert (REPO / figure.caption).is_file(), figure.caption
+
+
+def test_a_figure_names_its_place_in_the_paper():
+    from affine_icl.figures.registry import Figure, paper_place
+
+    assert paper_place("fig02_loss_curve") == "Fig. 02"
+    assert paper_place("embedding_span") == "Sec. 4.4"
+    assert paper_place("seeds_layer0_ov") == "Fig. 08"
+    with pytest.raises(ValueError, match="registry"):
+        paper_place("fig99_nothing")
+    with pytest.raises(ValueError, match="place"):
+        Figure("fig99_nothing", "Figure 99", "run", "nothing")
+    with pytest.raises(ValueError, match="cache family"):
+        Figure("fig99_nothing", "Fig. 99", "run", "nothing", ("resids",))

@@ -112,3 +112,18 @@ def test_the_checker_sees_relative_and_local_imports():
     assert "config" in graph["data"]  # from .config import DataConfig
     assert "population" not in graph["analysis.heads"]  # sibling in the subpackage
     assert "analysis" in graph["analysis.heads"]
+
+
+def test_the_figure_registry_imports_only_the_standard_library():
+    """workflow/rules/common.smk imports it while Snakemake builds the DAG (every Slurm job
+    builds it again): no matplotlib, pandas or torch, and the figures package's __init__ none."""
+    import sys
+
+    for path in (PACKAGE / "figures/registry.py", PACKAGE / "figures/__init__.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                imported.add("." if node.level else node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+        assert imported <= set(sys.stdlib_module_names) | {"__future__"}, (path.name, imported)

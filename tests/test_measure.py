@@ -105,3 +105,11 @@ def test_a_table_without_a_declared_column_is_refused_with_the_rule_that_rebuild
         ValueError, match=r"old.csv lacks chance_share: .*--forcerun measure_embedding_span"
     ):
         check_columns("embedding_span", span.drop(columns="chance_share"), "old.csv")
+
+
+def test_every_figure_that_draws_a_table_names_one_of_them():
+    from affine_icl.figures.registry import FIGURES
+
+    drawn = {f.rule: f.draws for f in FIGURES.values() if f.draws}
+    assert set(drawn.values()) <= set(TABLES)
+    assert drawn["fig07_head_attribution"] == "head_attribution"

@@ -13,7 +13,8 @@ from conftest import REPO
 
 from affine_icl.claims.registry import CLAIM_IDS, CLAIMS, SECTIONS, check_criteria
 from affine_icl.config import ConfigError
-from affine_icl.figures import plot_ov_fit_by_run, plot_ov_regression
+from affine_icl.figures.across_runs import plot_ov_fit_by_run
+from affine_icl.figures.ov import plot_ov_regression
 from affine_icl.paper import PAPER, Reported, sci
 
 REPORT = REPO / "workflow" / "report"

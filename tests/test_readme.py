@@ -1,4 +1,7 @@
-"""The README's Results section is generated from the aggregated claims table."""
+"""The README's generated parts: the Results section from the aggregated claims table, the table
+of figures from the figure registry."""
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,3 +115,12 @@ def test_runs_aggregates_the_named_runs_of_a_sweep_only(tmp_path):
     text = readme.read_text()
     assert "the claims of `a`, `b` in" in text and "(2 run(s), machine: m)" in text
     assert "holds in 1 of 2 runs" in text and "other" not in text and "\nold\n" not in text
+
+
+def test_the_readmes_table_of_figures_is_the_registrys():
+    """README.md's figure table is generated: `python -m affine_icl.readme --figures`."""
+    from affine_icl.readme import FIGURES_END, FIGURES_START, figures_block
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split(FIGURES_START)[1].split(FIGURES_END)[0]
+    assert block.strip() == figures_block(), "run python -m affine_icl.readme --figures"

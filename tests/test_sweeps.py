@@ -107,7 +107,7 @@ def test_the_atlas_gives_each_setting_the_verdict_of_most_seeds_and_says_when_th
     from matplotlib.colors import to_rgba
 
     from affine_icl.atlas import SEEDS_DISAGREE, atlas_table, verdicts_by_setting
-    from affine_icl.figures import ATLAS_COLOURS, plot_atlas
+    from affine_icl.figures.across_runs import ATLAS_COLOURS, plot_atlas
 
     runs = {  # width 64: a 1-1 tie; width 128: 2 of 3 seeds reproduce
         "w64-s0": (64, 0, 1.0, "reproduced"),
@@ -184,7 +184,8 @@ def test_sweep_loss_curves_group_runs_by_setting_and_take_each_runs_last_step(tm
     import numpy as np
 
     from affine_icl.atlas import final_mse_by_setting, loss_curves_table
-    from affine_icl.figures import plot_sweep_loss_curves, save_figure
+    from affine_icl.figures.across_runs import plot_sweep_loss_curves
+    from affine_icl.figures.style import save_figure
 
     def log(factor, last):
         steps = np.arange(100, last + 1, 100)

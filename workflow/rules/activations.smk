@@ -5,13 +5,9 @@ rule cache_activations:
         population=population,
     output:
         folded=f"{run_dir()}/model_folded.safetensors",
-        cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=FAMILIES),
+        cache=expand("{dir}/activations/{family}.parquet", dir=run_dir(), family=CACHE_FAMILIES),
     log:
         log_path("cache_activations"),
-    benchmark:
-        benchmark_path("cache_activations")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("cache_activations")
     resources:
         **resources_of("cache_activations"),

@@ -17,10 +17,6 @@ rule aggregate_claims:
         ),
     log:
         log_path("aggregate/claims", run=None),
-    benchmark:
-        benchmark_path("aggregate_claims", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims")
     resources:
         **resources_of("aggregate_claims"),
@@ -45,10 +41,6 @@ rule aggregate_claims_over_training:
         ),
     log:
         log_path("aggregate/claims_over_training", run=None),
-    benchmark:
-        benchmark_path("aggregate_claims_over_training", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims_over_training")
     resources:
         **resources_of("aggregate_claims_over_training"),
@@ -74,10 +66,6 @@ rule aggregate_claims_sensitivity:
         ),
     log:
         log_path("aggregate/claims_sensitivity", run=None),
-    benchmark:
-        benchmark_path("aggregate_claims_sensitivity", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("aggregate_claims_sensitivity")
     resources:
         **resources_of("aggregate_claims_sensitivity"),
@@ -95,10 +83,6 @@ rule seeds_eigenvalue_scores:
         **aggregate_outputs("seeds_eigenvalue_scores"),
     log:
         log_path("aggregate/seeds_eigenvalue_scores", run=None),
-    benchmark:
-        benchmark_path("seeds_eigenvalue_scores", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("seeds_eigenvalue_scores")
     resources:
         **resources_of("seeds_eigenvalue_scores"),
@@ -116,10 +100,6 @@ rule seeds_head_attribution:
         **aggregate_outputs("seeds_head_attribution"),
     log:
         log_path("aggregate/seeds_head_attribution", run=None),
-    benchmark:
-        benchmark_path("seeds_head_attribution", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("seeds_head_attribution")
     resources:
         **resources_of("seeds_head_attribution"),
@@ -138,10 +118,6 @@ rule seeds_layer0_ov:
         **aggregate_outputs("seeds_layer0_ov"),
     log:
         log_path("aggregate/seeds_layer0_ov", run=None),
-    benchmark:
-        benchmark_path("seeds_layer0_ov", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("seeds_layer0_ov")
     resources:
         **resources_of("seeds_layer0_ov"),

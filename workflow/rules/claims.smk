@@ -27,10 +27,6 @@ rule claims_sensitivity:
         ),
     log:
         log_path("claims_sensitivity"),
-    benchmark:
-        benchmark_path("claims_sensitivity")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("claims_sensitivity")
     resources:
         **resources_of("claims_sensitivity"),
@@ -60,10 +56,6 @@ rule claims:
         ),
     log:
         log_path("claims"),
-    benchmark:
-        benchmark_path("claims")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("claims")
     resources:
         **resources_of("claims"),
@@ -93,10 +85,6 @@ rule claims_over_training:
         ),
     log:
         log_path("claims_over_training"),
-    benchmark:
-        benchmark_path("claims_over_training")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("claims_over_training")
     resources:
         **resources_of("claims_over_training"),

@@ -24,6 +24,7 @@ from affine_icl.config import (
 )
 from affine_icl.atlas import section_slug
 from affine_icl.claims.registry import SECTIONS, check_criteria, judged_claims
+from affine_icl.figures.registry import CACHE_FAMILIES, CLAIMS, FIGURES, paper_place
 from affine_icl.measure import TABLES as MEASURED_TABLES
 from affine_icl.paper import PAPER
 from affine_icl.provenance import code_version, script_code_hash
@@ -194,67 +195,43 @@ def analysis_params(*keys):
     return setting_params({f"analysis.{key}": config["analysis"][key] for key in used})
 
 
-PER_RUN_FIGURES = [
-    "fig02_loss_curve",
-    "fig03_attention_layer0",
-    "fig04_attention_layer1",
-    "fig05_attention_layer2_alternating",
-    "fig06_attention_layer2_non_alternating",
-    "fig07_head_attribution",
-    "fig08_layer0_ov",
-    "fig09_layer0_ov_matrix",
-    "fig10_layer0_ov_random",
-    "embedding_span",
-    "mean_ablation_layer1",
-    "fig11_layer1_ov",
-    "fig12_layer2_ov",
-    "fig13_layer2_qk",
-    "fig14_residual_after_layer0",
-    "fig15_eigenvalue_scores",
-    "qk_intervention",
-    "fig16_mlp_attribution",
-    "fig17_residual_shape",
-    "fig18_attention_example",
-    "baselines",
-]
+#: When the figures that need more than the runs' own results are drawn (registry only_with):
+#: across tasks with more than one task family, the sweep's with a sweep.
+CONDITION_HOLDS = {
+    "tasks": len(set(RUN_TASK_LABELS.values())) > 1,
+    "sweep": bool(config.get("sweep")),
+}
 
 
-AGGREGATE_FIGURES = ["seeds_eigenvalue_scores", "seeds_head_attribution", "seeds_layer0_ov"]
-
-
-#: Figures of the claims across runs (each from the per-run ones of every run).
-AGGREGATE_CLAIM_FIGURES = ["claims_sensitivity", "claims_over_training"]
+def figure_pngs(figure):
+    """Every PNG of a registry figure (affine_icl/figures/registry.py): Figure 1 under
+    figures/, a run's figures under runs/<run>/figures/ (its claims figures beside its claims),
+    the figures across runs under aggregate/ (the atlas one per section of the paper)."""
+    if figure.scope == "data":
+        return [f"{RESULTS}/figures/{figure.stem}.png"]
+    if figure.scope == "run":
+        under = "" if figure.place == CLAIMS else "figures/"
+        return [f"{run_dir(run)}/{under}{figure.stem}.png" for run in RUNS]
+    stems = [figure.stem.format(section=section_slug(section)) for section in SECTIONS]
+    return [f"{RESULTS}/aggregate/{stem}.png" for stem in dict.fromkeys(stems)]
 
 
 def all_figures(wildcards):
-    """Every figure of every run, each run's claims table and verdict sensitivity grid, the
-    claims over training, each run's export and attention views, the
-    across-runs outputs, across tasks (with more than one task family) and the atlas (with a
-    sweep)."""
+    """Every figure of the registry the config draws, each run's claims table, export and
+    attention views, and the claims across runs."""
     return (
-        [f"{RESULTS}/figures/fig01_sequence_types.png"]
-        + [f"{run_dir(run)}/figures/{name}.png" for run in RUNS for name in PER_RUN_FIGURES]
+        [
+            png
+            for figure in FIGURES.values()
+            if CONDITION_HOLDS.get(figure.only_with, True)
+            for png in figure_pngs(figure)
+        ]
         + [f"{run_dir(run)}/claims.md" for run in RUNS]
-        + [f"{run_dir(run)}/claims_sensitivity.png" for run in RUNS]
         + [f"{RESULTS}/models/{run}/README.md" for run in RUNS]
         + [f"{run_dir(run)}/attention_views" for run in RUNS]
-        + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_FIGURES]
-        + [f"{RESULTS}/aggregate/{name}.png" for name in AGGREGATE_CLAIM_FIGURES]
         + [f"{RESULTS}/aggregate/claims.md"]
-        + (
-            [f"{RESULTS}/aggregate/across_tasks.png"]
-            if len(set(RUN_TASK_LABELS.values())) > 1
-            else []
-        )
-        + (
-            [f"{RESULTS}/aggregate/atlas.csv", f"{RESULTS}/aggregate/sweep_loss_curves.png"]
-            if config.get("sweep")
-            else []
-        )
+        + ([f"{RESULTS}/aggregate/atlas.csv"] if CONDITION_HOLDS["sweep"] else [])
     )
-
-
-FAMILIES = ["resid", "head_result", "pattern", "mlp_out", "ln_scale", "outputs"]
 
 
 def analysis_inputs(*families, scores=False):
@@ -273,6 +250,17 @@ def analysis_inputs(*families, scores=False):
     if scores:
         inputs["scores"] = measured("head_scores")
     return inputs
+
+
+def figure_inputs(name, scores=False):
+    """The inputs of the figure ``name``'s rule: :func:`analysis_inputs` with the cache families
+    the registry says it reads and, for a figure of a table a measure rule writes (its entry's
+    ``draws``), that table (``table``); such a figure that reads no cache needs the table alone."""
+    figure = FIGURES[name]
+    drawn = {"table": measured(figure.draws)} if figure.draws else {}
+    if drawn and not figure.reads and not scores:
+        return drawn
+    return analysis_inputs(*figure.reads, scores=scores) | drawn
 
 
 def measured(name, run="{run}"):
@@ -297,33 +285,6 @@ REPORT_CLAIMS, REPORT_FIGURES, REPORT_ACROSS = (
     "1. Figures by run",
     "2. Figures across runs",
 )
-
-#: Figures beyond the paper (its future work): labelled so that they sort after its own.
-BEYOND_PAPER = {"baselines": "beyond the paper", "across_tasks": "beyond the paper"}
-
-#: Where the paper reports the analyses that have no figure of their own.
-PAPER_SECTIONS = {"embedding_span": "4.4", "mean_ablation_layer1": "4.5", "qk_intervention": "4.6"}
-
-#: The paper's figure that each across-runs figure repeats for every run.
-AGGREGATED_FIGURE = {
-    "seeds_head_attribution": 7,
-    "seeds_layer0_ov": 8,
-    "seeds_eigenvalue_scores": 15,
-}
-
-
-def paper_place(name):
-    """The report label that puts figure ``name`` in the paper's order: "Fig. 02" (zero-padded,
-    as labels sort as text), or "Sec. 4.4" for an analysis without a figure (after Fig. 18)."""
-    if name in PAPER_SECTIONS:
-        return f"Sec. {PAPER_SECTIONS[name]}"
-    if name in BEYOND_PAPER:
-        return BEYOND_PAPER[name]
-    if name in AGGREGATED_FIGURE:
-        return f"Fig. {AGGREGATED_FIGURE[name]:02d}"
-    if not (name.startswith("fig") and name[3:5].isdigit() and name[5:6] == "_"):
-        raise ValueError(f"{name}: name it figNN_... or add it to PAPER_SECTIONS (common.smk)")
-    return f"Fig. {name[3:5]}"
 
 
 def figure_outputs(name, run="{run}", table=True):
@@ -354,6 +315,17 @@ def benchmark_path(name, run="{run}"):
     or benchmarks/<name>.tsv (``run=None``)."""
     where = f"{RESULTS}/benchmarks/{name}"
     return f"{where}/{run}.tsv" if run else f"{where}.tsv"
+
+
+#: Every rule's conda environment (--use-conda), relative to the rule files (workflow/rules/).
+PIPELINE_ENV = "../../envs/pipeline.yaml"
+
+
+def rule_benchmark(rule):
+    """The benchmark of ``rule``: benchmarks/<rule>/<its wildcard>.tsv, benchmarks/<rule>.tsv
+    without one (:func:`benchmark_path`)."""
+    wildcards = "_".join(f"{{{name}}}" for name in sorted(rule.wildcard_names))
+    return benchmark_path(rule.name, run=wildcards or None)
 
 
 #: The paper's reported values (affine_icl/paper.py) as a ``params`` entry of every rule that

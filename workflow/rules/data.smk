@@ -5,10 +5,6 @@ rule generate_data:
         examples=f"{RESULTS}/data/example_sequences.parquet",
     log:
         log_path("generate_data", run=None),
-    benchmark:
-        benchmark_path("generate_data", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("generate_data")
     resources:
         **resources_of("generate_data"),
@@ -25,10 +21,6 @@ rule generate_task_data:
         population=f"{RESULTS}/data/{{task_key}}/eval_population.parquet",
     log:
         f"{RESULTS}/logs/generate_task_data/{{task_key}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/generate_task_data/{{task_key}}.tsv"
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("generate_task_data")
     resources:
         **resources_of("generate_task_data"),

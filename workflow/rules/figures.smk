@@ -1,6 +1,8 @@
-# One rule per figure (the table of contents of section 4). Every figure writes its PNG and the
-# table behind it through figure_outputs(), and its log through log_path() (common.smk). Rules
-# that quote or draw the paper's numbers take them as params.paper (affine_icl/paper.py).
+# One rule per figure (the table of contents of section 4), each an entry of the figure registry
+# (affine_icl/figures/registry.py): figure_inputs() reads the cache families its entry names,
+# figure_outputs() writes its PNG and the table behind it, log_path() its log (common.smk); the
+# Snakefile gives every rule its benchmark and conda environment. Rules that quote or draw the
+# paper's numbers take them as params.paper (affine_icl/paper.py).
 
 
 rule fig01_sequence_types:
@@ -11,10 +13,6 @@ rule fig01_sequence_types:
         **figure_outputs("fig01_sequence_types", run=None),
     log:
         log_path("fig01_sequence_types", run=None),
-    benchmark:
-        benchmark_path("fig01_sequence_types", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig01_sequence_types")
     resources:
         **resources_of("fig01_sequence_types"),
@@ -33,10 +31,6 @@ rule fig02_loss_curve:
         **figure_outputs("fig02_loss_curve"),
     log:
         log_path("fig02_loss_curve"),
-    benchmark:
-        benchmark_path("fig02_loss_curve")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig02_loss_curve")
     resources:
         **resources_of("fig02_loss_curve"),
@@ -50,15 +44,11 @@ rule fig03_attention_layer0:
     """Figures 3 and 4: mean attention patterns of layer 0 (fig04: layer 1) over the population,
     each head's score against the uniform share under its title."""
     input:
-        **analysis_inputs("pattern", scores=True),
+        **figure_inputs("fig03_attention_layer0", scores=True),
     output:
         **figure_outputs("fig03_attention_layer0"),
     log:
         log_path("fig03_attention_layer0"),
-    benchmark:
-        benchmark_path("fig03_attention_layer0")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig03_attention_layer0")
     resources:
         **resources_of("fig03_attention_layer0"),
@@ -72,12 +62,12 @@ rule fig03_attention_layer0:
 
 # Figure 4: layer-1 attention patterns (mean over the population).
 use rule fig03_attention_layer0 as fig04_attention_layer1 with:
+    input:
+        **figure_inputs("fig04_attention_layer1", scores=True),
     output:
         **figure_outputs("fig04_attention_layer1"),
     log:
         log_path("fig04_attention_layer1"),
-    benchmark:
-        benchmark_path("fig04_attention_layer1")
     threads: threads_of("fig04_attention_layer1")
     resources:
         **resources_of("fig04_attention_layer1"),
@@ -90,15 +80,11 @@ rule fig05_attention_layer2_alternating:
     """Figures 5 and 6: layer-2 attention patterns on one alternating sequence (c < 0; fig06:
     one non-alternating sequence, c > 0)."""
     input:
-        **analysis_inputs("pattern"),
+        **figure_inputs("fig05_attention_layer2_alternating"),
     output:
         **figure_outputs("fig05_attention_layer2_alternating"),
     log:
         log_path("fig05_attention_layer2_alternating"),
-    benchmark:
-        benchmark_path("fig05_attention_layer2_alternating")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig05_attention_layer2_alternating")
     resources:
         **resources_of("fig05_attention_layer2_alternating"),
@@ -113,12 +99,12 @@ rule fig05_attention_layer2_alternating:
 
 # Figure 6: layer-2 attention patterns on one non-alternating sequence (c > 0).
 use rule fig05_attention_layer2_alternating as fig06_attention_layer2_non_alternating with:
+    input:
+        **figure_inputs("fig06_attention_layer2_non_alternating"),
     output:
         **figure_outputs("fig06_attention_layer2_non_alternating"),
     log:
         log_path("fig06_attention_layer2_non_alternating"),
-    benchmark:
-        benchmark_path("fig06_attention_layer2_non_alternating")
     threads: threads_of("fig06_attention_layer2_non_alternating")
     resources:
         **resources_of("fig06_attention_layer2_non_alternating"),
@@ -130,15 +116,11 @@ use rule fig05_attention_layer2_alternating as fig06_attention_layer2_non_altern
 rule fig07_head_attribution:
     """Figure 7: direct attribution of every head, both variants."""
     input:
-        table=measured("head_attribution"),
+        **figure_inputs("fig07_head_attribution"),
     output:
         **figure_outputs("fig07_head_attribution", table=False),
     log:
         log_path("fig07_head_attribution"),
-    benchmark:
-        benchmark_path("fig07_head_attribution")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig07_head_attribution")
     resources:
         **resources_of("fig07_head_attribution"),
@@ -151,17 +133,12 @@ rule fig07_head_attribution:
 rule fig08_layer0_ov:
     """Figure 8: layer-0 summed OV on residual vectors: scatter, R^2 and slope per vector."""
     input:
-        **analysis_inputs("resid", "head_result"),
+        **figure_inputs("fig08_layer0_ov"),
         unfolded=trained("weights"),
-        table=measured("ov_regressions"),
     output:
         **figure_outputs("fig08_layer0_ov", table=False),
     log:
         log_path("fig08_layer0_ov"),
-    benchmark:
-        benchmark_path("fig08_layer0_ov")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig08_layer0_ov")
     resources:
         **resources_of("fig08_layer0_ov"),
@@ -175,15 +152,11 @@ rule fig08_layer0_ov:
 rule fig09_layer0_ov_matrix:
     """Figure 9: the summed layer-0 OV matrix."""
     input:
-        **analysis_inputs(),
+        **figure_inputs("fig09_layer0_ov_matrix"),
     output:
         **figure_outputs("fig09_layer0_ov_matrix"),
     log:
         log_path("fig09_layer0_ov_matrix"),
-    benchmark:
-        benchmark_path("fig09_layer0_ov_matrix")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig09_layer0_ov_matrix")
     resources:
         **resources_of("fig09_layer0_ov_matrix"),
@@ -196,17 +169,13 @@ rule fig09_layer0_ov_matrix:
 rule fig10_layer0_ov_random:
     """Figure 10: the layer-0 OV fit on random vectors of matched norms."""
     input:
-        **analysis_inputs("resid"),
+        **figure_inputs("fig10_layer0_ov_random"),
         unfolded=trained("weights"),
         regressions=measured("ov_regressions"),
     output:
         **figure_outputs("fig10_layer0_ov_random"),
     log:
         log_path("fig10_layer0_ov_random"),
-    benchmark:
-        benchmark_path("fig10_layer0_ov_random")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig10_layer0_ov_random")
     resources:
         **resources_of("fig10_layer0_ov_random"),
@@ -220,15 +189,11 @@ rule fig10_layer0_ov_random:
 rule embedding_span:
     """Share of layer-0 OV output outside the row space of W_E (section 4.4)."""
     input:
-        table=measured("embedding_span"),
+        **figure_inputs("embedding_span"),
     output:
         **figure_outputs("embedding_span", table=False),
     log:
         log_path("embedding_span"),
-    benchmark:
-        benchmark_path("embedding_span")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("embedding_span")
     resources:
         **resources_of("embedding_span"),
@@ -241,15 +206,11 @@ rule embedding_span:
 rule mean_ablation_layer1:
     """Mean ablation of layer-1 heads on the analysis population (section 4.5)."""
     input:
-        table=measured("mean_ablation"),
+        **figure_inputs("mean_ablation_layer1"),
     output:
         **figure_outputs("mean_ablation_layer1", table=False),
     log:
         log_path("mean_ablation_layer1"),
-    benchmark:
-        benchmark_path("mean_ablation_layer1")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("mean_ablation_layer1")
     resources:
         **resources_of("mean_ablation_layer1"),
@@ -262,16 +223,12 @@ rule mean_ablation_layer1:
 rule fig11_layer1_ov:
     """Figure 11: OV of the layer-1 head with the lowest effective rank."""
     input:
-        **analysis_inputs(scores=True),
+        **figure_inputs("fig11_layer1_ov", scores=True),
     output:
         **figure_outputs("fig11_layer1_ov"),
         singular_values=f"{run_dir()}/figures/fig11_layer1_ov_singular_values.csv",
     log:
         log_path("fig11_layer1_ov"),
-    benchmark:
-        benchmark_path("fig11_layer1_ov")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig11_layer1_ov")
     resources:
         **resources_of("fig11_layer1_ov"),
@@ -284,15 +241,11 @@ rule fig11_layer1_ov:
 rule fig12_layer2_ov:
     """Figure 12: OV of the most negative-copying layer-2 head, d_model and W_E/W_U bases."""
     input:
-        **analysis_inputs(scores=True),
+        **figure_inputs("fig12_layer2_ov", scores=True),
     output:
         **figure_outputs("fig12_layer2_ov"),
     log:
         log_path("fig12_layer2_ov"),
-    benchmark:
-        benchmark_path("fig12_layer2_ov")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig12_layer2_ov")
     resources:
         **resources_of("fig12_layer2_ov"),
@@ -305,15 +258,11 @@ rule fig12_layer2_ov:
 rule fig13_layer2_qk:
     """Figure 13: QK of the layer-2 head whose QK stands furthest above its shuffled null."""
     input:
-        **analysis_inputs(scores=True),
+        **figure_inputs("fig13_layer2_qk", scores=True),
     output:
         **figure_outputs("fig13_layer2_qk"),
     log:
         log_path("fig13_layer2_qk"),
-    benchmark:
-        benchmark_path("fig13_layer2_qk")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig13_layer2_qk")
     resources:
         **resources_of("fig13_layer2_qk"),
@@ -326,16 +275,11 @@ rule fig13_layer2_qk:
 rule fig14_residual_after_layer0:
     """Figure 14: the residual after layer 0, decoded through ln_final and W_U, vs the truth."""
     input:
-        **analysis_inputs("resid"),
-        summary=measured("residual_after_layer0"),
+        **figure_inputs("fig14_residual_after_layer0"),
     output:
         **figure_outputs("fig14_residual_after_layer0"),
     log:
         log_path("fig14_residual_after_layer0"),
-    benchmark:
-        benchmark_path("fig14_residual_after_layer0")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig14_residual_after_layer0")
     resources:
         **resources_of("fig14_residual_after_layer0"),
@@ -353,10 +297,6 @@ rule fig15_eigenvalue_scores:
         **figure_outputs("fig15_eigenvalue_scores"),
     log:
         log_path("fig15_eigenvalue_scores"),
-    benchmark:
-        benchmark_path("fig15_eigenvalue_scores")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig15_eigenvalue_scores")
     resources:
         **resources_of("fig15_eigenvalue_scores"),
@@ -369,15 +309,11 @@ rule fig15_eigenvalue_scores:
 rule qk_intervention:
     """QK intervention: W_Q random, W_K^T = pinv(W_Q) on layer-2 heads whose QK resembles I."""
     input:
-        table=measured("qk_intervention"),
+        **figure_inputs("qk_intervention"),
     output:
         **figure_outputs("qk_intervention", table=False),
     log:
         log_path("qk_intervention"),
-    benchmark:
-        benchmark_path("qk_intervention")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("qk_intervention")
     resources:
         **resources_of("qk_intervention"),
@@ -390,15 +326,11 @@ rule qk_intervention:
 rule fig16_mlp_attribution:
     """Figure 16: direct attribution of each layer's MLP by position."""
     input:
-        table=measured("mlp_attribution"),
+        **figure_inputs("fig16_mlp_attribution"),
     output:
         **figure_outputs("fig16_mlp_attribution", table=False),
     log:
         log_path("fig16_mlp_attribution"),
-    benchmark:
-        benchmark_path("fig16_mlp_attribution")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig16_mlp_attribution")
     resources:
         **resources_of("fig16_mlp_attribution"),
@@ -411,16 +343,12 @@ rule fig16_mlp_attribution:
 rule fig17_residual_shape:
     """Figure 17: residual before/after layer 0 vs a_n + alpha a_(n-1) (alpha from Fig 8) vs a_(n+1)."""
     input:
-        **analysis_inputs("resid"),
+        **figure_inputs("fig17_residual_shape"),
         regressions=measured("ov_regressions"),
     output:
         **figure_outputs("fig17_residual_shape"),
     log:
         log_path("fig17_residual_shape"),
-    benchmark:
-        benchmark_path("fig17_residual_shape")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig17_residual_shape")
     resources:
         **resources_of("fig17_residual_shape"),
@@ -434,15 +362,11 @@ rule fig17_residual_shape:
 rule fig18_attention_example:
     """Figure 18: one attention pattern: the strongest previous-token head on one sequence."""
     input:
-        **analysis_inputs("pattern", scores=True),
+        **figure_inputs("fig18_attention_example", scores=True),
     output:
         **figure_outputs("fig18_attention_example"),
     log:
         log_path("fig18_attention_example"),
-    benchmark:
-        benchmark_path("fig18_attention_example")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("fig18_attention_example")
     resources:
         **resources_of("fig18_attention_example"),

@@ -14,10 +14,6 @@ for _name, _table in MEASURED_TABLES.items():
             table=measured(_name),
         log:
             log_path(f"measure_{_name}"),
-        benchmark:
-            benchmark_path(f"measure_{_name}")
-        conda:
-            "../../envs/pipeline.yaml"
         threads: threads_of(f"measure_{_name}")
         resources:
             **resources_of(f"measure_{_name}"),

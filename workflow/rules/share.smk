@@ -14,10 +14,6 @@ rule export_model:
         card=f"{RESULTS}/models/{{run}}/README.md",
     log:
         log_path("export_model"),
-    benchmark:
-        benchmark_path("export_model")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("export_model")
     resources:
         **resources_of("export_model"),
@@ -48,10 +44,6 @@ rule attention_views:
         ),
     log:
         log_path("attention_views"),
-    benchmark:
-        benchmark_path("attention_views")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("attention_views")
     resources:
         **resources_of("attention_views"),

@@ -11,10 +11,6 @@ rule atlas:
         figures=[atlas_figure(section) for section in SECTIONS],
     log:
         log_path("aggregate/atlas", run=None),
-    benchmark:
-        benchmark_path("atlas", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("atlas")
     resources:
         **resources_of("atlas"),
@@ -45,10 +41,6 @@ rule sweep_loss_curves:
         finals=f"{RESULTS}/aggregate/sweep_final_mse.csv",
     log:
         log_path("aggregate/sweep_loss_curves", run=None),
-    benchmark:
-        benchmark_path("sweep_loss_curves", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("sweep_loss_curves")
     resources:
         **resources_of("sweep_loss_curves"),

@@ -6,15 +6,11 @@ rule baselines:
     """The model's held-out MSE by output position beside its task's least-squares floor,
     repeating the last term and linear extrapolation (affine_icl/analysis/baselines.py)."""
     input:
-        **analysis_inputs(),
+        **figure_inputs("baselines"),
     output:
         **figure_outputs("baselines"),
     log:
         log_path("baselines"),
-    benchmark:
-        benchmark_path("baselines")
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("baselines")
     resources:
         **resources_of("baselines"),
@@ -37,10 +33,6 @@ rule across_tasks:
         **aggregate_outputs("across_tasks"),
     log:
         log_path("aggregate/across_tasks", run=None),
-    benchmark:
-        benchmark_path("across_tasks", run=None)
-    conda:
-        "../../envs/pipeline.yaml"
     threads: threads_of("across_tasks")
     resources:
         **resources_of("across_tasks"),

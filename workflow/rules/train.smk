@@ -22,8 +22,6 @@ for group in train_groups():
             f"{RESULTS}/logs/train/{group_label(group)}.log",
         benchmark:
             f"{RESULTS}/benchmarks/train/{group_label(group)}.tsv"
-        conda:
-            "../../envs/pipeline.yaml"
         threads: threads_of("train")
         resources:
             # every training rule, batched ones too: their gpu and cpus_per_gpu (Slurm
