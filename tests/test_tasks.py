@@ -218,12 +218,16 @@ def test_each_family_is_one_class_under_the_names_the_config_and_schema_know():
 
 def test_predicted_claims_are_claims_of_the_paper_restricted_to_their_family():
     """Every claim a family predicts is in the claims table, no two families predict one claim,
-    and (while ``PaperClaim.tasks`` exists) the table restricts it to that family alone."""
+    and (while ``PaperClaim.tasks`` and ``applies_to`` exist) the table restricts it to that
+    family alone: the rule of :func:`affine_icl.tasks.families_predicting` gives the same."""
     predicted = [c for cls in TASKS.values() for c in cls.predicted_claims]
     assert set(predicted) <= set(CLAIM_IDS) and len(predicted) == len(set(predicted))
     for claim in PAPER_CLAIMS:
-        owners = tuple(n for n, cls in TASKS.items() if claim.id in cls.predicted_claims)
+        owners = tasks.families_predicting(claim.id)
         assert getattr(claim, "tasks", owners) == owners, claim.id
+        every = [n for n in TASKS if not owners or claim.id in task_of(n).predicted_claims]
+        if hasattr(claim, "applies_to"):
+            assert every == [n for n in TASKS if claim.applies_to(n)], claim.id
 
 
 def test_alternates_says_whether_c1_below_zero_makes_every_component_alternate():

@@ -68,6 +68,7 @@ __all__ = [
     "Polynomial",
     "Task",
     "describe",
+    "families_predicting",
     "label",
     "least_squares",
     "n_initial",
@@ -84,6 +85,13 @@ def task_of(cfg: DataConfig | str) -> Task:
     if cfg.task not in TASKS:
         raise ValueError(f"data.task: {cfg.task!r} is not one of {sorted(TASKS)}")
     return TASKS[cfg.task](cfg)
+
+
+def families_predicting(claim_id: str) -> tuple[str, ...]:
+    """The families whose ``predicted_claims`` name ``claim_id``, in :data:`TASKS` order; empty
+    for a claim of every family. A claim applies to a run of ``task`` when this is empty or
+    ``claim_id in task_of(task).predicted_claims``."""
+    return tuple(name for name, cls in TASKS.items() if claim_id in cls.predicted_claims)
 
 
 def n_initial(cfg: DataConfig) -> int:
