@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .families import FAMILIES, PAPER_TASK, PARAMETERS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -33,7 +35,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     """Recurrence sampler of section 3.1: ``a_n = c a_{n-1} + d``, or another family of
-    :mod:`affine_icl.tasks` (``task``, with its ``order`` or ``degree``)."""
+    :mod:`affine_icl.tasks` (``task``, with its ``order`` or ``degree``; the settings each
+    family reads: :mod:`affine_icl.families`)."""
 
     vector_dim: int = 40
     init_range: tuple[float, float] = (-2.0, 2.0)  # a_0 and d entries ~ U(init_range)
@@ -42,20 +45,19 @@ class DataConfig:
     norm_range: tuple[float, float] = (1.0, 2.0)  # max input norm after normalisation ~ U(.)
     eval_per_length: int = 1000  # fixed evaluation population: sequences per length
     eval_seed: int = 12345
-    task: str = "affine"  # affine | linear | diagonal | polynomial (affine_icl/tasks.py)
+    task: str = PAPER_TASK  # affine | linear | diagonal | polynomial (affine_icl/tasks/)
     order: int = 2  # linear: terms the recurrence reads
     degree: int = 2  # polynomial: highest power
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the data: every field, less ``task``/``order``/``degree``
         where the task does not read them (so the affine task's hashes predate the families)."""
+        family = FAMILIES[self.task]
         d = asdict(self)
-        if self.task == "affine":
+        if family.paper:
             del d["task"]
-        if self.task != "linear":
-            del d["order"]
-        if self.task != "polynomial":
-            del d["degree"]
+        for name in PARAMETERS - {family.parameter}:
+            del d[name]
         return d
 
 
@@ -487,13 +489,15 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     if data["norm_range"][0] <= 0:
         raise ConfigError(f"data.norm_range: lower bound {data['norm_range'][0]} must be > 0")
     train = config["train"]
-    first = data["order"] + 1 if data["task"] == "linear" else 2
+    family = FAMILIES[data["task"]]
+    first = family.first_predictable(data)
     if train["loss_from_index"] < first:
+        own = family.setting(data)
         raise ConfigError(
             f"train.loss_from_index: {train['loss_from_index']} trains on outputs the terms "
             f"before them do not determine: the first predictable output index of the "
-            f"{data['task']} task{' of order ' + str(data['order']) if data['task'] == 'linear' else ''}"
-            f" is {first}; set train.loss_from_index: {first}"
+            f"{family.name} task{f' of {own[0]} {own[1]}' if own else ''} is {first}; "
+            f"set train.loss_from_index: {first}"
         )
     if train["loss_from_index"] >= lo:
         raise ConfigError(
@@ -585,14 +589,14 @@ def check_representable(data: Mapping[str, Any]) -> None:
     The bound is the worst case of the recurrence over the longest sequence (terms
     ``a_0 .. a_T``, ``T = length_range[1]``): ``|a_n| <= m (1 + g + ... + g^n)`` with ``m`` the
     largest ``|init_range|`` (``a_0`` and ``d``) and ``g`` the largest ``|c_range|``, times the
-    order for a linear recurrence. Polynomial sequences are kept within [-100, 100] by
-    redrawing (:mod:`affine_icl.tasks`), so they are not bounded here."""
-    if data.get("task", "affine") == "polynomial":
+    family's growth per step (:attr:`affine_icl.families.Family.growth`: the order for a linear
+    recurrence). Polynomial sequences are kept within [-100, 100] by redrawing
+    (:mod:`affine_icl.tasks`), so they are not bounded here."""
+    growth = FAMILIES[data.get("task", PAPER_TASK)].step_growth(data)
+    if growth is None:
         return
     m = max(abs(v) for v in data["init_range"])
-    g = max(abs(v) for v in data["c_range"]) * (
-        data["order"] if data.get("task") == "linear" else 1
-    )
+    g = max(abs(v) for v in data["c_range"]) * growth
     longest = data["length_range"][1]
     log_bound = math.log10(m) if m else -math.inf
     log_bound += longest * math.log10(g) if g > 1 else math.log10(longest + 1)
@@ -703,12 +707,12 @@ def validate_config(config: dict[str, Any], schema_path: Path | str = SCHEMA_PAT
     names the first run that has it (``runs[wide]: model.d_mlp: ...``). Finally no two runs
     may train the same model (:func:`check_distinct_runs`).
     """
-    task = (config.get("data") or {}).get("task", "affine")
-    if task != "affine":
+    family = (config.get("data") or {}).get("task", PAPER_TASK)
+    if family != PAPER_TASK:
         raise ConfigError(
-            f"invalid config: data.task: {task!r} here would change the paper's task, which "
+            f"invalid config: data.task: {family!r} here would change the paper's task, which "
             "Figure 1 and the shared population show; set it per run, e.g. "
-            f"runs: [{{name: x, seed: 0, data: {{task: {task}}}}}]"
+            f"runs: [{{name: x, seed: 0, data: {{task: {family}}}}}]"
         )
     _validate(config, schema_path, "")
     if config.get("sweep"):

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import tasks
 from .config import DataConfig
 from .errors import unreadable
+from .tasks import task_of, uniform
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Batch:
     """A batch of normalised sequences that all have the same length ``L``.
 
     ``terms`` is ``[B, L+1, D]``; ``c`` is ``[B]`` (the affine coefficient, or another family's
-    :func:`affine_icl.tasks.summary_c`); ``d`` is ``[B, D]`` (normalised); ``scale`` is the
-    divisor applied to the raw sequence, ``[B]``; ``coefs`` ``[B, m]`` the coefficients of the
+    :meth:`~affine_icl.tasks.base.Task.summary_c`); ``d`` is ``[B, D]`` (normalised); ``scale`` is
+    the divisor applied to the raw sequence, ``[B]``; ``coefs`` ``[B, m]`` the coefficients of the
     recurrence the normalised terms satisfy (for the affine task ``c[:, None]``).
     """
 
@@ -58,9 +58,6 @@ class Batch:
         return Batch(*(t.to(device) for t in (self.terms, self.c, self.d, self.scale, self.coefs)))
 
 
-_uniform = tasks._uniform
-
-
 def sample_batch(
     cfg: DataConfig,
     batch_size: int,
@@ -74,12 +71,12 @@ def sample_batch(
     ``c`` may be given (shape ``[batch_size]``) to fix the linear coefficient, as the
     example-sequence figure does; otherwise it is drawn from ``cfg.c_range``.
     """
-    device = generator.device
-    raw, coefs, d = tasks.draw_raw(cfg, (batch_size,), length, generator, c=c)
-    target_norm = _uniform((batch_size,), cfg.norm_range, generator, device)
+    device, task = generator.device, task_of(cfg)
+    raw, coefs, d = task.draw_raw((batch_size,), length, generator, c=c)
+    target_norm = uniform((batch_size,), cfg.norm_range, generator, device)
     terms, scale = normalised_terms(raw, target_norm, torch.tensor(length, device=device))
-    coefs = tasks.normalised_coefs(cfg, coefs, scale)
-    return Batch(terms, tasks.summary_c(cfg, coefs), d / scale[..., None], scale, coefs)
+    coefs = task.normalised_coefs(coefs, scale)
+    return Batch(terms, task.summary_c(coefs), d / scale[..., None], scale, coefs)
 
 
 def safe_norm(x: torch.Tensor) -> torch.Tensor:
@@ -147,11 +144,12 @@ class TrainingStream:
         self._states = self._gen_states()
         cfg, n, b = self.cfg, STREAM_CHUNK, self.batch_size
         lo, hi = cfg.length_range
+        task = task_of(cfg)
         lengths, terms = [], []
         for length_gen, gen in zip(self.length_gens, self.data_gens, strict=True):
             run_lengths = torch.randint(lo, hi + 1, (n,), generator=length_gen)
-            raw = tasks.draw_raw(cfg, (n, b), hi, gen)[0]
-            target_norm = _uniform((n, b), cfg.norm_range, gen, self.device)
+            raw = task.draw_raw((n, b), hi, gen)[0]
+            target_norm = uniform((n, b), cfg.norm_range, gen, self.device)
             on_device = run_lengths.to(self.device)[:, None]
             terms.append(normalised_terms(raw, target_norm, on_device)[0])
             lengths.append(run_lengths)
@@ -207,15 +205,13 @@ def population_table(cfg: DataConfig, per_length: int | None = None) -> pa.Table
     One row per sequence: ``sample`` (global id), ``length``, ``c``, ``scale``, ``d`` (a fixed
     size float32 list) and ``terms`` (a list of ``length + 1`` vectors ``a_0 .. a_L``); for a
     task other than the affine one also ``coefs``, the normalised coefficients (a fixed size
-    list), and ``c`` is then :func:`affine_icl.tasks.summary_c` of them.
+    list), and ``c`` is then :meth:`~affine_icl.tasks.base.Task.summary_c` of them.
     """
     per_length = per_length or cfg.eval_per_length
     generator = torch.Generator().manual_seed(cfg.eval_seed)
     vec = _vector_type(cfg.vector_dim)
     names = ("length", "c", "scale", "d", "terms")
-    columns: dict[str, list] = {
-        k: [] for k in (names if cfg.task == "affine" else (*names, "coefs"))
-    }
+    columns: dict[str, list] = {k: [] for k in (names if task_of(cfg).paper else (*names, "coefs"))}
     for length in lengths(cfg):
         batch = sample_batch(cfg, per_length, length, generator)
         columns["length"].append(pa.array(np.full(per_length, length, np.int32)))

@@ -29,7 +29,7 @@ from .config import data_config
 from .model import VectorTransformer, load_model, read_metadata
 from .provenance import code_version
 from .render import verdict_notes
-from .tasks import RECURRENCES, describe
+from .tasks import task_of
 
 #: Libraries whose versions an export records.
 LIBRARIES = ("affine-icl", "torch", "transformer_lens", "safetensors", "numpy")
@@ -83,7 +83,8 @@ def model_card(config: dict, claims: pd.DataFrame, export_dir: str) -> str:
     """The export's ``README.md``: YAML front matter, protocol, held-out MSE, claim verdicts
     and the lines that load it."""
     train, data, model = config["train"], config["data"], config["model"]
-    task = describe(data_config({"data": data}))
+    family = task_of(data_config({"data": data}))
+    task = family.describe
     counts = claims["verdict"].value_counts()
     notes = verdict_notes(claims)  # the margin, and where chance would pass too
     verdicts = "\n".join(
@@ -106,8 +107,8 @@ tags:
 # {task.capitalize()}-recurrence transformer, run {config["run"]}
 
 A {model["n_layers"]}-layer, {model["d_model"]}-wide GPT-style transformer on vector inputs,
-trained to predict the next term of {task} recurrences `{RECURRENCES[data.get("task", "affine")]}`
-in context, {"as in" if task == "affine" else "a family from the future work of"}
+trained to predict the next term of {task} recurrences `{family.recurrence}`
+in context, {"as in" if family.paper else "a family from the future work of"}
 Bhargav & Gu (2024), "Interpreting Affine Recurrence Learning in GPT-style Transformers".
 Trained with the `affine-icl` pipeline (config hash `{config["config_hash"]}`).
 

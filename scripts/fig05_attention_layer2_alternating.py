@@ -12,7 +12,7 @@ from affine_icl.analysis.attention import (
 from affine_icl.config import run_config
 from affine_icl.figures.attention import plot_attention_patterns
 from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
-from affine_icl.tasks import describe
+from affine_icl.tasks import task_of
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
@@ -30,11 +30,11 @@ with rule_log(sm.log[0]):
     }
     first = table.iloc[0]
     article = "an" if kind[0] in "aeiou" else "a"
-    data = run_config(sm.config, sm.wildcards.run).data
+    task = task_of(run_config(sm.config, sm.wildcards.run).data)
     caveat = (
         ""
-        if data.task == "affine"
-        else f". Task {describe(data)}: c is its first coefficient c_1, and the kind is named "
+        if task.alternates
+        else f". Task {task.describe}: c is its first coefficient c_1, and the kind is named "
         "by the sign of c_1 alone, which does not make the whole sequence alternate"
     )
     write_outputs(

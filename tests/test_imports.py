@@ -16,6 +16,7 @@ LAYERS = {
     "paper": 0,
     "errors": 0,
     "provenance": 0,
+    "families": 0,
     "config": 1,
     "protocol": 1.2,
     "tasks": 1.5,

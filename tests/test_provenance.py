@@ -149,7 +149,7 @@ def test_a_scripts_code_hash_follows_the_modules_it_imports(tmp_path, monkeypatc
 
     after_steps = edited("steps.py")
     assert after_steps[0] == before[0] and after_steps[1] != before[1]
-    after_tasks = edited("tasks.py")
+    after_tasks = edited("tasks/base.py")
     assert after_tasks[0] != before[0]
     for cached in (provenance._graph, provenance.script_code_hash, provenance.library_hash):
         cached.cache_clear()

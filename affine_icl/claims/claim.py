@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import RunAnalysis
+from ..tasks import families_predicting
 
 #: The section of the claims that the paper's circuit story predicts for the recurrences of
 #: its future work (section 5: "higher-dimensional linear recurrences ... polynomial
@@ -59,10 +60,10 @@ class Claim:
     """One quantitative statement of the paper and how it is measured.
 
     What the paper says: ``id``, ``section``, ``statement`` and ``reported`` (as the claims table
-    shows them); ``tasks``, the task families (``data.task``) it makes sense for (empty: every
-    one); ``layers``, the layers a model needs for it (3 for a layer-2 claim). A claim of the
-    paper outside its tasks or on a shallower model is "not applicable"; a future-work claim
-    (section :data:`FUTURE_WORK`) is listed only for the runs of its task.
+    shows them); ``layers``, the layers a model needs for it (3 for a layer-2 claim). Which task
+    families it makes sense for is the families' to say (:meth:`applies_to`). A claim of the
+    paper outside its families or on a shallower model is "not applicable"; a future-work claim
+    (section :data:`FUTURE_WORK`) is listed only for the runs of its family.
 
     How it is measured: ``measure``, ``unit`` (what the number is), ``chance_as`` and
     ``effect_as`` (what its chance level and effect size are); ``knob``, the ``analysis``
@@ -87,11 +88,14 @@ class Claim:
     bounds: tuple[float, float] = (-math.inf, math.inf)
     absence: bool = False
     alternatives: tuple[Alternative, ...] = ()
-    tasks: tuple[str, ...] = ()
     layers: int = 1
 
     def applies_to(self, task: str) -> bool:
-        return not self.tasks or task in self.tasks
+        """Whether the claim makes sense for a run of the task family ``task``: a claim that some
+        family predicts (its class's ``predicted_claims``, :mod:`affine_icl.tasks`) applies to
+        those families only; any other to every family."""
+        owners = families_predicting(self.id)
+        return not owners or task in owners
 
     @property
     def listed_for_every_task(self) -> bool:

@@ -21,7 +21,6 @@ CLAIMS = (
             "layer-0 heads whose attention on the k previous vectors is >= "
             "analysis.previous_token_min_ratio x the uniform share of k keys",
         ),
-        tasks=("linear",),
     ),
     Claim(
         "diagonal_no_checkerboard",
@@ -36,7 +35,6 @@ CLAIMS = (
         effect_as="median z over layer-2 heads against a permutation of the sequences' labels",
         bounds=(0.0, 1.0),
         absence=True,
-        tasks=("diagonal",),
         layers=3,
     ),
     Claim(
@@ -51,6 +49,5 @@ CLAIMS = (
         chance_as="a coin flip per position",
         effect_as="ratio to chance",
         bounds=(0.0, 1.0),
-        tasks=("polynomial",),
     ),
 )

@@ -56,7 +56,6 @@ CLAIMS = (
         chance_as="no difference between the groups",
         effect_as="median z over layer-2 heads against a permutation of the sequences' labels",
         bounds=(-1.0, 1.0),
-        tasks=("affine",),  # alternation of the whole vector needs one scalar c < 0
         layers=3,
     ),
 )
