@@ -4,7 +4,7 @@ Every rule records a Snakemake benchmark, ``<results>/benchmarks/<rule>/<job>.ts
 run or batch group) or ``<results>/benchmarks/<rule>.tsv`` (across-runs rules): its wall time
 ``s`` and peak resident memory ``max_rss`` (MB; "NA" for a job too short to sample).
 :func:`rule_costs` sets them against the request of ``config["resources"]``
-(:func:`affine_icl.config.rule_resources`), so a cluster's sizes are set from measurements:
+(:func:`affine_icl.rule_settings.rule_resources`), so a cluster's sizes are set from measurements:
 
     python bench/rule_costs.py --configfile configs/sweep_demo.yaml   # results/sweep_demo/
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import rule_resources
+from .rule_settings import rule_resources
 
 
 def read_benchmarks(directory: str | Path) -> pd.DataFrame:

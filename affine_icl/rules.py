@@ -66,7 +66,7 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
 
     Expects ``input.folded`` (folded weights), ``input.population`` (evaluation population),
     ``input.cache`` (activation files, when ``with_cache``) and the ``analysis.*`` params
-    (:func:`affine_icl.config.setting_params`).
+    (:func:`affine_icl.rule_settings.setting_params`).
     ``layers`` limits which layers' activations are read; only the families the rule declares
     as inputs are read. Torch uses the rule's threads (a Slurm job's CPUs, not the node's).
     """
@@ -75,9 +75,9 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     from .activations import load_activation_cache
     from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
-    from .config import settings_from_params
     from .data import read_parquet
     from .model import load_model, read_metadata
+    from .rule_settings import settings_from_params
 
     torch.set_num_threads(sm.threads)  # the rule's threads (config resources), not every core
     check_provenance(sm)
@@ -280,8 +280,8 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
     params) and what the claims are measured with (:func:`claim_params`)."""
     import pandas as pd
 
-    from .config import settings_from_params
     from .measure import TABLES, check_columns
+    from .rule_settings import settings_from_params
 
     check_provenance(sm)
     tables = {
@@ -297,7 +297,8 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
 def analysis_settings(sm):
     """A rule's ``analysis.*`` params as an :class:`~affine_icl.config.AnalysisConfig` (a
     setting the rule does not take as a param has its default)."""
-    from .config import analysis_config, settings_from_params
+    from .config import analysis_config
+    from .rule_settings import settings_from_params
 
     return analysis_config(settings_from_params(sm.params, "analysis"))
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config
 
-from affine_icl.config import REPO_ROOT, validate_config
 from affine_icl.costs import read_benchmarks, rule_costs
 from affine_icl.render import to_markdown
+from affine_icl.validation import REPO_ROOT, validate_config
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from affine_icl.config import validate_config
+from affine_icl.validation import validate_config
 
 BASE = yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text())
 

@@ -2,9 +2,9 @@
 
 from affine_icl.aggregate import runs_table, verdict_settled_since
 from affine_icl.claims.registry import CLAIMS
-from affine_icl.config import settings_from_params
 from affine_icl.figures.claims import plot_claims_over_training
 from affine_icl.figures.style import save_figure
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -6,9 +6,9 @@ import torch
 
 from affine_icl.activations import write_activation_cache
 from affine_icl.analysis.population import analysis_population
-from affine_icl.config import settings_from_params
 from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -6,11 +6,12 @@ import torch
 from affine_icl.aggregate import verdict_settled_since
 from affine_icl.analysis.population import analysis_population
 from affine_icl.claims.registry import CLAIMS
-from affine_icl.config import run_config, settings_from_params
+from affine_icl.config import run_config
 from affine_icl.data import read_parquet
 from affine_icl.figures.claims import plot_claims_over_training
 from affine_icl.figures.style import save_figure
 from affine_icl.over_training import claims_over_training, no_snapshots_reason, weights_by_step
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import check_provenance, claim_params, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from affine_icl.config import settings_from_params
 from affine_icl.figures.data import plot_sequence_types, sequence_types_table
 from affine_icl.figures.style import save_figure
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,8 +1,9 @@
 """Rule generate_data: the fixed evaluation population and Figure 1's example sequences."""
 
-from affine_icl.config import data_config, settings_from_params
+from affine_icl.config import data_config
 from affine_icl.data import example_sequences, population_table, write_parquet
 from affine_icl.provenance import code_version
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,9 +1,10 @@
 """Rule generate_task_data: the evaluation population of runs whose data differ from the config's
 own section (another task family, or other ranges), drawn from their data settings."""
 
-from affine_icl.config import data_config, settings_from_params
+from affine_icl.config import data_config
 from affine_icl.data import population_table, write_parquet
 from affine_icl.provenance import code_version
+from affine_icl.rule_settings import settings_from_params
 from affine_icl.rules import rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -13,15 +13,17 @@ from affine_icl.config import (
     RunConfig,
     TrainConfig,
     batch_groups,
-    check_resource_rules,
     flat_settings,
-    rule_resources,
     run_config,
+)
+from affine_icl.rule_settings import (
+    check_resource_rules,
+    rule_resources,
     setting_params,
     settings_from_params,
-    validate_config,
     weights_settings,
 )
+from affine_icl.validation import validate_config
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -191,7 +193,7 @@ def test_weights_settings_leave_out_the_cadence_and_agree_batched_or_alone():
 def test_cuda_graphs_takes_auto_on_off_in_any_yaml_spelling_and_keys_no_weights():
     """YAML 1.1 reads a bare on/off in a config file as true/false; ``--config`` values arrive
     as strings. Every spelling means the same, and none changes the weights settings."""
-    from affine_icl.config import coerce_command_line
+    from affine_icl.validation import coerce_command_line
 
     default = run_config(validated({}), "seed0")
     assert default.train.cuda_graphs == "auto"
@@ -417,7 +419,7 @@ def test_a_criterion_from_a_config_file_replaces_the_default_whole(tmp_path):
 def test_a_sweep_reads_the_schema_once_and_checks_each_distinct_run_config_once(monkeypatch):
     """The schema was read twice per run (564 s for 1,600 runs); bench/validate_sweep.py
     times it."""
-    import affine_icl.config as config_module
+    import affine_icl.validation as config_module
 
     config_module._load_schema.cache_clear()
     config_module._validator.cache_clear()

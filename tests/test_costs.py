@@ -7,8 +7,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from affine_icl.config import validate_config
 from affine_icl.costs import read_benchmarks, rule_costs
+from affine_icl.validation import validate_config
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

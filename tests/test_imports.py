@@ -18,6 +18,8 @@ LAYERS = {
     "provenance": 0,
     "families": 0,
     "config": 1,
+    "validation": 1.1,
+    "rule_settings": 1.1,
     "protocol": 1.2,
     "tasks": 1.5,
     "costs": 2,

@@ -12,12 +12,13 @@ import yaml
 from conftest import REPO
 
 from affine_icl import provenance
-from affine_icl.config import run_config, validate_config
+from affine_icl.config import run_config
 from affine_icl.data import population_table, write_parquet
 from affine_icl.model import read_metadata
 from affine_icl.over_training import weights_by_step
 from affine_icl.rules import StaleInput, check_provenance
 from affine_icl.train import save_outputs, train
+from affine_icl.validation import validate_config
 
 
 def tiny_config(**train) -> dict:

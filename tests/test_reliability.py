@@ -9,11 +9,12 @@ import yaml
 from conftest import REPO, dry_run, record_bad_input
 
 from affine_icl.checkpoints import checkpoint_dir, latest_checkpoint
-from affine_icl.config import SCHEMA_PATH, ConfigError, validate_config
+from affine_icl.config import ConfigError
 from affine_icl.data import batches_from_table, population_table
 from affine_icl.model import load_model
 from affine_icl.rules import check_same_config
 from affine_icl.train import TrainingDiverged, train
+from affine_icl.validation import SCHEMA_PATH, validate_config
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -190,7 +191,7 @@ def test_batched_runs_with_one_seed_or_colliding_rule_names_are_rejected():
 )
 def test_command_line_strings_get_the_schema_types(given, expected):
     """What `snakemake --config train='{steps: 2000}'` passes: every nested value a string."""
-    from affine_icl.config import coerce_command_line
+    from affine_icl.validation import coerce_command_line
 
     config = copy.deepcopy(DEFAULT)
     for key, value in given.items():
@@ -204,7 +205,7 @@ def test_command_line_strings_get_the_schema_types(given, expected):
 
 
 def test_command_line_strings_that_do_not_parse_are_still_rejected():
-    from affine_icl.config import coerce_command_line
+    from affine_icl.validation import coerce_command_line
 
     config = copy.deepcopy(DEFAULT)
     config["train"] = {**config["train"], "steps": "many", "lr": "nan"}

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from affine_icl.claims.registry import judged_claims, listed_claims
-from affine_icl.config import REPO_ROOT, validate_config
 from affine_icl.rules import layer_missing
+from affine_icl.validation import REPO_ROOT, validate_config
 
 
 def test_a_two_layer_model_judges_no_layer_2_claim_and_lists_them_all():

@@ -11,18 +11,11 @@ import yaml
 
 from affine_icl import tasks
 from affine_icl.claims.registry import CLAIM_IDS, CLAIMS
-from affine_icl.config import (
-    REPO_ROOT,
-    SCHEMA_PATH,
-    ConfigError,
-    DataConfig,
-    ModelConfig,
-    RunConfig,
-    validate_config,
-)
+from affine_icl.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from affine_icl.data import TrainingStream, population_table, sample_batch
 from affine_icl.families import FAMILIES, Family
 from affine_icl.tasks import TASKS, Task, task_of
+from affine_icl.validation import REPO_ROOT, SCHEMA_PATH, validate_config
 
 CONFIGS = {
     "affine": DataConfig(),

@@ -11,15 +11,15 @@ from affine_icl.config import (
     DataConfig,
     batch_groups,
     batched_rule_name,
-    check_resource_rules,
-    coerce_command_line,
     data_config,
     flat_settings,
-    replace_criteria,
-    rule_resources,
     run_config,
+)
+from affine_icl.validation import coerce_command_line, replace_criteria, validate_config
+from affine_icl.rule_settings import (
+    check_resource_rules,
+    rule_resources,
     setting_params,
-    validate_config,
     weights_settings,
 )
 from affine_icl.atlas import section_slug
