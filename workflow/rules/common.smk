@@ -180,7 +180,7 @@ def _run_weights_params(run):
 
 
 def weights_params(group):
-    """What decides the weights, one param per key (affine_icl.config.setting_params): a
+    """What decides the weights, one param per key (affine_icl.rule_settings.setting_params): a
     changed logging or checkpoint cadence, another run, or `device` retrain nothing."""
     if group is not None:
         return setting_params(weights_settings(config, group))
