@@ -53,12 +53,14 @@ def rule_log(path: str | Path) -> Iterator[logging.Logger]:
 
 @dataclass
 class AnalysisRun:
-    """What an analysis rule works on: the folded model, the analysis population, its cache."""
+    """What an analysis rule works on: the folded model, the analysis population, its cache,
+    and its ``analysis.*`` params as an :class:`~affine_icl.config.AnalysisConfig` (a setting
+    the rule does not take as a param has its default)."""
 
     model: object
     pop: object
     cache: object | None
-    params: dict
+    settings: object
 
 
 def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
@@ -77,16 +79,15 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     from .analysis.population import analysis_population
     from .data import read_parquet
     from .model import load_model, read_metadata
-    from .rule_settings import settings_from_params
 
     torch.set_num_threads(sm.threads)  # the rule's threads (config resources), not every core
     check_provenance(sm)
-    params = settings_from_params(sm.params, "analysis")
+    settings = analysis_settings(sm)
     model = load_model(sm.input.folded)
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),
-        params["population_length"],
-        params["population_size"],
+        settings.population_length,
+        settings.population_size,
     )
     cache = None
     if with_cache:
@@ -102,7 +103,7 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
                 f"activation cache {cache_dir} holds {ids} sequences, the analysis "
                 f"population {len(pop)}; rerun the cache_activations rule"
             )
-    return AnalysisRun(model, pop, cache, params)
+    return AnalysisRun(model, pop, cache, settings)
 
 
 def layer_missing(sm, layer: int, figure: str) -> bool:

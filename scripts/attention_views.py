@@ -15,7 +15,7 @@ with rule_log(sm.log[0]) as log:
     name = sm.wildcards.run
     links = {}
     for layer in range(run.model.cfg.n_layers):
-        views = attention_views(run.cache, run.pop, layer, run.params["pick_c_threshold"])
+        views = attention_views(run.cache, run.pop, layer, run.settings.pick_c_threshold)
         page = f"layer{layer}.html"
         (out / page).write_text(
             attention_page(

@@ -8,21 +8,20 @@ from affine_icl.activations import write_activation_cache
 from affine_icl.analysis.population import analysis_population
 from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
-from affine_icl.rule_settings import settings_from_params
-from affine_icl.rules import check_provenance, rule_log
+from affine_icl.rules import analysis_settings, check_provenance, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     check_provenance(sm)
     torch.set_num_threads(sm.threads)
-    params = settings_from_params(sm.params, "analysis")
+    settings = analysis_settings(sm)
     folded, provenance = write_folded(sm.input.weights, sm.output.folded)
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),
-        params["population_length"],
-        params["population_size"],
+        settings.population_length,
+        settings.population_size,
     )
-    log.info("caching %d sequences of length %d", len(pop), params["population_length"])
+    log.info("caching %d sequences of length %d", len(pop), settings.population_length)
     write_activation_cache(
         folded,
         pop.inputs,
@@ -30,5 +29,5 @@ with rule_log(sm.log[0]) as log:
         pop.sample,
         Path(sm.output.cache[0]).parent,
         provenance,
-        batch_size=params["cache_batch_size"],
+        batch_size=settings.cache_batch_size,
     )

@@ -18,7 +18,7 @@ with rule_log(sm.log[0]):
         0: ("previous_token", "previous vector", "previous_token_min_ratio"),
         1: ("key1", "key 1", "key1_min_ratio"),
     }.get(layer, ("previous_token", "previous vector", "previous_token_min_ratio"))
-    least = run.params[knob]
+    least = getattr(run.settings, knob)
     notes = {
         int(r["head"]): f"{what}: {r[f'{score}_score']:.2f} = {r[f'{score}_ratio']:.1f}x uniform"
         + (" (counts)" if r[f"{score}_ratio"] >= least else "")

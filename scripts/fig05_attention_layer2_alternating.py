@@ -20,9 +20,7 @@ with rule_log(sm.log[0]):
         sys.exit(0)  # the outputs say why
     layer, kind = sm.params.layer, sm.params.sequence
     run = analysis_run(sm, layers=[layer])
-    table = picked_sequence_patterns(
-        run.cache, run.pop, layer, kind, run.params["pick_c_threshold"]
-    )
+    table = picked_sequence_patterns(run.cache, run.pop, layer, kind, run.settings.pick_c_threshold)
     table = with_uniform_weight(table)
     notes = {
         head: f"same parity {mass:.2f} (uniform {chance:.2f})"

@@ -13,7 +13,7 @@ from affine_icl.rules import analysis_run, rule_log, write_outputs
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     run = analysis_run(sm, layers=[0])
-    seed = run.params["seed"]
+    seed = run.settings.seed
     unfolded = load_model(sm.input.unfolded)  # the weights before LayerNorm folding
     table = pd.read_csv(sm.input.table)  # the fits (measure_ov_regressions)
     log.info("per-vector fits by reading and source:\n%s", fit_summary(table).to_string())

@@ -12,7 +12,7 @@ from affine_icl.rules import analysis_run, rule_log, write_outputs
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]):
     run = analysis_run(sm, layers=[0])
-    seed = run.params["seed"]
+    seed = run.settings.seed
     # Figure 8's table: residual and random fits of every reading
     regressions = with_reading(pd.read_csv(sm.input.regressions))
     readings = list(dict.fromkeys(regressions["reading"]))

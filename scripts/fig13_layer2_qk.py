@@ -8,6 +8,8 @@ import pandas as pd
 from affine_icl.analysis.interventions import head_qk, qk_in_vocab_basis
 from affine_icl.analysis.ov import matrix_table
 from affine_icl.analysis.selection import top_head
+from affine_icl.claims.registry import BY_ID
+from affine_icl.config import RunAnalysis
 from affine_icl.figures.ov import plot_matrices
 from affine_icl.rules import analysis_run, layer_missing, rule_log, write_outputs
 
@@ -16,13 +18,15 @@ with rule_log(sm.log[0]) as log:
     if layer_missing(sm, 2, "Figure 13"):
         sys.exit(0)  # the outputs say why
     run = analysis_run(sm, with_cache=False)
-    model, run_params = run.model, run.params
+    model = run.model
     scores = pd.read_csv(sm.input.scores)
     (layer, head), reason = top_head(scores, 2, "qk_identity_d_model_z")
     log.info("picked %s", reason)
     row = scores.set_index(["layer", "head"]).loc[(layer, head)]
-    min_z = run_params["qk_identity_min_z"]
-    counted = int(((scores["layer"] == 2) & (scores["qk_identity_d_model_z"] >= min_z)).sum())
+    min_z = run.settings.qk_identity_min_z
+    # the heads the claim counts (affine_icl/claims/section4_6.py), by its own measure
+    claim = BY_ID["layer2_qk_identity"]
+    counted = int(claim.measured({"head_scores": scores}, RunAnalysis(run.settings)).value)
     against_chance = (
         f"identity score {row['qk_identity_d_model']:.3f} against "
         f"{row['qk_identity_d_model_null_mean']:.3f} ± {row['qk_identity_d_model_null_sd']:.3f} "

@@ -12,7 +12,7 @@ with rule_log(sm.log[0]):
     pop, model = run.pop, run.model
     summary = pd.read_csv(sm.input.table)  # measure_residual_after_layer0
     table = sequence_series(
-        model, run.cache, pop.inputs, pop.targets, sample=0, dims=run.params["residual_dims"]
+        model, run.cache, pop.inputs, pop.targets, sample=0, dims=run.settings.residual_dims
     )
     table = table[table["series"].isin(["decoded residual after layer 0", "true a_(n+1)"])]
     after = summary[summary["series"] == "decoded residual after layer 0"][

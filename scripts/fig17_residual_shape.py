@@ -18,14 +18,14 @@ with rule_log(sm.log[0]) as log:
     alphas = shape_alphas(pd.read_csv(sm.input.regressions))
     alpha = alphas["measured in Figure 8"]
     log.info("alpha = %.3f (median layer-0 OV slope from Figure 8)", alpha)
-    index = pick_by_sign_of_c(run.pop, run.params["pick_c_threshold"])["alternating"]
+    index = pick_by_sign_of_c(run.pop, run.settings.pick_c_threshold)["alternating"]
     table = sequence_series(
         run.model,
         run.cache,
         run.pop.inputs,
         run.pop.targets,
         index,
-        run.params["residual_dims"],
+        run.settings.residual_dims,
         alphas,
     )
     series = [
