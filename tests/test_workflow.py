@@ -515,22 +515,9 @@ def _umask() -> int:
 @pytest.mark.parametrize(
     "script,expected",
     [
-        (
-            "fig08_layer0_ov.py",
-            {
-                "fig08_layer0_ov",
-                "fig10_layer0_ov_random",
-                "fig17_residual_shape",
-                "claims_sensitivity",
-                "claims",
-                "export_model",  # its model card quotes the claims
-                "aggregate_claims_sensitivity",
-                "aggregate_claims",
-                "seeds_layer0_ov",
-                "across_tasks",  # reads the claims (tiny.yaml has two task families)
-                "all",
-            },
-        ),
+        # Figure 8 draws the layer-0 OV fits that measure_ov_regressions writes: the claims,
+        # Figures 10 and 17 and the across-runs figures read that table, not Figure 8's rule
+        ("fig08_layer0_ov.py", {"fig08_layer0_ov", "all"}),
         ("fig15_eigenvalue_scores.py", {"fig15_eigenvalue_scores", "all"}),
     ],
 )
