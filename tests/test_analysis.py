@@ -356,6 +356,26 @@ def test_qk_intervention_scaled_to_norm_or_trace_restores_a_scaled_identity(batc
         pinv_qk_intervention(model, [(2, 1)], torch.Generator(), "half")
 
 
+def test_an_intervention_run_from_a_later_block_is_the_whole_forward_bit_for_bit(folded, batch):
+    """The interventions run the blocks before the intervened layer once (resid_entering) and
+    the rest per intervention (mse_from): the same MSE as the whole forward pass, with or without
+    a hook, exactly (the same operations on the same batch)."""
+    from affine_icl.analysis.interventions import mse_from, resid_entering
+    from affine_icl.stacked import masked_mse
+
+    whole = float(masked_mse(folded(batch.inputs), batch.targets, 2))
+    hook = ("blocks.1.attn.hook_z", lambda z, hook: z * 0.5)
+    hooked = float(
+        masked_mse(folded.run_with_hooks(batch.inputs, fwd_hooks=[hook]), batch.targets, 2)
+    )
+    for layer in range(CFG.n_layers + 1):
+        resid = resid_entering(folded, batch.inputs, layer)
+        assert mse_from(folded, resid, layer, batch.targets, 2) == whole, layer
+    resid = resid_entering(folded, batch.inputs, 1)
+    assert mse_from(folded, resid, 1, batch.targets, 2, [hook]) == hooked != whole
+    assert not folded.blocks[1].attn.hook_z.fwd_hooks  # the hook is removed afterwards
+
+
 def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batch):
     with torch.no_grad():  # head 3's value is constant: z does not depend on the input
         folded.blocks[1].attn.W_V[3].zero_()

@@ -56,7 +56,8 @@ def test_model_and_analysis_annotations_match_their_shapes(run):
     checked(ov.random_like)(checked(ov.layer_input)(cache, 0), torch.Generator().manual_seed(0))
     checked(ov.ov_in_vocab_basis)(model, checked(ov.layer_ov)(model, 0))
     checked(interventions.qk_in_vocab_basis)(model, checked(interventions.head_qk)(model, 2, 1))
-    checked(interventions.prediction_mse)(model, x, out, 2)
+    resid = checked(interventions.resid_entering)(model, x, 1)
+    checked(interventions.mse_from)(model, resid, 1, out, 2)
 
 
 def test_stacked_annotations_match_their_shapes():

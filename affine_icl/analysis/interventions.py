@@ -101,14 +101,32 @@ def pinv_qk_intervention(
 
 
 @torch.no_grad()
-def prediction_mse(
+def resid_entering(model, inputs: Sequences, layer: int) -> Float[Tensor, "batch pos d_model"]:
+    """The residual stream entering block ``layer``: the embedding and blocks ``0 .. layer-1``,
+    run once, the same operations as the model's forward (so the same bits)."""
+    resid = model.hook_embed(model.embed(inputs)) + model.hook_pos_embed(model.pos_embed(inputs))
+    for block in model.blocks[:layer]:
+        resid = block(resid)
+    return resid
+
+
+@torch.no_grad()
+def mse_from(
     model,
-    inputs: Sequences,
+    resid: Float[Tensor, "batch pos d_model"],
+    layer: int,
     targets: Sequences,
     loss_from: int,
     fwd_hooks=(),
 ) -> float:
-    out = model.run_with_hooks(inputs, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(inputs)
+    """The masked MSE of the forward pass that continues from ``resid`` entering block ``layer``
+    (:func:`resid_entering`), with ``fwd_hooks`` on: an intervention on layer ``layer`` or later
+    leaves the blocks before it as they are, so they need not run again for each intervention.
+    From ``resid_entering(model, inputs, 0)`` it is the model's own MSE, bit for bit."""
+    with model.hooks(fwd_hooks=list(fwd_hooks)):
+        for block in model.blocks[layer:]:
+            resid = block(resid)
+        out = model.unembed(model.ln_final(resid))
     return float(masked_mse(out, targets, loss_from))
 
 
@@ -123,12 +141,15 @@ def qk_intervention_table(
 ) -> pd.DataFrame:
     """MSE before and after the pseudo-inverse QK intervention on ``heads`` (all at once), one
     row per scale of :data:`QK_SCALES` ("unit" first: the intervention the claim judges), each
-    with the same random ``W_Q`` (drawn from ``seed``)."""
-    before = prediction_mse(model, inputs, targets, loss_from)
+    with the same random ``W_Q`` (drawn from ``seed``). The blocks before the first intervened
+    layer run once."""
+    first = min((layer for layer, _ in heads), default=model.cfg.n_layers)
+    resid = resid_entering(model, inputs, first)
+    before = mse_from(model, resid, first, targets, loss_from)
     rows = []
     for scale in QK_SCALES:
         changed = pinv_qk_intervention(model, heads, torch.Generator().manual_seed(seed), scale)
-        after = prediction_mse(changed, inputs, targets, loss_from)
+        after = mse_from(changed, resid, first, targets, loss_from)
         rows.append(
             {
                 "scale": scale,
@@ -173,16 +194,18 @@ def mean_ablation_table(
     """MSE with each head of ``layer`` (and then all of them) mean-ablated.
 
     A head's ``hook_z`` is replaced by its mean over the population at each position, so the
-    head still adds its average ("bias") output but nothing that depends on the input.
+    head still adds its average ("bias") output but nothing that depends on the input. The
+    blocks before ``layer`` run once.
     """
-    before = prediction_mse(model, inputs, targets, loss_from)
+    resid = resid_entering(model, inputs, layer)
+    before = mse_from(model, resid, layer, targets, loss_from)
     name = f"blocks.{layer}.attn.hook_z"
     rows = []
     targets_list = [(f"L{layer}H{h}", [h]) for h in range(model.cfg.n_heads)]
     targets_list.append((f"all layer-{layer} heads", list(range(model.cfg.n_heads))))
     for label, heads in targets_list:
-        after = prediction_mse(
-            model, inputs, targets, loss_from, [(name, _mean_ablate_hook(heads))]
+        after = mse_from(
+            model, resid, layer, targets, loss_from, [(name, _mean_ablate_hook(heads))]
         )
         rows.append(
             {
