@@ -239,7 +239,8 @@ def test_claims_table(built):
 
 def test_claims_over_training(built):
     """Every claim at each snapshot; at the last step the same measurements and verdicts as
-    the claims table, which reads the figure rules' outputs (one measurement, two paths)."""
+    the claims table, which reads the measure rules' tables (one function, run_tables; the rules
+    read the Parquet cache, the claims over training an in-memory one)."""
     table = pd.read_csv(built / "runs/tiny/claims_over_training.csv")
     claims = pd.read_csv(built / "runs/tiny/claims.csv").set_index("claim_id")
     assert list(table.columns) == ["step", "claim_id", "measured", "chance", "effect", "verdict"]
