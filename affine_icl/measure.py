@@ -104,7 +104,12 @@ def _ov_regressions(run: RunInputs, tables) -> pd.DataFrame:
 def _mean_ablation(run: RunInputs, tables) -> pd.DataFrame:
     pop = run.pop
     table = mean_ablation_table(
-        run.model, pop.inputs, pop.targets, layer=1, loss_from=run.settings.loss_from_index
+        run.model,
+        pop.inputs,
+        pop.targets,
+        layer=1,
+        loss_from=run.settings.loss_from_index,
+        cache=run.cache,
     )
     return table.assign(n_sequences=len(pop))
 
@@ -121,6 +126,7 @@ def _qk_intervention(run: RunInputs, tables) -> pd.DataFrame:
         heads,
         run.settings.loss_from_index,
         seed=run.settings.analysis.seed,
+        cache=run.cache,
     )
     return table.assign(picked_by=reason, n_sequences=len(pop))
 
@@ -187,6 +193,8 @@ TABLES: dict[str, Table] = {
             _mean_ablation,
             "the MSE with layer-1 heads mean-ablated, one at a time and all (section 4.5)",
             ("layer", "ablated", "mse_before", "mse_after", "ratio", "n_sequences"),
+            families=("resid",),  # the residual entering layer 1: layer 0 is not run again
+            layers=(1,),
         ),
         Table(
             "qk_intervention",
@@ -194,6 +202,8 @@ TABLES: dict[str, Table] = {
             _qk_intervention,
             "the MSE with layer-2 QK replaced by a pseudo-inverse projection (section 4.6)",
             ("scale", "heads", "n_heads", "mse_before", "mse_after", "ratio", "picked_by"),
+            families=("resid",),  # the residual entering layer 2: layers 0-1 are not run again
+            layers=(2,),
             needs=("head_scores",),
             settings=("qk_identity_min_z", "seed"),
         ),

@@ -8,8 +8,10 @@ no files), every table the claims rule reads, through the function the rules wri
 criteria (:func:`~affine_icl.claims.table.claims_table`). The sensitivity grid is not recomputed per snapshot:
 it is a statement about the final model.
 
-At the final step the measurements are those of ``claims.csv`` (same functions, same
-population, same seeds; the activations agree with the Parquet cache to float precision).
+At the final step the rule judges the tables the claims rule reads (``final``), so that step is
+``claims.csv``'s verdicts by construction and is not measured twice; measured here instead
+(no ``final``), the same functions, population and seeds give the same numbers to float
+precision (the activations agree with the Parquet cache).
 """
 
 from __future__ import annotations
@@ -77,16 +79,22 @@ def claims_over_training(
     train_log: pd.DataFrame,
     criteria: Mapping[str, Mapping],
     settings: RunAnalysis,
+    final: Mapping[str, pd.DataFrame] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Every claim measured and judged on each weights file in ``weights`` (by step): one row
     per (step, claim) with :data:`COLUMNS`, steps in increasing order. At step ``s`` the
     final-MSE claim reads the training log up to ``s``; a claim that does not apply to the
-    run's task has no rows."""
+    run's task has no rows. ``final``: the last step's tables as already measured (the
+    claims rule's, by name), judged instead of measured again."""
     rows = []
+    last = max(weights)
     for step in tqdm(sorted(weights), desc="claims over training", disable=not progress):
         log = train_log[train_log["step"] <= step]
-        tables = claim_tables(load_model(weights[step]), pop, log, settings)
+        if step == last and final is not None:
+            tables = {**final, "train_log": log}
+        else:
+            tables = claim_tables(load_model(weights[step]), pop, log, settings)
         table = claims_table(tables, criteria, settings)
         table = table[table["verdict"] != NOT_APPLICABLE]  # nothing to follow over training
         rows.append(table.assign(step=step)[COLUMNS])

@@ -69,8 +69,9 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     Expects ``input.folded`` (folded weights), ``input.population`` (evaluation population),
     ``input.cache`` (activation files, when ``with_cache``) and the ``analysis.*`` params
     (:func:`affine_icl.rule_settings.setting_params`).
-    ``layers`` limits which layers' activations are read; only the families the rule declares
-    as inputs are read. Torch uses the rule's threads (a Slurm job's CPUs, not the node's).
+    ``layers`` limits which layers' activations are read (those the model lacks are left out);
+    only the families the rule declares as inputs are read. Torch uses the rule's threads (a
+    Slurm job's CPUs, not the node's).
     """
     import torch
 
@@ -96,6 +97,8 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
             sm.input.cache[0], cache_metadata(sm.input.cache[0]), read_metadata(sm.input.folded)
         )
         families = [Path(p).stem for p in sm.input.cache]
+        if layers is not None:  # a table of layer 2 on a 2-layer model reads no layer
+            layers = [layer for layer in layers if layer < model.cfg.n_layers]
         cache = load_activation_cache(cache_dir, model, layers=layers, families=families)
         ids = cache["ln_final.hook_scale"].shape[0]
         if ids != len(pop):
@@ -277,21 +280,20 @@ def check_same_config(path, found: dict, expected: dict) -> None:
 
 
 def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
-    """The tables a claims rule reads (its inputs, by input name), the criteria (``claims.*``
-    params) and what the claims are measured with (:func:`claim_params`)."""
+    """The tables a claims rule reads (its inputs named ``train_log`` or after a table of
+    :data:`~affine_icl.measure.TABLES`, by that name), the criteria (``claims.*`` params) and
+    what the claims are measured with (:func:`claim_params`)."""
     import pandas as pd
 
     from .measure import TABLES, check_columns
     from .rule_settings import settings_from_params
 
     check_provenance(sm)
-    tables = {
-        name: (pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path))
-        for name, path in sm.input.items()
-    }
-    for name, table in tables.items():
+    tables = {"train_log": pd.read_parquet(sm.input.train_log)}
+    for name, path in sm.input.items():
         if name in TABLES:
-            check_columns(name, table, sm.input[name])
+            tables[name] = pd.read_csv(path)
+            check_columns(name, tables[name], path)
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
 
 

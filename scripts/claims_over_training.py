@@ -1,6 +1,6 @@
-"""Rule claims_over_training: every claim measured at each weights snapshot and at the end."""
+"""Rule claims_over_training: every claim measured at each weights snapshot and judged at the end
+from the tables the claims rule reads."""
 
-import pandas as pd
 import torch
 
 from affine_icl.aggregate import verdict_settled_since
@@ -11,15 +11,12 @@ from affine_icl.data import read_parquet
 from affine_icl.figures.claims import plot_claims_over_training
 from affine_icl.figures.style import save_figure
 from affine_icl.over_training import claims_over_training, no_snapshots_reason, weights_by_step
-from affine_icl.rule_settings import settings_from_params
-from affine_icl.rules import check_provenance, claim_params, rule_log
+from affine_icl.rules import claim_inputs, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
-    check_provenance(sm)
     torch.set_num_threads(sm.threads)
-    settings = claim_params(sm)
-    criteria = settings_from_params(sm.params, "claims")
+    final, criteria, settings = claim_inputs(sm)  # the final weights' tables
     pop = analysis_population(
         read_parquet(sm.input.population, "evaluation population"),
         settings.analysis.population_length,
@@ -35,9 +32,7 @@ with rule_log(sm.log[0]) as log:
             sm.wildcards.run,
             reason,
         )
-    table = claims_over_training(
-        weights, pop, pd.read_parquet(sm.input.train_log), criteria, settings
-    )
+    table = claims_over_training(weights, pop, final["train_log"], criteria, settings, final)
     table.to_csv(sm.output.csv, index=False)
     settled = verdict_settled_since(table.assign(run=sm.wildcards.run))
     save_figure(

@@ -376,6 +376,26 @@ def test_an_intervention_run_from_a_later_block_is_the_whole_forward_bit_for_bit
     assert not folded.blocks[1].attn.hook_z.fwd_hooks  # the hook is removed afterwards
 
 
+def test_an_intervention_starts_from_the_cached_residual(folded, batch):
+    """Given an activation cache, the residual entering a layer is read from it, not
+    computed: the same vectors, so the same ablation table; a cache without that layer's
+    residual (a layer-2 table of a 2-layer model, or another model's) is computed instead."""
+    from affine_icl.activations import activation_cache
+    from affine_icl.analysis.interventions import resid_entering
+
+    cache = activation_cache(folded, batch.inputs, batch_size=len(batch.inputs))
+    for layer in range(CFG.n_layers):
+        read = resid_entering(folded, batch.inputs, layer, cache)
+        assert read is cache[f"blocks.{layer}.hook_resid_pre"]
+        assert torch.equal(read, resid_entering(folded, batch.inputs, layer))
+    last = resid_entering(folded, batch.inputs, CFG.n_layers, cache)  # not in any cache
+    assert torch.equal(last, resid_entering(folded, batch.inputs, CFG.n_layers))
+    pd.testing.assert_frame_equal(
+        mean_ablation_table(folded, batch.inputs, batch.targets, 1, 2, cache=cache),
+        mean_ablation_table(folded, batch.inputs, batch.targets, 1, 2),
+    )
+
+
 def test_mean_ablation_of_an_input_independent_head_changes_nothing(folded, batch):
     with torch.no_grad():  # head 3's value is constant: z does not depend on the input
         folded.blocks[1].attn.W_V[3].zero_()

@@ -2,6 +2,7 @@
 effect scores what was planted, and structured matrices stand far outside their shuffled null."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_analysis import CFG, checker_pattern, uniform_pattern
@@ -109,6 +110,26 @@ def test_structured_qk_and_ov_stand_far_outside_their_shuffled_nulls():
         else:
             assert abs(qk_z) < 4 and abs(eig_z) < 4
         assert abs(row["qk_identity_d_model_null_mean"]) < 3 * row["qk_identity_d_model_null_sd"]
+
+
+def test_matrix_nulls_do_not_depend_on_how_many_threads_score_the_heads():
+    """The shuffles are drawn head after head from one generator, then the heads are scored
+    on as many threads as torch has: the same table on one thread as on three."""
+    cfg = ModelConfig(d_vocab=6, d_model=16, d_head=4, n_heads=3, d_mlp=32, n_layers=2, n_ctx=8)
+    model = fold_weights(random_model(cfg, seed=6))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = matrix_score_nulls(model, draws=20, seed=2)
+        torch.set_num_threads(3)
+        three = matrix_score_nulls(model, draws=20, seed=2)
+    finally:
+        torch.set_num_threads(before)
+    pd.testing.assert_frame_equal(one, three)
+    assert list(one[["layer", "head"]].itertuples(index=False, name=None)) == [
+        (layer, head) for layer in range(2) for head in range(3)
+    ]
+    assert not one.equals(matrix_score_nulls(model, draws=20, seed=3))  # the seed draws them
 
 
 def test_uniform_shares_and_r2_chance_match_simulation():

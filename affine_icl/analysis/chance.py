@@ -24,6 +24,7 @@ Per-vector R^2 of a least-squares line over ``n`` components has the permutation
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -90,11 +91,10 @@ def label_permutation_null(
     return out
 
 
-def _shuffled_batch(matrix: Tensor, draws: int, generator: torch.Generator) -> Tensor:
-    """``draws`` independent shuffles of ``matrix``'s entries, ``[draws, *matrix.shape]``."""
-    flat = matrix.reshape(-1)
-    order = torch.rand(draws, flat.numel(), generator=generator).argsort(dim=1)
-    return flat[order].reshape(draws, *matrix.shape)
+def _shuffled(matrix: Tensor, keys: Float[Tensor, "draw entry"]) -> Tensor:
+    """``matrix``'s entries in the order that sorts each row of ``keys`` (uniform draws, one
+    per entry): ``[draw, *matrix.shape]``, one shuffle per row."""
+    return matrix.reshape(-1)[keys.argsort(dim=1)].reshape(len(keys), *matrix.shape)
 
 
 def _identity_scores(m: Float[Tensor, "draw n n"]) -> Tensor:
@@ -136,29 +136,46 @@ def matrix_score_nulls(model, draws: int, seed: int) -> pd.DataFrame:
     ``ov_effective_rank``, ``ov_participation_ratio`` and ``ov_sv1_energy`` (the same scores as
     :mod:`.interventions` and :mod:`.ov` compute, here over ``draws`` shuffles of each head's
     factors). A null is NaN for a head whose shuffles leave the score undefined (0/0: a
-    factor with a single non-zero entry shuffles into a zero product)."""
+    factor with a single non-zero entry shuffles into a zero product).
+
+    The shuffles are drawn from one generator seeded with ``seed``, head after head (``W_Q``,
+    ``W_K``, ``W_V``, ``W_O`` of each), so they do not depend on how the work is spread: the
+    heads are then scored on ``torch.get_num_threads()`` threads at once (sorting the draws,
+    the bulk of the time, uses one core per call), the same numbers as one after another."""
     generator = torch.Generator().manual_seed(seed)
     W_E = model.W_E.detach()
     rows = []
-    for layer in range(model.cfg.n_layers):
-        attn = model.blocks[layer].attn
-        for head in range(model.cfg.n_heads):
-            q = _shuffled_batch(attn.W_Q[head].detach(), draws, generator)
-            k = _shuffled_batch(attn.W_K[head].detach(), draws, generator)
-            v = _shuffled_batch(attn.W_V[head].detach(), draws, generator)
-            o = _shuffled_batch(attn.W_O[head].detach(), draws, generator)
-            qk = q @ k.transpose(1, 2)
-            nulls = {
-                "qk_identity_d_model": _identity_scores(qk),
-                "qk_identity_embedding": _identity_scores(W_E @ qk @ W_E.T),
-                "eigenvalue_score": _eigenvalue_scores(v, o),
-            }
-            row = {"layer": layer, "head": head}
-            for name, null in nulls.items():
-                row[f"{name}_null_mean"], row[f"{name}_null_sd"] = _mean_sd(null)
-            rank, participation, top = _rank_measures(v @ o)
-            row["ov_effective_rank_null_mean"] = _mean_sd(rank)[0]
-            row["ov_participation_ratio_null_mean"] = _mean_sd(participation)[0]
-            row["ov_sv1_energy_null_mean"] = _mean_sd(top)[0]
-            rows.append(row)
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        for layer in range(model.cfg.n_layers):  # one layer's draws in memory at a time
+            attn = model.blocks[layer].attn
+            factors = [
+                [w[head].detach() for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O)]
+                for head in range(model.cfg.n_heads)
+            ]
+            keys = [
+                [torch.rand(draws, w.numel(), generator=generator) for w in head]
+                for head in factors
+            ]
+            scored = pool.map(_head_nulls, factors, keys, [W_E] * len(factors))
+            rows += [{"layer": layer, "head": head, **row} for head, row in enumerate(scored)]
     return pd.DataFrame(rows)
+
+
+def _head_nulls(factors: list[Tensor], keys: list[Tensor], W_E: Tensor) -> dict[str, float]:
+    """One head's null means and sds (:func:`matrix_score_nulls`) from its factors
+    ``[W_Q, W_K, W_V, W_O]`` and the uniform draws that shuffle each."""
+    q, k, v, o = (_shuffled(w, key) for w, key in zip(factors, keys, strict=True))
+    qk = q @ k.transpose(1, 2)
+    nulls = {
+        "qk_identity_d_model": _identity_scores(qk),
+        "qk_identity_embedding": _identity_scores(W_E @ qk @ W_E.T),
+        "eigenvalue_score": _eigenvalue_scores(v, o),
+    }
+    row = {}
+    for name, null in nulls.items():
+        row[f"{name}_null_mean"], row[f"{name}_null_sd"] = _mean_sd(null)
+    rank, participation, top = _rank_measures(v @ o)
+    row["ov_effective_rank_null_mean"] = _mean_sd(rank)[0]
+    row["ov_participation_ratio_null_mean"] = _mean_sd(participation)[0]
+    row["ov_sv1_energy_null_mean"] = _mean_sd(top)[0]
+    return row

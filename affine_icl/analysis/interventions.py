@@ -4,6 +4,7 @@ QK intervention, and mean ablation of heads."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import pandas as pd
 import torch
@@ -101,9 +102,16 @@ def pinv_qk_intervention(
 
 
 @torch.no_grad()
-def resid_entering(model, inputs: Sequences, layer: int) -> Float[Tensor, "batch pos d_model"]:
-    """The residual stream entering block ``layer``: the embedding and blocks ``0 .. layer-1``,
-    run once, the same operations as the model's forward (so the same bits)."""
+def resid_entering(
+    model, inputs: Sequences, layer: int, cache: Mapping[str, Tensor] | None = None
+) -> Float[Tensor, "batch pos d_model"]:
+    """The residual stream entering block ``layer``: ``cache``'s ``blocks.{layer}.hook_resid_pre``
+    where an activation cache of ``model`` over ``inputs`` holds it (the same vectors, read
+    instead of computed), else the embedding and blocks ``0 .. layer-1`` run once, the same
+    operations as the model's forward (so the same bits)."""
+    name = f"blocks.{layer}.hook_resid_pre"
+    if cache is not None and name in cache.keys():
+        return cache[name]
     resid = model.hook_embed(model.embed(inputs)) + model.hook_pos_embed(model.pos_embed(inputs))
     for block in model.blocks[:layer]:
         resid = block(resid)
@@ -138,13 +146,15 @@ def qk_intervention_table(
     heads,
     loss_from: int,
     seed: int,
+    cache: Mapping[str, Tensor] | None = None,
 ) -> pd.DataFrame:
     """MSE before and after the pseudo-inverse QK intervention on ``heads`` (all at once), one
     row per scale of :data:`QK_SCALES` ("unit" first: the intervention the claim judges), each
     with the same random ``W_Q`` (drawn from ``seed``). The blocks before the first intervened
-    layer run once."""
+    layer run once, or not at all where ``cache`` (:func:`resid_entering`) holds their
+    output."""
     first = min((layer for layer, _ in heads), default=model.cfg.n_layers)
-    resid = resid_entering(model, inputs, first)
+    resid = resid_entering(model, inputs, first, cache)
     before = mse_from(model, resid, first, targets, loss_from)
     rows = []
     for scale in QK_SCALES:
@@ -190,14 +200,16 @@ def mean_ablation_table(
     targets: Sequences,
     layer: int,
     loss_from: int,
+    cache: Mapping[str, Tensor] | None = None,
 ) -> pd.DataFrame:
     """MSE with each head of ``layer`` (and then all of them) mean-ablated.
 
     A head's ``hook_z`` is replaced by its mean over the population at each position, so the
     head still adds its average ("bias") output but nothing that depends on the input. The
-    blocks before ``layer`` run once.
+    blocks before ``layer`` run once, or not at all where ``cache`` (:func:`resid_entering`)
+    holds their output.
     """
-    resid = resid_entering(model, inputs, layer)
+    resid = resid_entering(model, inputs, layer, cache)
     before = mse_from(model, resid, layer, targets, loss_from)
     name = f"blocks.{layer}.attn.hook_z"
     rows = []

@@ -67,13 +67,14 @@ rule claims:
 
 
 rule claims_over_training:
-    """Every claim measured at each weights snapshot (train.snapshot_every) and at the end,
-    from one in-memory activation pass per snapshot (affine_icl/over_training.py)."""
+    """Every claim measured at each weights snapshot (train.snapshot_every), from one in-memory
+    activation pass per snapshot, and at the end from the tables the claims read
+    (affine_icl/over_training.py)."""
     input:
         weights=trained("weights"),
         snapshots=trained("snapshots"),
-        train_log=trained("log"),
         population=population,
+        **CLAIM_INPUTS,  # the final weights' tables, as the claims read them
     output:
         csv=f"{run_dir()}/claims_over_training.csv",
         png=report(
