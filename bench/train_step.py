@@ -13,6 +13,10 @@ In one process and on the same data stream (seed 0), the script alternates block
   (stacked functional forward, fused AdamW; on CUDA the whole step replayed as a CUDA graph,
   ``train.cuda_graphs: auto``: the output says whether it replayed or fell back to eager);
 * ``batched xK`` (``--seeds K``): the same trainer with K seeds in one stacked model,
+* ``plain``: the second yardstick, what a user would write instead (:class:`PlainLoop`): the
+  section 3.2 model in plain PyTorch (one fused QKV ``nn.Linear`` per layer,
+  ``F.scaled_dot_product_attention``, ``nn.LayerNorm``, fused AdamW); on CUDA the whole step
+  recorded by hand as one CUDA graph per sequence length (``plain graphed``), on the CPU eager,
 
 and prints the median ms/step of each, their ratio, the FLOP rate reached and the machine's
 measured matmul rate. Alternating blocks keep a drifting machine (other load, clock changes)
@@ -34,6 +38,7 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from affine_icl.config import RunConfig
 from affine_icl.data import TrainingStream, batches_from_table, population_table
@@ -68,6 +73,117 @@ class ReferenceLoop:
         self.optimizer.step()
         self.step += 1
         return loss.detach()
+
+
+class PlainBlock(nn.Module):
+    """A pre-LayerNorm block in plain PyTorch: fused QKV, causal SDPA, ReLU MLP."""
+
+    def __init__(self, cfg: RunConfig):
+        super().__init__()
+        m = cfg.model
+        self.heads, self.d_head = m.n_heads, m.d_head
+        self.ln1, self.ln2 = nn.LayerNorm(m.d_model), nn.LayerNorm(m.d_model)
+        self.qkv = nn.Linear(m.d_model, 3 * m.n_heads * m.d_head)
+        self.out = nn.Linear(m.n_heads * m.d_head, m.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(m.d_model, m.d_mlp), nn.ReLU(), nn.Linear(m.d_mlp, m.d_model)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        qkv = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, self.d_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [b, heads, n, d_head]
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.out(z.transpose(1, 2).reshape(b, n, -1))
+        return x + self.mlp(self.ln2(x))
+
+
+class PlainModel(nn.Module):
+    """Section 3.2's model as plain PyTorch: linear embedding of the vectors (no bias), learned
+    positions, pre-LayerNorm blocks, final LayerNorm, linear read-out. Same sizes and FLOPs as
+    the project's model, not its weights or initialisation: a yardstick for speed only."""
+
+    def __init__(self, cfg: RunConfig):
+        super().__init__()
+        m, d = cfg.model, cfg.data.vector_dim
+        self.embed = nn.Linear(d, m.d_model, bias=False)
+        self.pos = nn.Parameter(torch.randn(m.n_ctx, m.d_model) * 0.02)
+        self.blocks = nn.ModuleList(PlainBlock(cfg) for _ in range(m.n_layers))
+        self.ln_final = nn.LayerNorm(m.d_model)
+        self.unembed = nn.Linear(m.d_model, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x) + self.pos[: x.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.unembed(self.ln_final(x))
+
+
+class PlainLoop:
+    """The second yardstick: :class:`PlainModel` trained on the same data stream with AdamW
+    (fused, as a user tuning for speed would), eager on the CPU; on CUDA each sequence length's
+    whole step (forward, backward, AdamW) recorded by hand as one CUDA graph the first time the
+    length comes up (after three warm-up steps on a side stream, as PyTorch's CUDA-graph notes
+    do it), then replayed."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        torch.manual_seed(cfg.train.seed)
+        self.model = PlainModel(cfg).to(device).train()
+        self.graphed = device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=cfg.train.lr,
+            betas=cfg.train.betas,
+            weight_decay=cfg.train.weight_decay,
+            fused=True,
+            capturable=self.graphed,
+        )
+        self.stream = TrainingStream(cfg.data, cfg.train.batch_size, [cfg.train.seed], device)
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.step = 0
+
+    def _loss(self, terms: torch.Tensor) -> torch.Tensor:
+        lf = self.cfg.train.loss_from_index
+        out = self.model(terms[:, :-1])
+        loss = F.mse_loss(out[:, lf:], terms[:, 1:][:, lf:])
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def _eager(self, terms: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        return self._loss(terms)
+
+    def _record(
+        self, terms: torch.Tensor
+    ) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        static = terms.clone()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._eager(static)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            loss = self._loss(static)
+        return graph, static, loss
+
+    def train_step(self) -> torch.Tensor:
+        lengths, _, terms = self.stream.step(self.step)
+        terms = terms[0, :, : int(lengths[0]) + 1]
+        self.step += 1
+        if not self.graphed:
+            return self._eager(terms)
+        n = terms.shape[1]
+        if n not in self.graphs:
+            self.graphs[n] = self._record(terms)
+        graph, static, loss = self.graphs[n]
+        static.copy_(terms)
+        graph.replay()
+        return loss
 
 
 def sync(device: torch.device) -> None:
@@ -174,15 +290,24 @@ def write_json(path: str | None, result: dict) -> None:
 def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -> dict:
     """Time the reference, project and batched paths in alternating blocks; print and return
     ms/step, FLOP rates and how the trainer's steps ran (graph or eager)."""
-    paths = {"reference": ReferenceLoop(cfg, device), "project": Trainer([cfg], device)}
+    plain = PlainLoop(cfg, device)
+    paths = {
+        "reference": ReferenceLoop(cfg, device),
+        "project": Trainer([cfg], device),
+        "plain graphed" if plain.graphed else "plain": plain,
+    }
     if args.seeds:
         cfgs = [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(args.seeds)]
         paths[f"batched x{args.seeds}"] = Trainer(cfgs, device)
+    # every path the same untimed steps, so all time the same lengths; where the plain path
+    # records a graph per length, enough that every length has come up (100 steps miss one of
+    # the 12 with probability 0.002; a graph recorded in a timed block is one slow block)
+    warmup = max(args.warmup, 100) if plain.graphed else args.warmup
     for loop in paths.values():
-        for _ in range(args.warmup):
+        for _ in range(warmup):
             loop.train_step()
     times: dict[str, list[float]] = {k: [] for k in paths}
-    first_step = args.warmup
+    first_step = warmup
     for _ in range(args.blocks):
         for label, loop in paths.items():
             times[label].append(time_block(loop.train_step, args.block_steps, device))
@@ -216,12 +341,19 @@ def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -
         f"project path: {flops / ms['project'] / 1e6 / rates[list(rates)[1]]:.0%} of the MLP "
         "matmul rate (the floor of this workload)"
     )
+    plain_label = next(k for k in ms if k.startswith("plain"))
+    print(
+        f"project path: {ms['project'] / ms[plain_label]:.2f}x the time of the {plain_label} "
+        "model's step"
+    )
     if args.seeds:
         label = f"batched x{args.seeds}"
         print(
             f"{label}: {ms[label] / ms['project']:.2f}x the time of one seed for {args.seeds} seeds"
         )
     steps_ran = {k: loop.graph_status() for k, loop in paths.items() if isinstance(loop, Trainer)}
+    if plain.graphed:
+        steps_ran[plain_label] = f"{len(plain.graphs)} CUDA graphs recorded by hand, one per length"
     for label, status in steps_ran.items():
         print(f"{label} steps: {status}")
     return {
