@@ -14,13 +14,16 @@
 #               recording or replay'; the project's CUDA tests are all there)
 #   train_step  bench/train_step.py --device cuda --seeds 8 (ms/step: reference, project, 8 seeds)
 #   to_mse      one seed, paper protocol, until held-out MSE <= 1e-4 (steps and seconds)
-#   dag         the whole DAG on five seeds batched (configs/five_seeds.yaml, train_batched=True)
+#
+# The study itself (five seeds trained batched at the protocol, their analyses on the node's
+# cores, the weights brought back) is a second call of its own, bench/gpu_study.sh:
+#   bash bench/gpu_study.sh configs/five_seeds.yaml results 540 seed0 seed1 seed2 seed3 seed4
 #
 # Every stage runs under `timeout`, within a total budget ($GPU_CHECK_BUDGET_S, default 450 s),
 # so the script ends within 8 minutes; a stage cut short says "timed out (time budget)", which
 # is not a failure of the code. Logs, train_step.json, to_mse.json, summary.txt and summary.json
 # go to $OUT if set, else to results/bench/gpu_check/. GPU_CHECK_STAGES picks stages (default
-# "tests train_step to_mse dag"); GPU_CHECK_DEVICE=cpu runs them on a CPU (to try the script
+# "tests train_step to_mse"); GPU_CHECK_DEVICE=cpu runs them on a CPU (to try the script
 # itself: nothing it measures there is a GPU number).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -35,8 +38,7 @@ BUDGET=${GPU_CHECK_BUDGET_S:-450} # seconds for everything, the summary included
 RESERVE=15                        # kept back for the summary
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 VENV=${GPU_CHECK_VENV:-.venv-gpu}
-WORK=${GPU_CHECK_WORK:-results/bench/gpu_check_dag} # the DAG's working directory (emptied)
-STAGES=" ${GPU_CHECK_STAGES:-tests train_step to_mse dag} "
+STAGES=" ${GPU_CHECK_STAGES:-tests train_step to_mse} "
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 say() { echo "$*" | tee -a "$LOG"; }
@@ -104,6 +106,7 @@ else
         # as /work/.library/device/README.md says; the project itself comes from PYTHONPATH
         pip_line="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir"
         stage wheels 120 bash -c "exec $pip_line --upgrade --target /tmp/site .whl/*.whl"
+        python3 -m compileall -q -j 0 /tmp/site >/dev/null 2>&1 # once, not per process
         export PYTHONPATH=$PYTHONPATH:/tmp/site
         # to the log only: what the image and the wheels miss (wandb is left out on purpose)
         { echo "pip check:" && python3 -m pip check; } >>"$LOG" 2>&1
@@ -142,13 +145,6 @@ if [ -n "${PY:-}" ]; then
         stage to_mse "$limit" "$PY" bench/train_step.py --device "$DEVICE" --no-timing \
             --to-mse 1e-4 --max-seconds $((limit > 60 ? limit - 30 : limit / 2)) \
             --json "$OUT/to_mse.json"
-    fi
-    if want dag; then
-        rm -rf "$WORK" && mkdir -p "$WORK"
-        [ "$DEVICE" = cpu ] && device_config=(device=cpu) || device_config=()
-        stage dag 600 "$PY" -m snakemake --snakefile "$PWD/workflow/Snakefile" \
-            --directory "$WORK" --cores all --configfile "$PWD/configs/five_seeds.yaml" \
-            --config train_batched=True "${device_config[@]}"
     fi
 fi
 
@@ -195,14 +191,6 @@ if to_mse:
                                                  "heldout_mse", "steps_ran_as")}
 elif last(r"^\s*step \d+: held-out MSE .*$", output("to_mse")):
     measured["to_mse"] = "stopped at " + last(r"^\s*step \d+: held-out MSE .*$", output("to_mse"))
-if "dag" in stages and not stages["dag"]["status"].startswith("skipped"):
-    dag = output("dag")
-    measured["dag"] = {
-        "wall_s": stages["dag"]["seconds"],
-        "finished": stages["dag"]["status"] == "ok",
-        "last_training_status": last(r"^train \S+: step \d+/\d+ .*$", dag),
-        "last_snakemake_progress": last(r"^\d+ of \d+ steps \(.*\) done$", dag),
-    }
 
 total = int(time.time()) - start
 summary = {"stages": stages, "measured": measured, "total_s": total, "budget_s": int(budget)}

@@ -4,6 +4,8 @@
 #   bash bench/gpu_study.sh CONFIGFILE RESULTS DEADLINE_S [RUN ...]
 #
 # e.g. bash bench/gpu_study.sh configs/init_study.yaml results/init_study 540 inittorch-s0
+#      bash bench/gpu_study.sh configs/five_seeds.yaml results 540 seed0 seed1 seed2 seed3 seed4
+#      (the paper's five seeds: trained batched, analysed, their weights back; issue 31)
 #
 #   env       python3 with the wheels in .whl installed in /tmp/site (bash bench/gpu_wheels.sh
 #             here; the call carries .whl), the project from PYTHONPATH
@@ -14,7 +16,8 @@
 #             command in a second call on the still-warm machine continues from there
 #   $OUT      results.tar.gz[.part-*]: every file under RESULTS smaller than 4 MiB (logs, train
 #             logs, claims, tables, figures; no weights, optimizer state or checkpoints), split in
-#             15 MiB parts; RUN.safetensors: the final weights of each RUN named, in order, as
+#             15 MiB parts; where RUNs are named, weights come first: the tar leaves out the
+#             figures (PNG), which rebuild on any machine from the weights; RUN.safetensors: the final weights of each RUN named, in order, as
 #             long as everything stays within what one call brings back (8 files, 64 MiB; 12.7 MB
 #             a run at the paper's size, so four or five beside the tar); study.log says which
 #             were left for the next call
@@ -39,6 +42,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 if compgen -G ".whl/*.whl" >/dev/null && ! python3 -c "import snakemake, transformer_lens" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl 2>&1 | tail -3 | tee -a "$LOG"
+    # compiled once here, not by each analysis job (a new Python process each): on 2026-12-04
+    # the lightest jobs took 22-34 s on the node, which uncompiled imports may explain
+    python3 -m compileall -q -j 0 /tmp/site >/dev/null 2>&1
     export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
 python3 -c "import torch, snakemake, transformer_lens; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
@@ -55,8 +61,9 @@ say "snakemake exit $?"
 grep -E "^train \S+: step|final held-out MSE|steps \(.*\) done$|Error in rule|Exiting because" "$LOG" | tail -25
 
 # what comes back: the small files, and the final weights of the runs named
+figures=() && [ $# -gt 0 ] && figures=(! -name '*.png') # weights first (see above)
 (cd "$(dirname "$RESULTS")" && find "$(basename "$RESULTS")" -type f -size -4M \
-    ! -name '*.safetensors' ! -name '*.pt' ! -path '*/checkpoints/*' -print0 |
+    ! -name '*.safetensors' ! -name '*.pt' ! -path '*/checkpoints/*' "${figures[@]}" -print0 |
     tar --null -czf "$OUT/results.tar.gz" -T -)
 if [ "$(stat -c %s "$OUT/results.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then
     split -b 15M -d "$OUT/results.tar.gz" "$OUT/results.tar.gz.part-" && rm "$OUT/results.tar.gz"
