@@ -71,10 +71,10 @@ rule claims_over_training:
     activation pass per snapshot, and at the end from the tables the claims read
     (affine_icl/over_training.py)."""
     input:
+        **CLAIM_INPUTS,  # the final weights' tables, as the claims read them
         weights=trained("weights"),
         snapshots=trained("snapshots"),
         population=population,
-        **CLAIM_INPUTS,  # the final weights' tables, as the claims read them
     output:
         csv=f"{run_dir()}/claims_over_training.csv",
         png=report(
