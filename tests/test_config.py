@@ -276,7 +276,13 @@ def test_every_rule_takes_its_resources_from_config_over_the_default():
 
 def test_a_resources_entry_that_names_no_rule_is_an_error_with_the_closest_rule():
     config = validated({"resources.cache_activation": {"mem_mb": 9000}})
-    rules = ["train", "cache_activations", "claims_over_training", "measure_head_scores"]
+    rules = [  # every rule config.yaml's resources name
+        "train",
+        "cache_activations",
+        "claims_over_training",
+        "measure_head_scores",
+        "measure_mean_ablation",
+    ]
     with pytest.raises(ConfigError) as info:
         check_resource_rules(config, rules)
     assert str(info.value) == (
