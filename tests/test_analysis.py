@@ -379,7 +379,8 @@ def test_an_intervention_run_from_a_later_block_is_the_whole_forward_bit_for_bit
 def test_an_intervention_starts_from_the_cached_residual(folded, batch):
     """Given an activation cache, the residual entering a layer is read from it, not
     computed: the same vectors, so the same ablation table; a cache without that layer's
-    residual (a layer-2 table of a 2-layer model, or another model's) is computed instead."""
+    residual (the residual after the last block, as for a layer-2 table of a 2-layer model) is
+    computed instead."""
     from affine_icl.activations import activation_cache
     from affine_icl.analysis.interventions import resid_entering
 
