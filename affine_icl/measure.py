@@ -42,14 +42,17 @@ from .tasks import n_initial
 class RunInputs:
     """What a run's tables are computed from: the folded model, the analysis population, the
     activation cache over it (hook name -> tensor; None for a table that reads none), what the
-    run is measured with, and the weights as trained (before LayerNorm folding) where a table
-    reads them."""
+    run is measured with, the weights as trained (before LayerNorm folding) where a table
+    reads them, and the model's matrix-score nulls where they were computed beforehand
+    (:func:`~affine_icl.analysis.chance.matrix_score_nulls` of several weights snapshots at
+    once: the claims over training)."""
 
     model: VectorTransformer
     pop: Population
     cache: Mapping[str, Tensor] | None
     settings: RunAnalysis
     unfolded: VectorTransformer | None = None
+    nulls: pd.DataFrame | None = None
 
 
 #: ``compute(run, tables)``: one table from the run and the tables it ``needs``.
@@ -88,6 +91,7 @@ def _head_scores(run: RunInputs, tables) -> pd.DataFrame:
         seed=a.seed,
         # a linear task of order k: the mass on the k previous vectors too
         offsets=n_initial(run.settings.data),
+        nulls=run.nulls,
     )
 
 

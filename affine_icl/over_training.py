@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .activations import activation_cache
+from .analysis.chance import matrix_score_nulls
 from .analysis.population import Population
 from .claims.table import claims_table
 from .claims.verdicts import NOT_APPLICABLE
@@ -39,14 +40,16 @@ def claim_tables(
     pop: Population,
     train_log: pd.DataFrame,
     settings: RunAnalysis,
+    nulls: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The tables :func:`~affine_icl.claims.table.claims_table` reads, by name, for one model:
     ``unfolded`` (trained weights as saved), ``pop`` (the analysis population), ``train_log``
     (the log up to this model's step) and ``settings``; every table of
-    :data:`~affine_icl.measure.TABLES` from one activation pass in memory."""
+    :data:`~affine_icl.measure.TABLES` from one activation pass in memory. ``nulls``: the
+    folded model's matrix-score nulls, if already computed (:class:`~affine_icl.measure.RunInputs`)."""
     model = fold_weights(unfolded)
     cache = activation_cache(model, pop.inputs, settings.analysis.cache_batch_size)
-    run = RunInputs(model, pop, cache, settings, unfolded)
+    run = RunInputs(model, pop, cache, settings, unfolded, nulls)
     return {"train_log": train_log, **run_tables(run)}
 
 
@@ -89,12 +92,25 @@ def claims_over_training(
     claims rule's, by name), judged instead of measured again."""
     rows = []
     last = max(weights)
+    measured = [step for step in sorted(weights) if not (step == last and final is not None)]
+    # the matrix-score nulls of every model at once: their shuffles are sorted once for all
+    unfolded = {step: load_model(weights[step]) for step in measured}
+    a = settings.analysis
+    nulls = dict(
+        zip(
+            measured,
+            matrix_score_nulls(
+                [fold_weights(unfolded[s]) for s in measured], a.null_draws, a.seed, progress
+            ),
+            strict=True,
+        )
+    )
     for step in tqdm(sorted(weights), desc="claims over training", disable=not progress):
         log = train_log[train_log["step"] <= step]
-        if step == last and final is not None:
-            tables = {**final, "train_log": log}
+        if step in unfolded:
+            tables = claim_tables(unfolded.pop(step), pop, log, settings, nulls.pop(step))
         else:
-            tables = claim_tables(load_model(weights[step]), pop, log, settings)
+            tables = {**final, "train_log": log}
         table = claims_table(tables, criteria, settings)
         table = table[table["verdict"] != NOT_APPLICABLE]  # nothing to follow over training
         rows.append(table.assign(step=step)[COLUMNS])

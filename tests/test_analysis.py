@@ -363,7 +363,7 @@ def test_an_intervention_run_from_a_later_block_is_the_whole_forward_bit_for_bit
     from affine_icl.analysis.interventions import mse_from, resid_entering
     from affine_icl.stacked import masked_mse
 
-    whole = float(masked_mse(folded(batch.inputs), batch.targets, 2))
+    whole = float(masked_mse(folded(batch.inputs).detach(), batch.targets, 2))
     hook = ("blocks.1.attn.hook_z", lambda z, hook: z * 0.5)
     hooked = float(
         masked_mse(folded.run_with_hooks(batch.inputs, fwd_hooks=[hook]), batch.targets, 2)

@@ -92,7 +92,7 @@ def test_structured_qk_and_ov_stand_far_outside_their_shuffled_nulls():
         attn.W_K[0] = basis + 0.05 * torch.randn(32, 8, generator=gen)
         attn.W_V[0] = basis
         attn.W_O[0] = -basis.T + 0.05 * torch.randn(8, 32, generator=gen)
-    nulls = matrix_score_nulls(model, draws=200, seed=0).set_index(["layer", "head"])
+    nulls = matrix_score_nulls([model], draws=200, seed=0)[0].set_index(["layer", "head"])
     from affine_icl.analysis.interventions import head_qk, identity_score
     from affine_icl.analysis.ov import eigenvalue_scores
 
@@ -120,16 +120,31 @@ def test_matrix_nulls_do_not_depend_on_how_many_threads_score_the_heads():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = matrix_score_nulls(model, draws=20, seed=2)
+        one = matrix_score_nulls([model], draws=20, seed=2)[0]
         torch.set_num_threads(3)
-        three = matrix_score_nulls(model, draws=20, seed=2)
+        three = matrix_score_nulls([model], draws=20, seed=2)[0]
     finally:
         torch.set_num_threads(before)
     pd.testing.assert_frame_equal(one, three)
     assert list(one[["layer", "head"]].itertuples(index=False, name=None)) == [
         (layer, head) for layer in range(2) for head in range(3)
     ]
-    assert not one.equals(matrix_score_nulls(model, draws=20, seed=3))  # the seed draws them
+    assert not one.equals(matrix_score_nulls([model], draws=20, seed=3)[0])  # the seed draws them
+
+
+def test_the_nulls_of_several_models_at_once_are_each_models_own():
+    """The snapshots of a run share their shuffles (sorted once): each frame is the one its
+    model gets alone; models of another shape are refused, not given wrong shuffles."""
+    cfg = ModelConfig(d_vocab=6, d_model=16, d_head=4, n_heads=3, d_mlp=32, n_layers=2, n_ctx=8)
+    models = [fold_weights(random_model(cfg, seed=s)) for s in (7, 8, 9)]
+    together = matrix_score_nulls(models, draws=20, seed=2)
+    for model, frame in zip(models, together, strict=True):
+        pd.testing.assert_frame_equal(frame, matrix_score_nulls([model], draws=20, seed=2)[0])
+    assert not together[0].equals(together[1])
+    wider = fold_weights(random_model(ModelConfig(**{**vars(cfg), "d_model": 24}), seed=7))
+    with pytest.raises(ValueError, match="2 different shapes"):
+        matrix_score_nulls([models[0], wider], draws=20, seed=2)
+    assert matrix_score_nulls([], draws=20, seed=2) == []
 
 
 def test_uniform_shares_and_r2_chance_match_simulation():

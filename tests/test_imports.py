@@ -24,6 +24,7 @@ LAYERS = {
     "tasks": 1.5,
     "costs": 2,
     "data": 2,
+    "batches": 2,
     "model": 3,
     "stacked": 4,
     "checkpoints": 5,

@@ -24,13 +24,15 @@ Per-vector R^2 of a least-squares line over ``n`` components has the permutation
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
+from tqdm.auto import tqdm
 
 
 def uniform_key_share(n_pos: int, key_offset: int | None = None, key: int | None = None) -> float:
@@ -91,10 +93,10 @@ def label_permutation_null(
     return out
 
 
-def _shuffled(matrix: Tensor, keys: Float[Tensor, "draw entry"]) -> Tensor:
-    """``matrix``'s entries in the order that sorts each row of ``keys`` (uniform draws, one
-    per entry): ``[draw, *matrix.shape]``, one shuffle per row."""
-    return matrix.reshape(-1)[keys.argsort(dim=1)].reshape(len(keys), *matrix.shape)
+def _shuffled(matrix: Tensor, order: Int[Tensor, "draw entry"]) -> Tensor:
+    """``matrix``'s entries in each row's ``order`` (a permutation of its entries): ``[draw,
+    *matrix.shape]``, one shuffle per row."""
+    return matrix.reshape(-1)[order].reshape(len(order), *matrix.shape)
 
 
 def _identity_scores(m: Float[Tensor, "draw n n"]) -> Tensor:
@@ -129,42 +131,86 @@ def _mean_sd(null: Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def matrix_score_nulls(model, draws: int, seed: int) -> pd.DataFrame:
-    """The shuffled null of every matrix score of every head: one row per (layer, head) with
-    the null's mean and standard deviation of ``qk_identity_d_model``,
-    ``qk_identity_embedding`` and ``eigenvalue_score``, and the null means of
-    ``ov_effective_rank``, ``ov_participation_ratio`` and ``ov_sv1_energy`` (the same scores as
-    :mod:`.interventions` and :mod:`.ov` compute, here over ``draws`` shuffles of each head's
-    factors). A null is NaN for a head whose shuffles leave the score undefined (0/0: a
+def matrix_score_nulls(
+    models: Sequence, draws: int, seed: int, progress: bool = False
+) -> list[pd.DataFrame]:
+    """The shuffled null of every matrix score of every head, for each model of ``models``
+    (models of one shape, such as one run's weights snapshots): one frame per model, one row
+    per (layer, head) with the null's mean and standard deviation of
+    ``qk_identity_d_model``, ``qk_identity_embedding`` and ``eigenvalue_score``, and the null
+    means of ``ov_effective_rank``, ``ov_participation_ratio`` and ``ov_sv1_energy`` (the same
+    scores as :mod:`.interventions` and :mod:`.ov` compute, here over ``draws`` shuffles of each
+    head's factors). A null is NaN for a head whose shuffles leave the score undefined (0/0: a
     factor with a single non-zero entry shuffles into a zero product).
 
     The shuffles are drawn from one generator seeded with ``seed``, head after head (``W_Q``,
-    ``W_K``, ``W_V``, ``W_O`` of each), so they do not depend on how the work is spread: the
-    heads are then scored on ``torch.get_num_threads()`` threads at once (sorting the draws,
-    the bulk of the time, uses one core per call), the same numbers as one after another."""
+    ``W_K``, ``W_V``, ``W_O`` of each), so they depend on the seed and the shapes only: each
+    model's frame is the one it gets alone, and each shuffle is sorted out of its uniform
+    draws once for all the models (the sort is half the work of one model). The sorts, then
+    the (model, head) pairs, run on ``torch.get_num_threads()`` threads at once, the same
+    numbers as one after another. ``progress``: a bar over the heads scored."""
+    if not models:
+        return []
+    shapes = {_factor_shapes(model) for model in models}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"matrix_score_nulls: the models have {len(shapes)} different shapes; their shuffles "
+            "are shared, so give models of one shape (or one model at a time)"
+        )
+    n_layers, n_heads = models[0].cfg.n_layers, models[0].cfg.n_heads
     generator = torch.Generator().manual_seed(seed)
-    W_E = model.W_E.detach()
-    rows = []
+    W_E = [model.W_E.detach() for model in models]
+    rows: list[list[dict]] = [[] for _ in models]
+    bar = tqdm(total=n_layers * n_heads * len(models), desc="shuffled nulls", disable=not progress)
     with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
-        for layer in range(model.cfg.n_layers):  # one layer's draws in memory at a time
-            attn = model.blocks[layer].attn
-            factors = [
-                [w[head].detach() for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O)]
-                for head in range(model.cfg.n_heads)
-            ]
+        for layer in range(n_layers):  # one layer's shuffles in memory at a time
+            factors = [_head_factors(model, layer) for model in models]  # [model][head][4]
             keys = [
-                [torch.rand(draws, w.numel(), generator=generator) for w in head]
-                for head in factors
+                torch.rand(draws, w.numel(), generator=generator)
+                for head in factors[0]
+                for w in head
             ]
-            scored = pool.map(_head_nulls, factors, keys, [W_E] * len(factors))
-            rows += [{"layer": layer, "head": head, **row} for head, row in enumerate(scored)]
-    return pd.DataFrame(rows)
+            orders = list(pool.map(_sort_order, keys))
+            del keys
+
+            def score(task: tuple[int, int], factors=factors, orders=orders) -> dict[str, float]:
+                m, head = task
+                row = _head_nulls(factors[m][head], orders[4 * head : 4 * head + 4], W_E[m])
+                bar.update()
+                return row
+
+            tasks = [(m, head) for m in range(len(models)) for head in range(n_heads)]
+            for (m, head), row in zip(tasks, pool.map(score, tasks), strict=True):
+                rows[m].append({"layer": layer, "head": head, **row})
+    bar.close()
+    return [pd.DataFrame(r) for r in rows]
 
 
-def _head_nulls(factors: list[Tensor], keys: list[Tensor], W_E: Tensor) -> dict[str, float]:
+def _factor_shapes(model) -> tuple[int, ...]:
+    """What the shuffles of :func:`matrix_score_nulls` depend on besides the seed: the shapes."""
+    cfg = model.cfg
+    return (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab)
+
+
+def _head_factors(model, layer: int) -> list[list[Tensor]]:
+    """``[W_Q, W_K, W_V, W_O]`` of each head of ``layer``."""
+    attn = model.blocks[layer].attn
+    return [
+        [w[head].detach() for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O)]
+        for head in range(model.cfg.n_heads)
+    ]
+
+
+def _sort_order(keys: Float[Tensor, "draw entry"]) -> Int[Tensor, "draw entry"]:
+    """The permutation that sorts each row of uniform draws: a uniform shuffle (torch's sort;
+    int32, half the memory)."""
+    return keys.argsort(dim=1).to(torch.int32)
+
+
+def _head_nulls(factors: list[Tensor], orders: list[Tensor], W_E: Tensor) -> dict[str, float]:
     """One head's null means and sds (:func:`matrix_score_nulls`) from its factors
-    ``[W_Q, W_K, W_V, W_O]`` and the uniform draws that shuffle each."""
-    q, k, v, o = (_shuffled(w, key) for w, key in zip(factors, keys, strict=True))
+    ``[W_Q, W_K, W_V, W_O]`` and the shuffles of each."""
+    q, k, v, o = (_shuffled(w, order) for w, order in zip(factors, orders, strict=True))
     qk = q @ k.transpose(1, 2)
     nulls = {
         "qk_identity_d_model": _identity_scores(qk),

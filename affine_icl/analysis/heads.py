@@ -34,6 +34,7 @@ def head_scores_table(
     null_draws: int = 200,
     seed: int = 0,
     offsets: int = 1,
+    nulls: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Columns: layer, head, and each score with its chance level (:mod:`.chance`):
 
@@ -54,6 +55,10 @@ def head_scores_table(
       (rank / null mean); ``ov_participation_ratio`` (of the squared singular values) with
       its null mean; ``ov_sv1_share`` and ``ov_sv1_energy`` (the top singular value's share of
       the singular values and of their squares; the latter with its null mean).
+
+    ``nulls``: the model's matrix-score nulls if already computed
+    (:func:`~.chance.matrix_score_nulls` with ``null_draws`` and ``seed``, e.g. for several
+    weights snapshots at once), else computed here.
     """
     n_layers = model.cfg.n_layers
     keys = ["layer", "head"]
@@ -120,7 +125,9 @@ def head_scores_table(
         ],
         on=keys,
     )
-    table = table.merge(matrix_score_nulls(model, null_draws, seed), on=keys)
+    if nulls is None:
+        nulls = matrix_score_nulls([model], null_draws, seed)[0]
+    table = table.merge(nulls, on=keys)
     for score in ("eigenvalue_score", "qk_identity_d_model", "qk_identity_embedding"):
         table[f"{score}_z"] = (table[score] - table[f"{score}_null_mean"]) / table[
             f"{score}_null_sd"

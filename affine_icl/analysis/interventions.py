@@ -4,6 +4,7 @@ QK intervention, and mean ablation of heads."""
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 
 import pandas as pd
@@ -11,6 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..batches import map_batches
 from ..model import Sequences
 from ..paper import PAPER
 from ..stacked import masked_mse
@@ -108,17 +110,47 @@ def resid_entering(
     """The residual stream entering block ``layer``: ``cache``'s ``blocks.{layer}.hook_resid_pre``
     where an activation cache of ``model`` over ``inputs`` holds it (the same vectors, read
     instead of computed), else the embedding and blocks ``0 .. layer-1`` run once, the same
-    operations as the model's forward (so the same bits)."""
+    operations as the model's forward (so the same bits), in batches (:mod:`..batches`)."""
     name = f"blocks.{layer}.hook_resid_pre"
     if cache is not None and name in cache.keys():
         return cache[name]
-    resid = model.hook_embed(model.embed(inputs)) + model.hook_pos_embed(model.pos_embed(inputs))
-    for block in model.blocks[:layer]:
-        resid = block(resid)
-    return resid
+
+    def run(batch: Sequences) -> Tensor:
+        resid = model.hook_embed(model.embed(batch)) + model.hook_pos_embed(model.pos_embed(batch))
+        for block in model.blocks[:layer]:
+            resid = block(resid)
+        return resid
+
+    return torch.cat(map_batches(run, inputs))
 
 
 @torch.no_grad()
+def outputs_from(
+    model,
+    resid: Float[Tensor, "batch pos d_model"],
+    layer: int,
+    fwd_hooks=(),
+    keep: str | None = None,
+) -> tuple[Float[Tensor, "batch pos d_vocab"], Tensor | None]:
+    """The model's outputs from ``resid`` entering block ``layer`` (:func:`resid_entering`) on,
+    with ``fwd_hooks`` on, in batches (:mod:`..batches`; a hook must not mix sequences), and
+    the activation of hook ``keep`` over all sequences (None without ``keep``)."""
+    kept: dict[int, Tensor] = {}  # by thread: the batches run on several at once
+
+    def keep_hook(act: Tensor, hook) -> None:
+        kept[threading.get_ident()] = act
+
+    def run(batch: Tensor) -> tuple[Tensor, Tensor | None]:
+        for block in model.blocks[layer:]:
+            batch = block(batch)
+        return model.unembed(model.ln_final(batch)), kept.pop(threading.get_ident(), None)
+
+    hooks = list(fwd_hooks) + ([(keep, keep_hook)] if keep else [])
+    with model.hooks(fwd_hooks=hooks):
+        outputs, acts = zip(*map_batches(run, resid), strict=True)
+    return torch.cat(outputs), torch.cat(acts) if keep else None
+
+
 def mse_from(
     model,
     resid: Float[Tensor, "batch pos d_model"],
@@ -128,14 +160,10 @@ def mse_from(
     fwd_hooks=(),
 ) -> float:
     """The masked MSE of the forward pass that continues from ``resid`` entering block ``layer``
-    (:func:`resid_entering`), with ``fwd_hooks`` on: an intervention on layer ``layer`` or later
+    (:func:`outputs_from`), with ``fwd_hooks`` on: an intervention on layer ``layer`` or later
     leaves the blocks before it as they are, so they need not run again for each intervention.
     From ``resid_entering(model, inputs, 0)`` it is the model's own MSE, bit for bit."""
-    with model.hooks(fwd_hooks=list(fwd_hooks)):
-        for block in model.blocks[layer:]:
-            resid = block(resid)
-        out = model.unembed(model.ln_final(resid))
-    return float(masked_mse(out, targets, loss_from))
+    return float(masked_mse(outputs_from(model, resid, layer, fwd_hooks)[0], targets, loss_from))
 
 
 @torch.no_grad()
@@ -183,11 +211,12 @@ def qk_intervention_heads(scores: pd.DataFrame, min_z: float) -> tuple[list, str
     )
 
 
-def _mean_ablate_hook(head_index):
+def _mean_ablate_hook(mean: Float[Tensor, "1 pos n_heads d_head"], heads: list[int]):
+    """Replace the ``heads``' ``hook_z`` by ``mean`` (their population mean per position)."""
+
     def hook(z: Float[Tensor, "batch pos n_heads d_head"], hook):
-        mean = z.mean(0, keepdim=True)  # over the population, per position
         z = z.clone()
-        z[:, :, head_index] = mean[:, :, head_index]
+        z[:, :, heads] = mean[:, :, heads]
         return z
 
     return hook
@@ -204,20 +233,22 @@ def mean_ablation_table(
 ) -> pd.DataFrame:
     """MSE with each head of ``layer`` (and then all of them) mean-ablated.
 
-    A head's ``hook_z`` is replaced by its mean over the population at each position, so the
-    head still adds its average ("bias") output but nothing that depends on the input. The
-    blocks before ``layer`` run once, or not at all where ``cache`` (:func:`resid_entering`)
-    holds their output.
+    A head's ``hook_z`` is replaced by its mean over the population at each position (taken on
+    the unablated pass), so the head still adds its average ("bias") output but nothing that
+    depends on the input. The blocks before ``layer`` run once, or not at all where ``cache``
+    (:func:`resid_entering`) holds their output.
     """
     resid = resid_entering(model, inputs, layer, cache)
-    before = mse_from(model, resid, layer, targets, loss_from)
     name = f"blocks.{layer}.attn.hook_z"
+    outputs, z = outputs_from(model, resid, layer, keep=name)
+    before = float(masked_mse(outputs, targets, loss_from))
+    mean = z.mean(0, keepdim=True)  # over the population, per position
     rows = []
     targets_list = [(f"L{layer}H{h}", [h]) for h in range(model.cfg.n_heads)]
     targets_list.append((f"all layer-{layer} heads", list(range(model.cfg.n_heads))))
     for label, heads in targets_list:
         after = mse_from(
-            model, resid, layer, targets, loss_from, [(name, _mean_ablate_hook(heads))]
+            model, resid, layer, targets, loss_from, [(name, _mean_ablate_hook(mean, heads))]
         )
         rows.append(
             {

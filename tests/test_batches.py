@@ -1,0 +1,97 @@
+"""Batches spread over threads (affine_icl.batches): the same bits as one call on one thread,
+the threads given back, and the interventions that use them still the definition."""
+
+import pytest
+import torch
+from test_model import random_model
+
+from affine_icl.analysis.interventions import mean_ablation_table, outputs_from, resid_entering
+from affine_icl.batches import map_batches
+from affine_icl.config import DataConfig, ModelConfig
+from affine_icl.data import sample_batch
+from affine_icl.model import fold_weights
+from affine_icl.stacked import masked_mse
+
+PAPER_SHAPE = ModelConfig()  # d_model 128, d_mlp 3,072: the shape the batches were measured on
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fold_weights(random_model(PAPER_SHAPE, seed=1))
+
+
+@pytest.fixture(scope="module")
+def population():
+    """250 sequences of 14: three batches of BATCH_SIZE 100, the last one short."""
+    return sample_batch(DataConfig(), 250, 14, torch.Generator().manual_seed(2))
+
+
+def on_threads(n: int, fn):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def test_batches_on_two_threads_are_one_call_on_one_thread_bit_for_bit(model, population):
+    whole = on_threads(1, lambda: model(population.inputs))
+    parts = on_threads(2, lambda: map_batches(model, population.inputs))
+    assert [len(p) for p in parts] == [100, 100, 50]  # in order, the last batch short
+    assert torch.equal(torch.cat(parts), whole)
+
+
+def test_map_batches_gives_the_threads_back_even_when_fn_fails():
+    def fail(batch):
+        raise RuntimeError("no")
+
+    def threads_after(fn):
+        def run():
+            try:
+                map_batches(fn, torch.zeros(300, 2))
+            except RuntimeError:
+                pass
+            return torch.get_num_threads()
+
+        return run
+
+    assert on_threads(2, threads_after(torch.neg)) == 2
+    assert on_threads(2, threads_after(fail)) == 2
+    with pytest.raises(RuntimeError, match="no"):
+        map_batches(fail, torch.zeros(300, 2))
+
+
+@torch.no_grad()
+def test_mean_ablation_replaces_z_by_its_mean_over_the_whole_population(model, population):
+    """The batches see 100 sequences each, the ablation the mean over all 250: the table is
+    what one hooked forward pass over the population gives, with z's mean taken in the hook."""
+    name = "blocks.1.attn.hook_z"
+
+    def whole_population_hook(z, hook):
+        z = z.clone()
+        z[:, :, 2] = z.mean(0, keepdim=True)[:, :, 2]
+        return z
+
+    def reference():
+        out = model.run_with_hooks(population.inputs, fwd_hooks=[(name, whole_population_hook)])
+        return float(masked_mse(out, population.targets, 2))
+
+    expected = on_threads(1, reference)
+    table = on_threads(
+        2, lambda: mean_ablation_table(model, population.inputs, population.targets, 1, 2)
+    )
+    assert table.set_index("ablated").loc["L1H2", "mse_after"] == expected  # bit for bit
+    assert table["mse_before"].iloc[0] == on_threads(
+        1, lambda: float(masked_mse(model(population.inputs), population.targets, 2))
+    )
+
+
+@torch.no_grad()
+def test_outputs_from_keeps_the_activation_of_every_sequence_in_order(model, population):
+    resid = resid_entering(model, population.inputs, 1)
+    outputs, z = on_threads(2, lambda: outputs_from(model, resid, 1, keep="blocks.2.attn.hook_z"))
+    _, cache = on_threads(1, lambda: model.run_with_cache(population.inputs))
+    assert torch.equal(z, cache["blocks.2.attn.hook_z"])
+    assert outputs_from(model, resid, 1)[1] is None
