@@ -1,17 +1,16 @@
 """The claims measured at every weights snapshot of a run: when each part of the mechanism forms.
 
 A run keeps its weights every ``train.snapshot_every`` steps (:mod:`affine_icl.train`). For each
-snapshot and the final weights, :func:`claim_tables` computes, in one process and from one
+snapshot before the final step, :func:`snapshot_tables` computes, in one process and from one
 activation pass over the analysis population (:func:`~affine_icl.activations.activation_cache`,
-no files), every table the claims rule reads, through the function the rules write them with
-(:func:`affine_icl.measure.run_tables`); :func:`claims_over_training` judges them by the same
-criteria (:func:`~affine_icl.claims.table.claims_table`). The sensitivity grid is not recomputed per snapshot:
+no files), every table the claims rule reads, through the function the measure rules write them
+with (:func:`affine_icl.measure.run_tables`); rule ``measure_over_training`` writes them, one CSV
+per table with a ``step`` column. :func:`claims_over_training` judges each step's tables by the
+same criteria as the claims (:func:`~affine_icl.claims.table.claims_table`), and the final step
+on the tables the claims rule reads, so that step is ``claims.csv``'s verdicts by construction
+and is not measured twice. Measuring and judging are two rules, so a changed criterion judges
+again in seconds without measuring again. The sensitivity grid is not recomputed per snapshot:
 it is a statement about the final model.
-
-At the final step the rule judges the tables the claims rule reads (``final``), so that step is
-``claims.csv``'s verdicts by construction and is not measured twice; measured here instead
-(no ``final``), the same functions, population and seeds give the same numbers to float
-precision (the activations agree with the Parquet cache).
 """
 
 from __future__ import annotations
@@ -28,29 +27,53 @@ from .analysis.population import Population
 from .claims.table import claims_table
 from .claims.verdicts import NOT_APPLICABLE
 from .config import RunAnalysis
-from .measure import RunInputs, run_tables
-from .model import VectorTransformer, fold_weights, load_model, read_metadata
+from .measure import TABLES, RunInputs, run_tables
+from .model import fold_weights, load_model, read_metadata
 
 #: The columns of ``claims_over_training.csv``.
 COLUMNS = ["step", "claim_id", "measured", "chance", "effect", "verdict"]
 
 
-def claim_tables(
-    unfolded: VectorTransformer,
+def snapshot_tables(
+    weights: Mapping[int, Path | str],
     pop: Population,
-    train_log: pd.DataFrame,
     settings: RunAnalysis,
-    nulls: pd.DataFrame | None = None,
+    progress: bool = True,
 ) -> dict[str, pd.DataFrame]:
-    """The tables :func:`~affine_icl.claims.table.claims_table` reads, by name, for one model:
-    ``unfolded`` (trained weights as saved), ``pop`` (the analysis population), ``train_log``
-    (the log up to this model's step) and ``settings``; every table of
-    :data:`~affine_icl.measure.TABLES` from one activation pass in memory. ``nulls``: the
-    folded model's matrix-score nulls, if already computed (:class:`~affine_icl.measure.RunInputs`)."""
-    model = fold_weights(unfolded)
-    cache = activation_cache(model, pop.inputs, settings.analysis.cache_batch_size)
-    run = RunInputs(model, pop, cache, settings, unfolded, nulls)
-    return {"train_log": train_log, **run_tables(run)}
+    """Every table of :data:`~affine_icl.measure.TABLES` measured on each weights file of
+    ``weights`` (trained weights as saved, by step) over ``pop`` (the analysis population) with
+    ``settings``: by name, each table of every step in one frame with a leading ``step``
+    column, steps in increasing order. Each step's tables come from one activation pass in
+    memory; the matrix-score nulls of all steps are computed first, at once (their shuffles
+    sorted once for all)."""
+    steps = sorted(weights)
+    unfolded = [load_model(weights[step]) for step in steps]
+    folded = [fold_weights(model) for model in unfolded]
+    a = settings.analysis
+    nulls = matrix_score_nulls(folded, a.null_draws, a.seed, progress)
+    by_table: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    bar = tqdm(steps, desc="tables of each snapshot", disable=not progress)
+    for i, step in enumerate(bar):
+        model, folded[i] = folded[i], None  # one snapshot's activations in memory at a time
+        cache = activation_cache(model, pop.inputs, a.cache_batch_size)
+        run = RunInputs(model, pop, cache, settings, unfolded[i], nulls[i])
+        for name, table in run_tables(run).items():
+            by_table[name].append(table.assign(step=step))
+    return {
+        name: pd.concat(parts, ignore_index=True)[["step", *parts[0].columns[:-1]]]
+        if parts
+        else pd.DataFrame(columns=["step", *TABLES[name].columns])
+        for name, parts in by_table.items()
+    }
+
+
+def tables_at(over_training: Mapping[str, pd.DataFrame], step: int) -> dict[str, pd.DataFrame]:
+    """The tables of one step of :func:`snapshot_tables` (as written, or read back), without
+    the ``step`` column."""
+    return {
+        name: table[table["step"] == step].drop(columns="step").reset_index(drop=True)
+        for name, table in over_training.items()
+    }
 
 
 def weights_by_step(snapshots: Path | str, final: Path | str) -> dict[int, Path]:
@@ -77,40 +100,24 @@ def no_snapshots_reason(steps: int, snapshot_every: int) -> str:
 
 
 def claims_over_training(
-    weights: Mapping[int, Path | str],
-    pop: Population,
-    train_log: pd.DataFrame,
+    over_training: Mapping[str, pd.DataFrame],
+    final: Mapping[str, pd.DataFrame],
+    final_step: int,
     criteria: Mapping[str, Mapping],
     settings: RunAnalysis,
-    final: Mapping[str, pd.DataFrame] | None = None,
-    progress: bool = True,
 ) -> pd.DataFrame:
-    """Every claim measured and judged on each weights file in ``weights`` (by step): one row
-    per (step, claim) with :data:`COLUMNS`, steps in increasing order. At step ``s`` the
-    final-MSE claim reads the training log up to ``s``; a claim that does not apply to the
-    run's task has no rows. ``final``: the last step's tables as already measured (the
-    claims rule's, by name), judged instead of measured again."""
+    """Every claim judged at each step of ``over_training`` (:func:`snapshot_tables`, the
+    tables of the weights snapshots) and at ``final_step`` on ``final`` (the tables the claims
+    rule reads, ``train_log`` included), by ``criteria``: one row per (step, claim) with
+    :data:`COLUMNS`, steps in increasing order. At step ``s`` the final-MSE claim reads the
+    training log up to ``s``; a claim that does not apply to the run's task has no rows. A
+    snapshot at ``final_step`` or later is left out: the final weights are that step."""
+    steps = sorted({int(s) for table in over_training.values() for s in table["step"]})
     rows = []
-    last = max(weights)
-    measured = [step for step in sorted(weights) if not (step == last and final is not None)]
-    # the matrix-score nulls of every model at once: their shuffles are sorted once for all
-    unfolded = {step: load_model(weights[step]) for step in measured}
-    a = settings.analysis
-    nulls = dict(
-        zip(
-            measured,
-            matrix_score_nulls(
-                [fold_weights(unfolded[s]) for s in measured], a.null_draws, a.seed, progress
-            ),
-            strict=True,
-        )
-    )
-    for step in tqdm(sorted(weights), desc="claims over training", disable=not progress):
-        log = train_log[train_log["step"] <= step]
-        if step in unfolded:
-            tables = claim_tables(unfolded.pop(step), pop, log, settings, nulls.pop(step))
-        else:
-            tables = {**final, "train_log": log}
+    for step in [s for s in steps if s < final_step] + [final_step]:
+        tables = final if step == final_step else tables_at(over_training, step)
+        log = final["train_log"]
+        tables = {**tables, "train_log": log[log["step"] <= step]}
         table = claims_table(tables, criteria, settings)
         table = table[table["verdict"] != NOT_APPLICABLE]  # nothing to follow over training
         rows.append(table.assign(step=step)[COLUMNS])

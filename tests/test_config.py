@@ -279,7 +279,7 @@ def test_a_resources_entry_that_names_no_rule_is_an_error_with_the_closest_rule(
     rules = [  # every rule config.yaml's resources name
         "train",
         "cache_activations",
-        "claims_over_training",
+        "measure_over_training",
         "measure_head_scores",
         "measure_mean_ablation",
     ]

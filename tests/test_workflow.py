@@ -237,9 +237,14 @@ def test_claims_table(built):
 
 
 def test_claims_over_training(built):
-    """Every claim at each snapshot (measured in memory through run_tables, the function the
-    measure rules write their tables with; tests/test_measure.py checks the two caches agree);
-    at the last step the claims table itself: the rule judges the measure rules' tables."""
+    """Every claim at each snapshot (its tables measured in memory through run_tables, the
+    function the measure rules write theirs with, by measure_over_training;
+    tests/test_measure.py checks the two caches agree); at the last step the claims table
+    itself: the rule judges the measure rules' tables."""
+    for name, entry in TABLES.items():
+        over = pd.read_csv(built / f"runs/tiny/over_training/{name}.csv")
+        assert set(over["step"]) == {100}, name  # the final step is the measure rules'
+        assert list(over.columns[:1]) == ["step"] and set(entry.columns) <= set(over.columns)
     table = pd.read_csv(built / "runs/tiny/claims_over_training.csv")
     claims = pd.read_csv(built / "runs/tiny/claims.csv").set_index("claim_id")
     assert list(table.columns) == ["step", "claim_id", "measured", "chance", "effect", "verdict"]
@@ -551,6 +556,15 @@ def test_editing_the_library_reruns_the_rules_that_import_it_never_training(buil
     assert planned_jobs(tree) == set()
 
 
+def test_a_changed_criterion_judges_again_without_measuring_again(built, tree):
+    """A criterion is a param of the rules that judge (claims, their sensitivity, the claims
+    over training), not of those that measure: the snapshots' tables stay as they are."""
+    changed = "claims={final_mse: {at_most: 3.0e-4, differs_up_to: 1.0e-3}}"
+    planned = planned_jobs(tree, "--config", changed)
+    assert {"claims", "claims_sensitivity", "claims_over_training"} <= planned
+    assert not planned & {"measure_over_training", "measure_head_scores", "cache_activations"}
+
+
 def test_lint_is_clean():
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"],
@@ -623,7 +637,9 @@ def test_configs_sweep_demo_lists_its_runs_and_the_atlas(tree, tmp_path):
 
 def test_configs_init_study_lists_ten_runs_under_two_inits_and_the_atlas(tree, tmp_path):
     text, counts = planned_config(tree, tmp_path, "init_study.yaml")
-    assert counts["train"] == counts["claims_over_training"] == "10"
+    assert (
+        counts["train"] == counts["measure_over_training"] == counts["claims_over_training"] == "10"
+    )
     assert counts["atlas"] == counts["sweep_loss_curves"] == "1"
     for init in ("transformerlens", "torch"):
         for seed in range(5):

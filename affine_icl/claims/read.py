@@ -17,7 +17,7 @@ from ..config import AnalysisConfig
 from .claim import Measure, Measured
 
 #: The tables the claims are measured from, by the name they are read under, and what each is
-#: (the claims rule's inputs and :func:`affine_icl.over_training.claim_tables` use these names).
+#: (the claims rule's inputs and :func:`affine_icl.over_training.snapshot_tables` use these names).
 TABLES: dict[str, str] = {
     "train_log": "the training log (train_log.parquet)",
     "head_scores": "every head's scores against chance (analysis/head_scores.csv)",

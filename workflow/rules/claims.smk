@@ -67,14 +67,13 @@ rule claims:
 
 
 rule claims_over_training:
-    """Every claim measured at each weights snapshot (train.snapshot_every), from one in-memory
-    activation pass per snapshot, and at the end from the tables the claims read
-    (affine_icl/over_training.py)."""
+    """Every claim judged at each weights snapshot (train.snapshot_every) on its tables
+    (measure_over_training), and at the end on the tables the claims read
+    (affine_icl/over_training.py): a criterion changed reruns this, not the measuring."""
     input:
         **CLAIM_INPUTS,  # the final weights' tables, as the claims read them
+        **{f"over_training_{name}": path for name, path in OVER_TRAINING.items()},
         weights=trained("weights"),
-        snapshots=trained("snapshots"),
-        population=population,
     output:
         csv=f"{run_dir()}/claims_over_training.csv",
         png=report(
