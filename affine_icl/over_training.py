@@ -47,16 +47,18 @@ def snapshot_tables(
     memory; the matrix-score nulls of all steps are computed first, at once (their shuffles
     sorted once for all)."""
     steps = sorted(weights)
-    unfolded = [load_model(weights[step]) for step in steps]
-    folded = [fold_weights(model) for model in unfolded]
     a = settings.analysis
+    folded = [fold_weights(load_model(weights[step])) for step in steps]
     nulls = matrix_score_nulls(folded, a.null_draws, a.seed, progress)
+    del folded  # one snapshot's model and activations in memory at a time from here
     by_table: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    bar = tqdm(steps, desc="tables of each snapshot", disable=not progress)
-    for i, step in enumerate(bar):
-        model, folded[i] = folded[i], None  # one snapshot's activations in memory at a time
+    for step, step_nulls in zip(
+        tqdm(steps, desc="tables of each snapshot", disable=not progress), nulls, strict=True
+    ):
+        unfolded = load_model(weights[step])
+        model = fold_weights(unfolded)
         cache = activation_cache(model, pop.inputs, a.cache_batch_size)
-        run = RunInputs(model, pop, cache, settings, unfolded[i], nulls[i])
+        run = RunInputs(model, pop, cache, settings, unfolded, step_nulls)
         for name, table in run_tables(run).items():
             by_table[name].append(table.assign(step=step))
     return {

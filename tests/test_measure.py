@@ -16,7 +16,8 @@ from affine_icl.activations import activation_cache, load_activation_cache, writ
 from affine_icl.analysis.population import Population
 from affine_icl.config import AnalysisConfig, ModelConfig, RunAnalysis
 from affine_icl.measure import TABLES, RunInputs, check_columns, run_tables
-from affine_icl.model import fold_weights
+from affine_icl.model import fold_weights, save_weights
+from affine_icl.over_training import snapshot_tables, tables_at
 
 CFG = ModelConfig(d_vocab=6, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_layers=3, n_ctx=16)
 N, L = 24, 8
@@ -113,3 +114,28 @@ def test_every_figure_that_draws_a_table_names_one_of_them():
     drawn = {f.rule: f.draws for f in FIGURES.values() if f.draws}
     assert set(drawn.values()) <= set(TABLES)
     assert drawn["fig07_head_attribution"] == "head_attribution"
+
+
+def test_the_snapshots_tables_are_each_models_own_with_its_step(run, tmp_path):
+    """measure_over_training's tables (snapshot_tables): for each weights file, every table
+    as run_tables makes it for that model alone, under its step; nulls shared across the
+    snapshots change nothing."""
+    memory, _ = run
+    other = random_model(CFG, seed=6)
+    weights = {}
+    for step, model in ((300, other), (100, memory.unfolded)):
+        weights[step] = tmp_path / f"step-{step}.safetensors"
+        save_weights(model, weights[step], {"step": str(step)})
+    over = snapshot_tables(weights, memory.pop, SETTINGS, progress=False)
+    assert set(over) == set(TABLES)
+    for step, unfolded in ((100, memory.unfolded), (300, other)):
+        folded = fold_weights(unfolded)
+        cache = activation_cache(folded, memory.pop.inputs, SETTINGS.analysis.cache_batch_size)
+        alone = RunInputs(folded, memory.pop, cache, SETTINGS, unfolded)
+        expected = run_tables(alone)
+        at_step = tables_at(over, step)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(
+                at_step[name], expected[name], check_exact=True, obj=f"{name} at {step}"
+            )
+    assert list(over["head_scores"]["step"].unique()) == [100, 300]  # steps in order
