@@ -556,11 +556,13 @@ def test_editing_the_library_reruns_the_rules_that_import_it_never_training(buil
     assert planned_jobs(tree) == set()
 
 
-def test_a_changed_criterion_judges_again_without_measuring_again(built, tree):
+def test_a_changed_criterion_judges_again_without_measuring_again(built, tree, tmp_path):
     """A criterion is a param of the rules that judge (claims, their sensitivity, the claims
     over training), not of those that measure: the snapshots' tables stay as they are."""
-    changed = "claims={final_mse: {at_most: 3.0e-4, differs_up_to: 1.0e-3}}"
-    planned = planned_jobs(tree, "--config", changed)
+    changed = tmp_path / "criterion.yaml"
+    changed.write_text("claims:\n  final_mse: {at_most: 3.0e-4, differs_up_to: 1.0e-3}\n")
+    tiny = REPO / "tests" / "config" / "tiny.yaml"
+    planned = planned_jobs(tree, "--configfile", str(tiny), str(changed))  # the later one wins
     assert {"claims", "claims_sensitivity", "claims_over_training"} <= planned
     assert not planned & {"measure_over_training", "measure_head_scores", "cache_activations"}
 
