@@ -80,10 +80,10 @@ def test_every_per_run_analysis_rule_is_packed_into_its_runs_slurm_job():
     grouped = {entry.split("=")[0] for entry in profile["groups"]}
     assert {entry.split("=")[1] for entry in profile["groups"]} == {"analysis_{run}"}
     per_run = set()
-    for smk in ("activations", "figures", "claims", "share", "tasks"):
+    for smk in ("activations", "measure", "figures", "claims", "share", "tasks"):
         text = (REPO_ROOT / "workflow/rules" / f"{smk}.smk").read_text()
         per_run |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.M))
-    per_run |= {f"measure_{name}" for name in TABLES}  # measure.smk defines them in a loop
+    per_run |= {f"measure_{name}" for name in TABLES}  # measure.smk defines these in a loop
     across = {"fig01_sequence_types", "across_tasks"}  # of the data, or of every run
     assert grouped == per_run - across
 
