@@ -285,16 +285,26 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
     what the claims are measured with (:func:`claim_params`)."""
     import pandas as pd
 
-    from .measure import TABLES, check_columns
     from .rule_settings import settings_from_params
 
     check_provenance(sm)
-    tables = {"train_log": pd.read_parquet(sm.input.train_log)}
-    for name, path in sm.input.items():
-        if name in TABLES:
-            tables[name] = pd.read_csv(path)
-            check_columns(name, tables[name], path)
+    tables = {"train_log": pd.read_parquet(sm.input.train_log), **read_tables(sm)}
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
+
+
+def read_tables(sm, prefix: str = "") -> dict:
+    """The tables of :data:`~affine_icl.measure.TABLES` among a rule's inputs, by table name:
+    those named ``prefix`` + a table's name, each checked for its declared columns."""
+    import pandas as pd
+
+    from .measure import TABLES, check_columns
+
+    tables = {}
+    for name, path in sm.input.items():
+        if name.startswith(prefix) and name.removeprefix(prefix) in TABLES:
+            tables[name.removeprefix(prefix)] = table = pd.read_csv(path)
+            check_columns(name.removeprefix(prefix), table, path)
+    return tables
 
 
 def analysis_settings(sm):

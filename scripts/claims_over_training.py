@@ -1,26 +1,19 @@
 """Rule claims_over_training: every claim judged at each weights snapshot on the tables
 measure_over_training wrote, and at the end on the tables the claims rule reads."""
 
-import pandas as pd
-
 from affine_icl.aggregate import verdict_settled_since
 from affine_icl.claims.registry import CLAIMS
 from affine_icl.config import run_config
 from affine_icl.figures.claims import plot_claims_over_training
 from affine_icl.figures.style import save_figure
-from affine_icl.measure import TABLES, check_columns
 from affine_icl.model import read_metadata
 from affine_icl.over_training import claims_over_training, no_snapshots_reason
-from affine_icl.rules import claim_inputs, rule_log
+from affine_icl.rules import claim_inputs, read_tables, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     final, criteria, settings = claim_inputs(sm)  # the final weights' tables
-    over_training = {}
-    for name in TABLES:
-        path = sm.input[f"over_training_{name}"]
-        over_training[name] = pd.read_csv(path)
-        check_columns(name, over_training[name], path)
+    over_training = read_tables(sm, "over_training_")  # the snapshots' tables
     final_step = int(read_metadata(sm.input.weights)["step"])
     table = claims_over_training(over_training, final, final_step, criteria, settings)
     steps = sorted(set(table["step"]))
