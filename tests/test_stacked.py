@@ -71,6 +71,31 @@ def test_stacked_forward_equals_each_hooked_model():
         torch.testing.assert_close(out[k], model(x[k]), rtol=1e-4, atol=1e-5)
 
 
+def test_one_models_layernorm_is_the_stacked_one_with_the_same_gradients():
+    """K = 1 takes F.layer_norm's own weight and bias (fewer kernels); K > 1 normalises, then
+    scales and shifts per model. Both are nn.LayerNorm, values and gradients."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 30, MODEL.d_model, generator=gen)
+    w = (1 + 0.3 * torch.randn(2, MODEL.d_model, generator=gen)).requires_grad_()
+    b = (0.3 * torch.randn(2, MODEL.d_model, generator=gen)).requires_grad_()
+    g = torch.randn(2, 30, MODEL.d_model, generator=gen)
+    both = stacked._layer_norm(x, w, b, MODEL.eps)
+    grads = torch.autograd.grad((both * g).sum(), [w, b])
+    for k in range(2):
+        ln = torch.nn.LayerNorm(MODEL.d_model, eps=MODEL.eps)
+        with torch.no_grad():
+            ln.weight.copy_(w[k]), ln.bias.copy_(b[k])
+        wk, bk = w[k : k + 1].detach().requires_grad_(), b[k : k + 1].detach().requires_grad_()
+        one = stacked._layer_norm(x[k : k + 1], wk, bk, MODEL.eps)
+        torch.testing.assert_close(one[0], ln(x[k]), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(one[0], both[k], rtol=1e-6, atol=1e-6)
+        one_grads = torch.autograd.grad((one[0] * g[k]).sum(), [wk, bk])
+        (ln_w, ln_b) = torch.autograd.grad((ln(x[k]) * g[k]).sum(), [ln.weight, ln.bias])
+        for got, stack_grad, expected in zip(one_grads, grads, (ln_w, ln_b), strict=True):
+            torch.testing.assert_close(got[0], expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got[0], stack_grad[k], rtol=1e-5, atol=1e-5)
+
+
 def test_padded_masked_loss_equals_loss_on_exact_lengths_with_same_gradients():
     """What the captured step relies on: padding to a fixed shape and masking changes nothing."""
     models = random_models(2, seed=1)
