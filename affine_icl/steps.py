@@ -49,7 +49,14 @@ class GraphCaptureError(RuntimeError):
 
 
 class EagerStep:
-    """The optimizer step run eagerly; ``static_shape``: always pad to the longest length."""
+    """The optimizer step run eagerly; ``static_shape``: always pad to the longest length.
+
+    ``compiled=True`` (static shapes only) runs the forward and the masked loss through
+    ``torch.compile`` (compiled once, on the first step; backward through the compiled graph,
+    AdamW as always): fewer kernels per step where launches bound it (a CUDA graph records the
+    compiled kernels as any others). The same maths to float rounding; for the benchmark
+    (``bench/train_step.py --compiled``), not what ``snakemake`` trains with.
+    """
 
     def __init__(
         self,
@@ -59,9 +66,16 @@ class EagerStep:
         loss_from: int,
         *,
         static_shape: bool = False,
+        compiled: bool = False,
     ):
+        if compiled and not static_shape:
+            raise ValueError(
+                "a compiled step needs static shapes (static_shape=True): one compilation per "
+                "sequence length would exceed torch.compile's recompilation limit"
+            )
         self.params, self.optimizer, self.cfg = params, optimizer, cfg
         self.loss_from, self.static_shape = loss_from, static_shape
+        self.losses = torch.compile(self._losses, dynamic=False) if compiled else self._losses
 
     def __call__(
         self, lengths: torch.Tensor, device_lengths: torch.Tensor, terms: torch.Tensor
@@ -71,10 +85,14 @@ class EagerStep:
         positions = terms.shape[2] - 1 if self.static_shape else int(lengths.max())
         return self.body(terms, device_lengths, positions)
 
+    def _losses(self, terms: torch.Tensor, lengths: torch.Tensor, positions: int) -> torch.Tensor:
+        """Forward and masked loss on padded terms: per-run losses ``[K]`` (with their graph)."""
+        out = stacked.forward(self.params, terms[:, :, :positions], self.cfg)
+        return masked_losses(out, terms[:, :, 1 : positions + 1], lengths, self.loss_from)
+
     def body(self, terms: torch.Tensor, lengths: torch.Tensor, positions: int) -> torch.Tensor:
         """Forward, masked loss, backward and AdamW on padded terms; per-run losses ``[K]``."""
-        out = stacked.forward(self.params, terms[:, :, :positions], self.cfg)
-        losses = masked_losses(out, terms[:, :, 1 : positions + 1], lengths, self.loss_from)
+        losses = self.losses(terms, lengths, positions)
         losses.sum().backward()
         self.optimizer.step()
         return losses.detach()

@@ -395,7 +395,10 @@ class Trainer:
     steps are padded to the longest length of ``data.length_range`` and masked;
     ``static_shape=True`` pads eager steps the same way (the CPU tests use it to check the
     graph's arithmetic). Otherwise eager steps, a fallback from a graph included, are padded
-    only to the longest length among the K runs at that step.
+    only to the longest length among the K runs at that step. ``compiled=True`` runs the
+    statically shaped steps' forward and loss through ``torch.compile`` (the benchmark's
+    ``--compiled`` path; :class:`~affine_icl.steps.EagerStep`); with neither a graph nor
+    ``static_shape`` there is no such step, which is an error.
     """
 
     def __init__(
@@ -405,6 +408,7 @@ class Trainer:
         *,
         capture: bool | None = None,
         static_shape: bool = False,
+        compiled: bool = False,
     ):
         check_batchable(cfgs)
         self.cfgs = list(cfgs)
@@ -419,6 +423,11 @@ class Trainer:
         self.params = {k: v.to(self.device).requires_grad_() for k, v in stacked_weights.items()}
         on_cuda = self.device.type == "cuda"
         self.graphs = graph_mode(self.tcfg.cuda_graphs, capture, self.device)
+        if compiled and self.graphs == "off" and not static_shape:
+            raise ValueError(
+                "compiled=True compiles the statically shaped steps, and this trainer has none: "
+                "use it with CUDA graphs or static_shape=True"
+            )
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
             lr=self.tcfg.lr,
@@ -433,7 +442,9 @@ class Trainer:
             self.mcfg,
             self.tcfg.loss_from_index,
             static_shape=static_shape,
+            compiled=compiled and static_shape,
         )
+        self.compiled = compiled
         self._step = self._new_step()
         self.stream = TrainingStream(cfg.data, self.tcfg.batch_size, self.seeds, self.device)
         self.step = 0
@@ -455,7 +466,12 @@ class Trainer:
         if self.graphs == "off":
             return self.eager_step
         static = EagerStep(
-            self.params, self.optimizer, self.mcfg, self.tcfg.loss_from_index, static_shape=True
+            self.params,
+            self.optimizer,
+            self.mcfg,
+            self.tcfg.loss_from_index,
+            static_shape=True,
+            compiled=self.compiled,
         )
         return GuardedStep(CapturedStep(static), self.eager_step, strict=self.graphs == "on")
 

@@ -13,18 +13,25 @@ In one process and on the same data stream (seed 0), the script alternates block
   (stacked functional forward, fused AdamW; on CUDA the whole step replayed as a CUDA graph,
   ``train.cuda_graphs: auto``: the output says whether it replayed or fell back to eager);
 * ``batched xK`` (``--seeds K``): the same trainer with K seeds in one stacked model,
+* ``compiled`` (``--compiled``): the project path with its forward and loss through
+  ``torch.compile`` (on CUDA inside the same CUDA graph; on the CPU statically shaped, every
+  step padded to the longest length as a graph pads it); compiled during the warm-up, whose
+  seconds are printed,
 * ``plain``: the second yardstick, what a user would write instead (:class:`PlainLoop`): the
   section 3.2 model in plain PyTorch (one fused QKV ``nn.Linear`` per layer,
   ``F.scaled_dot_product_attention``, ``nn.LayerNorm``, fused AdamW); on CUDA the whole step
   recorded by hand as one CUDA graph per sequence length (``plain graphed``), on the CPU eager,
 
 and prints the median ms/step of each, their ratio, the FLOP rate reached and the machine's
-measured matmul rate. Alternating blocks keep a drifting machine (other load, clock changes)
-from favouring one path. ``--to-mse`` then trains the project path from scratch until the
-held-out MSE reaches the target (checked every ``--eval-every`` steps, at most ``--max-steps``
-steps and ``--max-seconds`` seconds) and reports the steps and time it took; ``--no-timing``
-skips the timing. ``--json`` writes the results after the timing and again after ``--to-mse``,
-so a run stopped during the latter keeps the former.
+measured matmul rate. Before the timing it counts the ops one eager step dispatches at the
+longest length, views left out (:func:`ops_per_step`): on a GPU about the kernels it
+launches, which a CUDA graph replays without the host, each still a launch on the device.
+Alternating blocks keep a drifting machine (other load, clock changes) from favouring one path.
+``--to-mse`` then trains the project path from scratch until the held-out MSE reaches the
+target (checked every ``--eval-every`` steps, at most ``--max-steps`` steps and
+``--max-seconds`` seconds) and reports the steps and time it took; ``--no-timing`` skips the
+timing. ``--json`` writes the results after the timing and again after ``--to-mse``, so a run
+stopped during the latter keeps the former.
 """
 
 from __future__ import annotations
@@ -34,11 +41,14 @@ import json
 import platform
 import statistics
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from affine_icl.config import RunConfig
 from affine_icl.data import TrainingStream, batches_from_table, population_table
@@ -232,6 +242,7 @@ def main() -> None:
     ap.add_argument("--block-steps", type=int, default=25, help="steps per block (default 25)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps per path first")
     ap.add_argument("--seeds", type=int, default=0, help="also time K seeds batched (0: skip)")
+    ap.add_argument("--compiled", action="store_true", help="also time the step with torch.compile")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--no-timing", action="store_true", help="skip the timing (with --to-mse)")
     ap.add_argument(
@@ -287,6 +298,62 @@ def write_json(path: str | None, result: dict) -> None:
             json.dump(result, fh, indent=2)
 
 
+#: Ops that make a view or record a profiler range: no kernel on any device.
+NO_KERNEL = {
+    "view", "_unsafe_view", "reshape", "_reshape_alias", "permute", "transpose", "t",
+    "expand", "as_strided", "detach", "alias", "split", "split_with_sizes", "unbind", "select",
+    "slice", "squeeze", "unsqueeze", "unflatten", "narrow", "lift_fresh",
+    "_record_function_enter_new", "_record_function_exit",
+}  # fmt: skip
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name not in NO_KERNEL:
+            self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_step(step: Callable[[], object]) -> Counter[str]:
+    """The ops one call of ``step`` dispatches (forward, backward and optimizer: autograd's
+    backward ops included), by name, views and profiler ranges left out."""
+    counter = _OpCounter()
+    with counter:
+        step()
+    return counter.ops
+
+
+def count_ops(cfg: RunConfig, device: torch.device, seeds: int) -> dict[str, int]:
+    """Ops per eager step at the longest length: the project's step (what its CUDA graph
+    records), ``seeds`` seeds batched, and the plain model's."""
+    longest = cfg.data.length_range[1]
+    trainers = {"project": [cfg]}
+    if seeds:
+        trainers[f"batched x{seeds}"] = [
+            replace(cfg, train=replace(cfg.train, seed=s)) for s in range(seeds)
+        ]
+    counts = {}
+    for label, cfgs in trainers.items():
+        trainer = Trainer(cfgs, device, capture=False, static_shape=True)
+        for _ in range(2):  # AdamW's state exists from the first step on
+            trainer.train_step()
+        counts[label] = ops_per_step(trainer.train_step)
+    plain = PlainLoop(cfg, device)
+    terms = plain.stream.step(0)[2][0, :, : longest + 1]
+    plain._eager(terms)
+    counts["plain"] = ops_per_step(lambda: plain._eager(terms))
+    print(f"\nops dispatched per eager step at length {longest} (views left out):")
+    for label, ops in counts.items():
+        top = ", ".join(f"{n} {c}" for n, c in ops.most_common(5))
+        print(f"  {label:<12}{sum(ops.values()):5d}  ({top}, ...)")
+    return {label: sum(ops.values()) for label, ops in counts.items()}
+
+
 def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -> dict:
     """Time the reference, project and batched paths in alternating blocks; print and return
     ms/step, FLOP rates and how the trainer's steps ran (graph or eager)."""
@@ -299,13 +366,31 @@ def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -
     if args.seeds:
         cfgs = [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(args.seeds)]
         paths[f"batched x{args.seeds}"] = Trainer(cfgs, device)
+    compiled = "compiled" if device.type == "cuda" else "compiled 14"  # on a CPU padded to 14
+    if args.compiled:
+        paths[compiled] = Trainer([cfg], device, static_shape=device.type != "cuda", compiled=True)
+    ops = count_ops(cfg, device, args.seeds)
     # every path the same untimed steps, so all time the same lengths; where the plain path
     # records a graph per length, enough that every length has come up (100 steps miss one of
     # the 12 with probability 0.002; a graph recorded in a timed block is one slow block)
     warmup = max(args.warmup, 100) if plain.graphed else args.warmup
-    for loop in paths.values():
-        for _ in range(warmup):
-            loop.train_step()
+    warmup_s = {}
+    for label, loop in list(paths.items()):
+        sync(device)
+        t0 = time.perf_counter()
+        try:
+            for _ in range(warmup):
+                loop.train_step()
+        except Exception as exc:  # torch.compile needs a C compiler (and Triton on CUDA)
+            if label != compiled:
+                raise
+            print(f"{compiled}: left out, compiling failed: {type(exc).__name__}: {exc}")
+            del paths[label]
+            continue
+        sync(device)
+        warmup_s[label] = time.perf_counter() - t0
+    if compiled in paths:
+        print(f"{compiled}: {warmup_s[compiled]:.1f} s for its {warmup} warm-up steps (compiling)")
     times: dict[str, list[float]] = {k: [] for k in paths}
     first_step = warmup
     for _ in range(args.blocks):
@@ -358,6 +443,8 @@ def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -
         print(f"{label} steps: {status}")
     return {
         "ms_per_step": ms,
+        "ops_per_step": ops,
+        "warmup_s": warmup_s,
         "gflop_per_step": flops / 1e9,
         "matmul_gflops": rates,
         "steps_ran_as": steps_ran,

@@ -156,6 +156,31 @@ def assert_same_run(a, b, eval_batches):
     torch.testing.assert_close(a.model(x), b.model(x), rtol=1e-3, atol=1e-4)
 
 
+def test_a_compiled_step_trains_as_the_eager_one(eval_batches):
+    """torch.compile'd forward and loss (the benchmark's --compiled path), statically shaped as
+    a graph records it: the same run as the eager step, within float tolerance. A compiled
+    step without static shapes (one compilation per length) is refused."""
+    cfg = with_train(CFG, steps=40, log_every=10, eval_every=20)
+    eager = Trainer([cfg], capture=False, static_shape=True).run(eval_batches, progress=False)
+    compiled = Trainer([cfg], capture=False, static_shape=True, compiled=True)
+    assert_same_run(eager[0], compiled.run(eval_batches, progress=False)[0], eval_batches)
+    with pytest.raises(ValueError, match="statically shaped"):
+        Trainer([cfg], capture=False, compiled=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_compiled_step_replays_as_a_checked_graph_on_cuda(eval_batches, caplog):
+    """The compiled kernels recorded in the CUDA graph: the first replay passes the check
+    against an eager step, and the run equals an eager one."""
+    cfg = with_train(CFG, steps=100, log_every=20, eval_every=50)
+    trainer = Trainer([cfg], "cuda", compiled=True)
+    with caplog.at_level("WARNING", logger="affine_icl"):
+        replayed = trainer.run(eval_batches, progress=False)[0]
+    assert trainer.graph_status() == "graph", caplog.text
+    eager = Trainer([with_train(cfg, cuda_graphs="off")], "cuda").run(eval_batches, progress=False)
+    assert_same_run(eager[0], replayed, {k: b.to("cuda") for k, b in eval_batches.items()})
+
+
 def test_eight_batched_seeds_equal_single_seed_runs(eval_batches):
     seeds = [3, 4, 11, 0, 1, 2, 5, 6]
     cfgs = [with_train(CFG, steps=50, seed=s) for s in seeds]
