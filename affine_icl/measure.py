@@ -242,16 +242,19 @@ TABLES: dict[str, Table] = {
 }
 
 
-def check_columns(name: str, table: pd.DataFrame, path: object = None) -> None:
+def check_columns(
+    name: str, table: pd.DataFrame, path: object = None, rule: str | None = None
+) -> None:
     """Refuse a table ``name`` read from ``path`` that lacks a column its entry declares: one
-    written by an older version of the code, named with the rule that rebuilds it."""
+    written by an older version of the code, named with ``rule``, the rule that rebuilds it
+    (default ``measure_<name>``)."""
     missing = [c for c in TABLES[name].columns if c not in table.columns]
     if missing:
         raise ValueError(
             f"{path or name} lacks {', '.join(missing[:3])}"
             + (f" and {len(missing) - 3} more columns" if len(missing) > 3 else "")
             + f": it was written by an older version of the code; rebuild it with "
-            f"`snakemake --forcerun measure_{name}`"
+            f"`snakemake --forcerun {rule or f'measure_{name}'}`"
         )
 
 

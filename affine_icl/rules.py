@@ -292,9 +292,10 @@ def claim_inputs(sm) -> tuple[dict, dict, RunAnalysis]:
     return tables, settings_from_params(sm.params, "claims"), claim_params(sm)
 
 
-def read_tables(sm, prefix: str = "") -> dict:
+def read_tables(sm, prefix: str = "", rule: str | None = None) -> dict:
     """The tables of :data:`~affine_icl.measure.TABLES` among a rule's inputs, by table name:
-    those named ``prefix`` + a table's name, each checked for its declared columns."""
+    those named ``prefix`` + a table's name, each checked for its declared columns (an old
+    one is refused, naming ``rule`` to rebuild it; default each table's own measuring rule)."""
     import pandas as pd
 
     from .measure import TABLES, check_columns
@@ -303,7 +304,7 @@ def read_tables(sm, prefix: str = "") -> dict:
     for name, path in sm.input.items():
         if name.startswith(prefix) and name.removeprefix(prefix) in TABLES:
             tables[name.removeprefix(prefix)] = table = pd.read_csv(path)
-            check_columns(name.removeprefix(prefix), table, path)
+            check_columns(name.removeprefix(prefix), table, path, rule)
     return tables
 
 

@@ -13,7 +13,8 @@ from affine_icl.rules import claim_inputs, read_tables, rule_log
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     final, criteria, settings = claim_inputs(sm)  # the final weights' tables
-    over_training = read_tables(sm, "over_training_")  # the snapshots' tables
+    # the snapshots' tables, an old one refused with the rule that rebuilds them
+    over_training = read_tables(sm, "over_training_", rule="measure_over_training")
     final_step = int(read_metadata(sm.input.weights)["step"])
     table = claims_over_training(over_training, final, final_step, criteria, settings)
     steps = sorted(set(table["step"]))

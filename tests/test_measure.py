@@ -106,6 +106,10 @@ def test_a_table_without_a_declared_column_is_refused_with_the_rule_that_rebuild
         ValueError, match=r"old.csv lacks chance_share: .*--forcerun measure_embedding_span"
     ):
         check_columns("embedding_span", span.drop(columns="chance_share"), "old.csv")
+    with pytest.raises(ValueError, match=r"--forcerun measure_over_training`"):
+        check_columns(
+            "embedding_span", span.drop(columns="chance_share"), rule="measure_over_training"
+        )
 
 
 def test_every_figure_that_draws_a_table_names_one_of_them():
