@@ -31,11 +31,15 @@ def heads_above(scores: pd.DataFrame, layer: int, score: str, threshold: float):
 
 def heads_above_or_top(scores: pd.DataFrame, layer: int, score: str, threshold: float, k: int):
     """Heads of ``layer`` with ``score >= threshold``; if there are none, the ``k`` with the
-    highest score, and the reason says so plainly."""
+    highest score, and the reason says so plainly (a model without that layer: no heads)."""
     heads, reason = heads_above(scores, layer, score, threshold)
     if heads:
         return heads, reason
     sub = scores[scores["layer"] == layer].sort_values(score, ascending=False).head(k)
+    if sub.empty:
+        layers = sorted(int(x) for x in scores["layer"].unique())
+        have = ", ".join(f"layer {x}" for x in layers) or "no scored heads"
+        return [], f"the model has no layer {layer} ({have}): no head picked"
     listed = ", ".join(_fmt(r, score) for _, r in sub.iterrows())
     return (
         [(layer, int(h)) for h in sub["head"]],
