@@ -175,6 +175,8 @@ def test_before_after_title_says_when_heads_were_a_fallback_pick():
     _assert_legend_off_points(fig)
     fig = plot_before_after(table.assign(picked_by=regular), "QK intervention", 1e-4)
     assert "fallback" not in fig.axes[0].get_title()
+    _, all_three = heads_above_or_top(scores, 2, "qk_identity_d_model", 0.3, k=5)
+    assert "; the 3 highest instead (all the layer has, 5 asked for): L2H0 " in all_three
     two_layers = scores.assign(layer=[0, 1, 1])
     heads, missing = heads_above_or_top(two_layers, 2, "qk_identity_d_model", 0.3, 2)
     assert heads == [] and missing == "the model has no layer 2 (layer 0, layer 1): no head picked"

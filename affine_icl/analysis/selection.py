@@ -43,5 +43,7 @@ def heads_above_or_top(scores: pd.DataFrame, layer: int, score: str, threshold: 
     listed = ", ".join(_fmt(r, score) for _, r in sub.iterrows())
     return (
         [(layer, int(h)) for h in sub["head"]],
-        f"no layer-{layer} head has {score} >= {threshold}; the {k} highest instead: {listed}",
+        f"no layer-{layer} head has {score} >= {threshold}; the {len(sub)} highest instead"
+        + (f" (all the layer has, {k} asked for)" if len(sub) < k else "")
+        + f": {listed}",
     )
