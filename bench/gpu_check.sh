@@ -20,7 +20,7 @@
 # cores, the weights brought back) is a second call of its own, bench/gpu_study.sh:
 #   bash bench/gpu_study.sh configs/five_seeds.yaml results 540 seed0 seed1 seed2 seed3 seed4
 #
-# Every stage runs under `timeout`, within a total budget ($GPU_CHECK_BUDGET_S, default 450 s),
+# Every stage runs under `timeout`, within a total budget ($GPU_CHECK_BUDGET_S, default 470 s),
 # so the script ends within 8 minutes; a stage cut short says "timed out (time budget)", which
 # is not a failure of the code. Logs, train_step.json, to_mse.json, summary.txt and summary.json
 # go to $OUT if set, else to results/bench/gpu_check/. GPU_CHECK_STAGES picks stages (default
@@ -35,7 +35,7 @@ LOG=$OUT/gpu_check.log
 : >"$LOG"
 SCRATCH=$(mktemp -d)
 START=$(date +%s)
-BUDGET=${GPU_CHECK_BUDGET_S:-450} # seconds for everything, the summary included
+BUDGET=${GPU_CHECK_BUDGET_S:-470} # seconds for everything, the summary included
 RESERVE=15                        # kept back for the summary
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 VENV=${GPU_CHECK_VENV:-.venv-gpu}
@@ -136,7 +136,7 @@ fi
 
 # ---------------------------------------------------------------- measurements
 if [ -n "${PY:-}" ]; then
-    want tests && stage tests 120 "$PY" -m pytest -q -rs -p no:cacheprovider \
+    want tests && stage tests 150 "$PY" -m pytest -q -rs -p no:cacheprovider \
         tests/test_stacked.py -k "cuda or recording or replay"
     want train_step && stage train_step 150 "$PY" bench/train_step.py --device "$DEVICE" \
         --seeds 8 --compiled --json "$OUT/train_step.json"
