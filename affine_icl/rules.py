@@ -302,9 +302,10 @@ def read_tables(sm, prefix: str = "", rule: str | None = None) -> dict:
 
     tables = {}
     for name, path in sm.input.items():
-        if name.startswith(prefix) and name.removeprefix(prefix) in TABLES:
-            tables[name.removeprefix(prefix)] = table = pd.read_csv(path)
-            check_columns(name.removeprefix(prefix), table, path, rule)
+        table_name = name.removeprefix(prefix)
+        if name.startswith(prefix) and table_name in TABLES:
+            tables[table_name] = table = pd.read_csv(path)
+            check_columns(table_name, table, path, rule)
     return tables
 
 

@@ -328,15 +328,18 @@ def ops_per_step(step: Callable[[], object]) -> Counter[str]:
     return counter.ops
 
 
+def seed_configs(cfg: RunConfig, seeds: int) -> list[RunConfig]:
+    """``cfg`` with seeds 0 .. ``seeds - 1``: the runs the batched path trains together."""
+    return [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(seeds)]
+
+
 def count_ops(cfg: RunConfig, device: torch.device, seeds: int) -> dict[str, int]:
     """Ops per eager step at the longest length: the project's step (what its CUDA graph
     records), ``seeds`` seeds batched, and the plain model's."""
     longest = cfg.data.length_range[1]
     trainers = {"project": [cfg]}
     if seeds:
-        trainers[f"batched x{seeds}"] = [
-            replace(cfg, train=replace(cfg.train, seed=s)) for s in range(seeds)
-        ]
+        trainers[f"batched x{seeds}"] = seed_configs(cfg, seeds)
     counts = {}
     for label, cfgs in trainers.items():
         trainer = Trainer(cfgs, device, capture=False, static_shape=True)
@@ -364,8 +367,7 @@ def time_paths(cfg: RunConfig, device: torch.device, args: argparse.Namespace) -
         "plain graphed" if plain.graphed else "plain": plain,
     }
     if args.seeds:
-        cfgs = [replace(cfg, train=replace(cfg.train, seed=s)) for s in range(args.seeds)]
-        paths[f"batched x{args.seeds}"] = Trainer(cfgs, device)
+        paths[f"batched x{args.seeds}"] = Trainer(seed_configs(cfg, args.seeds), device)
     compiled = "compiled" if device.type == "cuda" else "compiled 14"  # on a CPU padded to 14
     if args.compiled:
         paths[compiled] = Trainer([cfg], device, static_shape=device.type != "cuda", compiled=True)
