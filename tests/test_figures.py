@@ -278,3 +278,32 @@ def test_a_figure_names_its_place_in_the_paper():
         Figure("fig99_nothing", "Figure 99", "run", "nothing")
     with pytest.raises(ValueError, match="cache family"):
         Figure("fig99_nothing", "Fig. 99", "run", "nothing", ("resids",))
+
+
+def test_a_heatmap_without_the_overlap_check_draws_the_same_artists_and_no_figure():
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from affine_icl.figures.style import draw_heatmap
+
+    data = pd.DataFrame(np.arange(14 * 14, dtype=float).reshape(14, 14))
+    drawn = []
+    figs = []
+    for check in (None, False):
+        fig, ax = plt.subplots(layout="constrained")
+        fig.canvas.mpl_connect("draw_event", lambda event, check=check: drawn.append(check))
+        if check is None:
+            sns.heatmap(data, ax=ax, vmin=0, vmax=200, cmap="viridis", cbar=False)
+        else:
+            draw_heatmap(
+                data, ax, check_overlap=False, vmin=0, vmax=200, cmap="viridis", cbar=False
+            )
+        figs.append((fig, ax))
+    assert drawn == [None]  # seaborn drew its figure once; the unchecked heatmap none
+    (_, seaborn_ax), (_, ours) = figs
+    assert np.array_equal(seaborn_ax.collections[0].get_array(), ours.collections[0].get_array())
+    assert [t.get_text() for t in ours.get_xticklabels()] == [str(i) for i in range(14)]
+    assert list(ours.get_xticks()) == list(seaborn_ax.get_xticks())
+    assert list(ours.get_yticks()) == list(seaborn_ax.get_yticks())
+    for fig, _ in figs:
+        plt.close(fig)

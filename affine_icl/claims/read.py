@@ -141,7 +141,8 @@ def ov_reading(reading: str, what: str) -> Measure:
 
     def measure(t, s):
         fits = t["ov_regressions"]
-        if "reading" not in fits or reading not in set(fits["reading"]):
+        # a vectorised test: iterating a string column of 138,000 rows took 0.1 s a call
+        if "reading" not in fits or not fits["reading"].eq(reading).any():
             return math.nan
         fits = fits[fits["reading"] == reading]
         residual, random = fits[fits["source"] == "residual"], fits[fits["source"] == "random"]

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
-from .style import suptitle
+from .style import draw_heatmap, suptitle
 
 
 def plot_attention_patterns(
@@ -30,8 +29,10 @@ def plot_attention_patterns(
     # a grid may have spare axes
     for ax, head in zip(axes.flat, heads, strict=False):
         sub = table[table["head"] == head].pivot(index="query", columns="key", values="weight")
-        sns.heatmap(sub, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True)
-        # upright position labels in every panel (seaborn turns crowded ones sideways)
+        draw_heatmap(
+            sub, ax, check_overlap=False, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True
+        )
+        # upright position labels in every panel (seaborn would turn crowded ones sideways)
         ax.tick_params(axis="both", labelrotation=0, labelsize=8)
         note = (notes or {}).get(head)
         ax.set_title(

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from .style import suptitle
+from .style import draw_heatmap, suptitle
 
 #: Verdict colours, as in the claims tables (green, amber, red, grey).
 VERDICT_COLOURS = {
@@ -119,9 +118,10 @@ def plot_sensitivity_across_runs(grid: pd.DataFrame, title: str) -> plt.Figure:
         share[i] = [held.get(f, 0) for f in factors]
         n_runs[i] = cells["run"].nunique()
     fig, ax = plt.subplots(figsize=(4.2 + 1.1 * len(factors), 0.34 * len(rows) + 1.8))
-    sns.heatmap(
+    draw_heatmap(
         share / n_runs,
-        ax=ax,
+        ax,
+        check_overlap=False,  # its ticks are set below
         cmap="RdYlGn",
         vmin=0,
         vmax=1,

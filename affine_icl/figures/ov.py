@@ -204,6 +204,7 @@ def plot_matrices(
             cbar_kws={"label": "matrix entry"},
             xticklabels=_tick_step(sub.shape[1]),
             yticklabels=_tick_step(sub.shape[0]),
+            check_overlap=False,  # upright labels, set here
         )
         ax.tick_params(axis="both", labelsize=8)
         ax.tick_params(axis="x", labelrotation=0)
