@@ -33,23 +33,26 @@ BATCH_SIZE = 100
 T = TypeVar("T")
 
 
-def map_batches(fn: Callable[[Tensor], T], x: Tensor, batch_size: int = BATCH_SIZE) -> list[T]:
-    """``fn`` of each batch of ``batch_size`` rows of ``x`` (dimension 0), in order.
+def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE) -> list[T]:
+    """``fn`` of each batch of ``batch_size`` rows of ``xs`` (dimension 0; several tensors of
+    the same rows are split alike, ``fn`` takes one batch of each), in order.
 
     On the CPU the batches run on ``torch.get_num_threads()`` Python threads with torch's
     intra-op threads set to one meanwhile (restored after), so ``fn`` must be safe to call from
     several threads at once: no state of its own that two batches would share (a forward hook
     that writes somewhere must key what it writes by thread). On another device ``fn`` gets all
     of ``x`` in one call."""
-    if x.device.type != "cpu":
-        return [fn(x)]
+    if len({len(x) for x in xs}) != 1:
+        raise ValueError(f"map_batches: tensors of {[len(x) for x in xs]} rows, not one count")
+    if xs[0].device.type != "cpu":
+        return [fn(*xs)]
     threads = torch.get_num_threads()
-    batches = x.split(batch_size)
+    batches = list(zip(*(x.split(batch_size) for x in xs), strict=True))
     torch.set_num_threads(1)  # also for a single batch: the same bits however it is split
     try:
         if threads == 1 or len(batches) == 1:
-            return [fn(batch) for batch in batches]
+            return [fn(*batch) for batch in batches]
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(fn, batches))
+            return list(pool.map(lambda batch: fn(*batch), batches))
     finally:
         torch.set_num_threads(threads)

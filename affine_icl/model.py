@@ -111,6 +111,12 @@ class Attention(nn.Module):
         self.hook_result = HookPoint()  # [batch, pos, head, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.output(self.heads_z(x))
+
+    def heads_z(
+        self, x: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos n_heads d_head"]:
+        """Each head's ``hook_z``: its attention pattern applied to its values."""
         q = self.hook_q(torch.einsum("bpm,hmd->bphd", x, self.W_Q) + self.b_Q)
         k = self.hook_k(torch.einsum("bpm,hmd->bphd", x, self.W_K) + self.b_K)
         v = self.hook_v(torch.einsum("bpm,hmd->bphd", x, self.W_V) + self.b_V)
@@ -118,7 +124,12 @@ class Attention(nn.Module):
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / self.attn_scale
         scores = scores.masked_fill(~self.mask[:n, :n], float("-inf"))
         pattern = self.hook_pattern(torch.softmax(self.hook_attn_scores(scores), dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        return self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+
+    def output(
+        self, z: Float[Tensor, "batch pos n_heads d_head"]
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """The attention's output from its heads' ``z``: ``sum_h z_h W_O[h] + b_O``."""
         result = self.hook_result(torch.einsum("bphd,hdm->bphm", z, self.W_O))
         return result.sum(dim=-2) + self.b_O
 
@@ -156,7 +167,16 @@ class TransformerBlock(nn.Module):
         self, resid: Float[Tensor, "batch pos d_model"]
     ) -> Float[Tensor, "batch pos d_model"]:
         resid = self.hook_resid_pre(resid)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid))))
+        return self.from_z(resid, self.attn.heads_z(self.ln1(resid)))
+
+    def from_z(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        z: Float[Tensor, "batch pos n_heads d_head"],
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """The block's output from the residual entering it and its heads' ``z``: the rest of
+        :meth:`forward` (an intervention on ``z`` need not compute the attention again)."""
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn.output(z)))
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
 
 

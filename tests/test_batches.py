@@ -5,7 +5,12 @@ import pytest
 import torch
 from test_model import random_model
 
-from affine_icl.analysis.interventions import mean_ablation_table, outputs_from, resid_entering
+from affine_icl.analysis.interventions import (
+    mean_ablation_table,
+    outputs_from,
+    outputs_from_z,
+    resid_entering,
+)
 from affine_icl.batches import map_batches
 from affine_icl.config import DataConfig, ModelConfig
 from affine_icl.data import sample_batch
@@ -95,3 +100,30 @@ def test_outputs_from_keeps_the_activation_of_every_sequence_in_order(model, pop
     _, cache = on_threads(1, lambda: model.run_with_cache(population.inputs))
     assert torch.equal(z, cache["blocks.2.attn.hook_z"])
     assert outputs_from(model, resid, 1)[1] is None
+
+
+@torch.no_grad()
+def test_outputs_from_a_changed_z_are_the_hooked_pass_bit_for_bit(model, population):
+    """Continuing from block 1's z (its attention patterns not computed again) gives what the
+    forward pass with that change made in ``hook_z`` gives; the z as kept, the outputs."""
+    name = "blocks.1.attn.hook_z"
+    resid = resid_entering(model, population.inputs, 1)
+    outputs, z = on_threads(2, lambda: outputs_from(model, resid, 1, keep=name))
+    assert torch.equal(on_threads(2, lambda: outputs_from_z(model, resid, z, 1)), outputs)
+
+    def halve_head_3(z, hook):
+        z = z.clone()
+        z[:, :, 3] *= 0.5
+        return z
+
+    hooked, _ = on_threads(2, lambda: outputs_from(model, resid, 1, [(name, halve_head_3)]))
+    changed = z.clone()
+    changed[:, :, 3] *= 0.5
+    from_z = on_threads(2, lambda: outputs_from_z(model, resid, changed, 1))
+    assert torch.equal(from_z, hooked)
+    assert not torch.equal(from_z, outputs)
+
+
+def test_map_batches_refuses_tensors_of_different_row_counts():
+    with pytest.raises(ValueError, match=r"tensors of \[300, 299\] rows"):
+        map_batches(torch.add, torch.zeros(300, 2), torch.zeros(299, 2))

@@ -151,6 +151,27 @@ def outputs_from(
     return torch.cat(outputs), torch.cat(acts) if keep else None
 
 
+@torch.no_grad()
+def outputs_from_z(
+    model,
+    resid: Float[Tensor, "batch pos d_model"],
+    z: Float[Tensor, "batch pos n_heads d_head"],
+    layer: int,
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """The model's outputs from ``resid`` entering block ``layer`` and that block's heads' ``z``
+    (``blocks.{layer}.attn.hook_z``, changed or not), in batches (:mod:`..batches`): the
+    attention patterns of block ``layer`` are not computed again. With the ``z`` that
+    :func:`outputs_from` keeps, its outputs bit for bit."""
+
+    def run(resid: Tensor, z: Tensor) -> Tensor:
+        resid = model.blocks[layer].from_z(resid, z)
+        for block in model.blocks[layer + 1 :]:
+            resid = block(resid)
+        return model.unembed(model.ln_final(resid))
+
+    return torch.cat(map_batches(run, resid, z))
+
+
 def mse_from(
     model,
     resid: Float[Tensor, "batch pos d_model"],
@@ -211,17 +232,6 @@ def qk_intervention_heads(scores: pd.DataFrame, min_z: float) -> tuple[list, str
     )
 
 
-def _mean_ablate_hook(mean: Float[Tensor, "1 pos n_heads d_head"], heads: list[int]):
-    """Replace the ``heads``' ``hook_z`` by ``mean`` (their population mean per position)."""
-
-    def hook(z: Float[Tensor, "batch pos n_heads d_head"], hook):
-        z = z.clone()
-        z[:, :, heads] = mean[:, :, heads]
-        return z
-
-    return hook
-
-
 @torch.no_grad()
 def mean_ablation_table(
     model,
@@ -236,7 +246,8 @@ def mean_ablation_table(
     A head's ``hook_z`` is replaced by its mean over the population at each position (taken on
     the unablated pass), so the head still adds its average ("bias") output but nothing that
     depends on the input. The blocks before ``layer`` run once, or not at all where ``cache``
-    (:func:`resid_entering`) holds their output.
+    (:func:`resid_entering`) holds their output, and ``layer``'s attention patterns once: each
+    ablation continues from the unablated pass's ``z`` (:func:`outputs_from_z`).
     """
     resid = resid_entering(model, inputs, layer, cache)
     name = f"blocks.{layer}.attn.hook_z"
@@ -247,9 +258,9 @@ def mean_ablation_table(
     targets_list = [(f"L{layer}H{h}", [h]) for h in range(model.cfg.n_heads)]
     targets_list.append((f"all layer-{layer} heads", list(range(model.cfg.n_heads))))
     for label, heads in targets_list:
-        after = mse_from(
-            model, resid, layer, targets, loss_from, [(name, _mean_ablate_hook(mean, heads))]
-        )
+        ablated = z.clone()
+        ablated[:, :, heads] = mean[:, :, heads]
+        after = float(masked_mse(outputs_from_z(model, resid, ablated, layer), targets, loss_from))
         rows.append(
             {
                 "layer": layer,
