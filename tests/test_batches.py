@@ -127,3 +127,20 @@ def test_outputs_from_a_changed_z_are_the_hooked_pass_bit_for_bit(model, populat
 def test_map_batches_refuses_tensors_of_different_row_counts():
     with pytest.raises(ValueError, match=r"tensors of \[300, 299\] rows"):
         map_batches(torch.add, torch.zeros(300, 2), torch.zeros(299, 2))
+
+
+def test_the_first_batch_runs_alone_on_the_calling_thread_before_the_others():
+    """A kernel's first call must not come from two threads at once (module docstring)."""
+    import threading
+
+    events = []
+
+    def fn(batch):
+        events.append(("start", int(batch[0]), threading.get_ident()))
+        events.append(("end", int(batch[0]), threading.get_ident()))
+        return batch
+
+    parts = on_threads(2, lambda: map_batches(fn, torch.arange(300), batch_size=100))
+    assert torch.equal(torch.cat(parts), torch.arange(300))
+    assert events[:2] == [("start", 0, threading.get_ident()), ("end", 0, threading.get_ident())]
+    assert {e[1] for e in events[2:]} == {100, 200}
