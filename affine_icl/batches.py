@@ -15,7 +15,8 @@ concatenated are bit for bit the whole population in one call on one thread (che
 so). Rows here are sequences: a computation that mixes them (a mean over the population) must
 run on the concatenation, not inside ``fn``.
 
-The first batch runs alone, on the calling thread, before the others start. With torch 2.13's
+The first batch runs alone, on the calling thread, before the others start
+(:func:`map_on_threads`, which the shuffled nulls of :mod:`.analysis.chance` use too). With torch 2.13's
 CPU build on the project's 2-core machine (an AMX Xeon), a kernel called for the first time in a
 process from two threads at once could compute one thread's batch less exactly: ``t.sqrt()`` of
 a contiguous ``[100, 14, 1]`` float tensor (a LayerNorm's scale) came out 2.5e-4 off, relative,
@@ -28,7 +29,7 @@ On a GPU there is nothing to gain: :func:`map_batches` makes one call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -39,6 +40,21 @@ from torch import Tensor
 BATCH_SIZE = 100
 
 T = TypeVar("T")
+A = TypeVar("A")
+
+
+def map_on_threads(fn: Callable[[A], T], items: Sequence[A], threads: int) -> list[T]:
+    """``[fn(item) for item in items]`` on ``threads`` Python threads, in order: the first item
+    alone on the calling thread, then the others at once (a kernel's first call must not come
+    from two threads at once: module docstring). ``fn`` must be safe to call from several
+    threads at once."""
+    if not items:
+        return []
+    first = [fn(items[0])]
+    if threads <= 1 or len(items) == 1:
+        return first + [fn(item) for item in items[1:]]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return first + list(pool.map(fn, items[1:]))
 
 
 def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE) -> list[T]:
@@ -49,8 +65,8 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     intra-op threads set to one meanwhile (restored after), so ``fn`` must be safe to call from
     several threads at once: no state of its own that two batches would share (a forward hook
     that writes somewhere must key what it writes by thread). The first batch runs alone on the
-    calling thread before the others start (module docstring). On another device ``fn`` gets
-    all of ``xs`` in one call."""
+    calling thread before the others start (:func:`map_on_threads`). On another device ``fn``
+    gets all of ``xs`` in one call."""
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"map_batches: tensors of {[len(x) for x in xs]} rows, not one count")
     if xs[0].device.type != "cpu":
@@ -59,11 +75,6 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     batches = list(zip(*(x.split(batch_size) for x in xs), strict=True))
     torch.set_num_threads(1)  # also for a single batch: the same bits however it is split
     try:
-        # the first batch alone, on this thread: a kernel's first call must not race
-        first = [fn(*batches[0])]
-        if threads == 1:
-            return first + [fn(*batch) for batch in batches[1:]]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return first + list(pool.map(lambda batch: fn(*batch), batches[1:]))
+        return map_on_threads(lambda batch: fn(*batch), batches, threads)
     finally:
         torch.set_num_threads(threads)
