@@ -16,13 +16,13 @@ so). Rows here are sequences: a computation that mixes them (a mean over the pop
 run on the concatenation, not inside ``fn``.
 
 The first batch runs alone, on the calling thread, before the others start
-(:func:`map_on_threads`, which the shuffled nulls of :mod:`.analysis.chance` use too). With torch 2.13's
-CPU build on the project's 2-core machine (an AMX Xeon), a kernel called for the first time in a
-process from two threads at once could compute one thread's batch less exactly: ``t.sqrt()`` of
-a contiguous ``[100, 14, 1]`` float tensor (a LayerNorm's scale) came out 2.5e-4 off, relative,
-in 1 to 5 of 10 fresh processes, never from one thread and never on a later call; it moved a
-mean ablation's MSE by up to 6e-6 from one run of the rule to the next. With the first batch
-alone, 12 of 12 fresh processes gave the same bits (issue 31's note).
+(:func:`map_on_threads`, which the shuffled nulls of :mod:`.analysis.chance` use too). With
+torch 2.13's CPU build on the project's 2-core machine (an AMX Xeon), a kernel called for the
+first time in a process from two threads at once could compute one thread's batch less
+exactly: ``t.sqrt()`` of a contiguous ``[100, 14, 1]`` float tensor (a LayerNorm's scale) came
+out 2.5e-4 off, relative, in 1 to 5 of 10 fresh processes, never from one thread and never on a
+later call; it moved a mean ablation's MSE by up to 6e-6 from one run of the rule to the next.
+With the first batch alone, 12 of 12 fresh processes gave the same bits (issue 31's note).
 
 On a GPU there is nothing to gain: :func:`map_batches` makes one call.
 """

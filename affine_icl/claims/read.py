@@ -141,7 +141,7 @@ def ov_reading(reading: str, what: str) -> Measure:
 
     def measure(t, s):
         fits = t["ov_regressions"]
-        # a vectorised test: iterating a string column of 138,000 rows took 0.1 s a call
+        # vectorised: iterating the 138,000-row string column took 0.08 s a call, 32 a judging
         if "reading" not in fits or not fits["reading"].eq(reading).any():
             return math.nan
         fits = fits[fits["reading"] == reading]

@@ -63,7 +63,8 @@ def draw_heatmap(data, ax, check_overlap: bool = True, **kw) -> None:
     overlap, and turns them if they do. A caller that sets the labels' rotation itself afterwards
     discards that answer, and in a figure of many heatmaps the draws are most of its time (8
     attention patterns: 5.5 of the rule's 7.9 s on the 2-core CPU; issue 31). Such a caller
-    passes ``check_overlap=False``; nothing else changes: the same artists, the same PNG."""
+    passes ``check_overlap=False``: the same artists, though the PNG's bytes can differ, as
+    constrained layout converges to positions a sub-pixel apart without those draws."""
     if check_overlap:
         sns.heatmap(data, ax=ax, **kw)
         return
