@@ -22,7 +22,7 @@ first time in a process from two threads at once could compute one thread's batc
 exactly: ``t.sqrt()`` of a contiguous ``[100, 14, 1]`` float tensor (a LayerNorm's scale) came
 out 2.5e-4 off, relative, in 1 to 5 of 10 fresh processes, never from one thread and never on a
 later call; it moved a mean ablation's MSE by up to 6e-6 from one run of the rule to the next.
-With the first batch alone, 12 of 12 fresh processes gave the same bits (issue 31's note).
+With the first batch alone, 32 of 32 fresh processes gave the same bits (issue 31's note).
 
 On a GPU there is nothing to gain: :func:`map_batches` makes one call.
 """
