@@ -307,3 +307,16 @@ def test_a_heatmap_without_the_overlap_check_draws_the_same_artists_and_no_figur
     assert list(ours.get_yticks()) == list(seaborn_ax.get_yticks())
     for fig, _ in figs:
         plt.close(fig)
+
+
+def test_a_wrapped_title_keeps_a_number_with_the_word_before_it():
+    from affine_icl.figures.style import wrap_balanced
+
+    line = "highest previous_token_score in layer 0: L0H5 (previous_token_score 0.716)"
+    wrapped = wrap_balanced(line, 48)
+    lines = wrapped.split("\n")
+    assert len(lines) == 2 and all(len(part) <= 48 for part in lines)
+    assert "layer 0:" in wrapped  # Figure 18's title broke here: "... in layer" / "0: L0H5 ..."
+    assert wrapped.replace("\n", " ") == line  # nothing lost, no other character changed
+    assert wrap_balanced("a b c 1 2 3 4", 4).replace("\n", " ") == "a b c 1 2 3 4"
+    assert wrap_balanced(line, len(line)) == line

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import re
 import textwrap
 from unittest import mock
 
@@ -35,17 +36,25 @@ def save_figure(fig: plt.Figure, path) -> None:
     plt.close(fig)
 
 
+#: A space between a word and the number after it ("layer 0", "sample 11000"): never a line break.
+_WORD_NUMBER_SPACE = re.compile(r"(?<=[A-Za-z]) (?=[-+]?\d)")
+_KEPT = "\N{NO-BREAK SPACE}"  # textwrap breaks at ASCII whitespace only
+
+
 def wrap_balanced(line: str, width: int) -> str:
     """``line`` wrapped at word boundaries into as few lines as ``width`` allows, of about equal
-    length, so that no short fragment is left alone on the last line."""
+    length, so that no short fragment is left alone on the last line; a number stays on the
+    line of the word before it ("layer 0")."""
     if len(line) <= width:
         return line
-    n_lines = len(textwrap.wrap(line, width))
-    for w in range(-(-len(line) // n_lines), width + 1):
-        wrapped = textwrap.wrap(line, w)
-        if len(wrapped) <= n_lines:
-            return "\n".join(wrapped)
-    return textwrap.fill(line, width)
+    kept = _WORD_NUMBER_SPACE.sub(_KEPT, line)
+    wrapped = textwrap.wrap(kept, width)
+    for w in range(-(-len(line) // len(wrapped)), width):  # the narrowest as few lines fit in
+        narrower = textwrap.wrap(kept, w)
+        if len(narrower) <= len(wrapped):
+            wrapped = narrower
+            break
+    return "\n".join(wrapped).replace(_KEPT, " ")
 
 
 def suptitle(fig: plt.Figure, title: str) -> None:
