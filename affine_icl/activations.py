@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -41,9 +41,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import ActivationCache
 
+from .batches import map_batches
 from .errors import unreadable
 from .model import Sequences, VectorTransformer
 
@@ -158,9 +161,10 @@ def write_activation_cache(
 
     ``inputs`` and ``targets`` are ``[N, L, d_vocab]``; ``sample_ids`` holds the ``N`` distinct
     integer ids of the sequences (rows are written in increasing id order). The model runs
-    ``run_with_cache`` in batches of ``batch_size``, ``n_layers + 1`` times over the inputs: once
-    per layer, capturing only that layer's hooks, then once for the LayerNorm scales and outputs.
-    So memory holds one batch of one layer at a time, and the files come out sorted by layer.
+    ``n_layers + 1`` times over the inputs (:func:`hooked_pass`): once per layer, capturing only
+    that layer's hooks, then once for the LayerNorm scales and outputs. So memory holds one
+    layer's activations at a time, and the files come out sorted by layer, in row groups of
+    ``batch_size`` sequences (which change no number: :mod:`affine_icl.batches`).
     ``metadata`` (string keys and values) is stored in every file's schema metadata.
     Returns ``{family: path}``.
     """
@@ -172,12 +176,11 @@ def write_activation_cache(
     paths = {family: out_dir / f"{family}.parquet" for family in FAMILIES}
     schemas = family_schemas(model, inputs.shape[1])
     common = {**metadata, MODEL_KEY: json.dumps(model_signature(model))}
-    n_passes = model.cfg.n_layers + 1
+    groups = [slice(start, start + batch_size) for start in range(0, len(inputs), batch_size)]
+    ln_hooks = ln_columns(model.cfg.n_layers)
     with (
         ExitStack() as stack,
-        tqdm(
-            total=n_passes * _n_batches(len(inputs), batch_size), desc="caching activations"
-        ) as progress,
+        tqdm(total=model.cfg.n_layers + 1, desc="caching activations (passes)") as progress,
     ):
         writers = {
             family: stack.enter_context(
@@ -186,19 +189,21 @@ def write_activation_cache(
             for family in FAMILIES
         }
         for layer in range(model.cfg.n_layers):
-            for rows, _, cache in _run_batches(
-                model, inputs, batch_size, _layer_hooks(layer), progress
-            ):
+            _, acts = _numpy_pass(model, inputs, _layer_hooks(layer))
+            progress.update()
+            for rows in groups:
+                cache = {name: act[rows] for name, act in acts.items()}
                 tables = _layer_tables(cache, sample_ids[rows], layer, schemas)
                 for family, table in tables.items():
                     _write(writers[family], table)
-        ln_hooks = ln_columns(model.cfg.n_layers)
-        for rows, output, cache in _run_batches(
-            model, inputs, batch_size, list(ln_hooks.values()), progress
-        ):
+            acts = cache = None  # one layer's activations in memory at a time
+        output, acts = _numpy_pass(model, inputs, list(ln_hooks.values()))
+        progress.update()
+        for rows in groups:
             ids = sample_ids[rows]
+            cache = {name: act[rows] for name, act in acts.items()}
             _write(writers["ln_scale"], _ln_table(cache, ids, ln_hooks, schemas["ln_scale"]))
-            outputs = _outputs_table(output, _numpy(targets[rows]), ids, schemas["outputs"])
+            outputs = _outputs_table(output[rows], _numpy(targets[rows]), ids, schemas["outputs"])
             _write(writers["outputs"], outputs)
     return paths
 
@@ -222,10 +227,6 @@ def _check_inputs(model, inputs, targets, sample_ids, metadata) -> np.ndarray:
     if bad:
         raise TypeError(f"metadata keys and values must be strings, got {bad}")
     return sample_ids.astype(np.int64)
-
-
-def _n_batches(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)
 
 
 def _writer(path: Path, schema: pa.Schema, metadata: dict[str, str]) -> pq.ParquetWriter:
@@ -253,24 +254,43 @@ def _write(writer: pq.ParquetWriter, table: pa.Table) -> None:
     writer.write_table(table, row_group_size=len(table))
 
 
-def _run_batches(model, inputs, batch_size, hooks, progress) -> Iterator:
-    """Yield ``(rows, output, cache)`` for each batch of ``batch_size`` sequences.
+@torch.no_grad()
+def hooked_pass(
+    model: VectorTransformer, inputs: Sequences, hooks: list[str]
+) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
+    """``model``'s outputs over ``inputs`` ``[N, L, d_vocab]`` and the activations of the hook
+    points named ``hooks`` over them (by name), float32 on the CPU, in the inputs' order.
 
-    ``rows`` is the batch's slice of ``inputs``; ``output`` and the cached ``hooks`` are float32
-    numpy arrays.
-    """
-    for start in range(0, len(inputs), batch_size):
-        rows = slice(start, start + batch_size)
-        with torch.inference_mode():
-            output, cache = model.run_with_cache(
-                inputs[rows].to(model.device), names_filter=hooks, return_cache_object=False
-            )
-        progress.update()
-        yield rows, _numpy(output), {name: _numpy(t) for name, t in cache.items()}
+    The batches run at once on the analyses' threads (:func:`~affine_icl.batches.map_batches`),
+    so the bits are those of one call on one thread, whatever the threads or the batch size.
+    The forward pass is the model's own; capturing more or fewer hooks changes no number."""
+    captured: dict[int, dict[str, Tensor]] = {}  # by thread: batches run on several at once
+
+    def keep(act: Tensor, hook) -> None:
+        captured.setdefault(threading.get_ident(), {})[hook.name] = act.detach()
+
+    def run(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        output = model(batch)
+        acts = captured.pop(threading.get_ident(), {})
+        return _cpu(output), {name: _cpu(acts[name]) for name in hooks}
+
+    with model.hooks(fwd_hooks=[(name, keep) for name in hooks]):
+        outputs, acts = zip(*map_batches(run, inputs.to(model.device)), strict=True)
+    return torch.cat(outputs), {name: torch.cat([a[name] for a in acts]) for name in hooks}
 
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu", torch.float32).numpy()
+def _numpy_pass(model, inputs, hooks) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`hooked_pass` as numpy arrays."""
+    output, acts = hooked_pass(model, inputs, hooks)
+    return output.numpy(), {name: act.numpy() for name, act in acts.items()}
+
+
+def _cpu(tensor: Tensor) -> Tensor:
+    return tensor.detach().to("cpu", torch.float32)
+
+
+def _numpy(tensor: Tensor) -> np.ndarray:
+    return _cpu(tensor).numpy()
 
 
 def _layer_hooks(layer: int) -> list[str]:
@@ -433,29 +453,18 @@ def load_activation_cache(
     return ActivationCache(cache, model)
 
 
-def activation_cache(
-    model: VectorTransformer, inputs: Sequences, batch_size: int = 250
-) -> ActivationCache:
+def activation_cache(model: VectorTransformer, inputs: Sequences) -> ActivationCache:
     """The activations :func:`load_activation_cache` would read back, computed in memory.
 
-    Runs ``model`` over ``inputs`` ``[N, L, d_vocab]`` (in their order) in batches, keeping the
-    hooks the Parquet cache stores, with ``hook_attn_out`` rebuilt the same way (head results +
-    ``b_O``), so an analysis gives the same numbers on either. For measurements that need no
-    files, such as the claims at every weights snapshot (:mod:`affine_icl.over_training`).
+    Runs ``model`` over ``inputs`` ``[N, L, d_vocab]`` (in their order) once
+    (:func:`hooked_pass`), keeping the hooks the Parquet cache stores, with ``hook_attn_out``
+    rebuilt the same way (head results + ``b_O``), so an analysis gives the same numbers on
+    either. For measurements that need no files, such as the claims at every weights snapshot
+    (:mod:`affine_icl.over_training`).
     """
-    ln_hooks = list(ln_columns(model.cfg.n_layers).values())
-    hooks = {h for layer in range(model.cfg.n_layers) for h in _layer_hooks(layer)}
-    hooks |= set(ln_hooks)
-    parts: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, len(inputs), batch_size):
-        with torch.inference_mode():
-            batch = inputs[start : start + batch_size].to(model.device)
-            _, cache = model.run_with_cache(
-                batch, names_filter=lambda name: name in hooks, return_cache_object=False
-            )
-        for name, tensor in cache.items():
-            parts.setdefault(name, []).append(tensor.detach().to("cpu", torch.float32))
-    tensors = {name: torch.cat(values) for name, values in parts.items()}
+    hooks = [h for layer in range(model.cfg.n_layers) for h in _layer_hooks(layer)]
+    hooks += list(ln_columns(model.cfg.n_layers).values())
+    _, tensors = hooked_pass(model, inputs, hooks)
     for layer in range(model.cfg.n_layers):
         tensors[ATTN_OUT_HOOK.format(l=layer)] = _attn_out(
             model, layer, tensors[RESULT_HOOK.format(l=layer)]

@@ -1,4 +1,5 @@
-"""A row-independent computation over a population, in batches spread over the CPU's threads.
+"""A row-independent computation over a population, in batches spread over the CPU's threads,
+and the one way the analyses use threads: numbers that do not depend on how many.
 
 An intervention's forward pass over the analysis population (1,000 sequences of 14 vectors at
 the protocol) is the same computation for every sequence. On the CPU, one call over the whole
@@ -24,6 +25,14 @@ out 2.5e-4 off, relative, in 1 to 5 of 10 fresh processes, never from one thread
 later call; it moved a mean ablation's MSE by up to 6e-6 from one run of the rule to the next.
 With the first batch alone, 32 of 32 fresh processes gave the same bits (issue 31's note).
 
+The analyses compute on one torch thread (:func:`use_threads`): the rule's threads run batches
+(:func:`map_batches`) and independent items (:func:`map_on_threads`) at once, never one op on
+several. Torch's intra-op threads split a reduction or a matmul by their number, so a table
+computed on two of them differed from the same table on one in the last bits of its floats
+(an activation cache on 1 and on 2 threads: 1 ulp in a quarter of the entries); with every op
+on one thread, a rule's numbers are the same bits whatever its ``threads`` (``--cores 1``, a
+laptop, a Slurm job) and its ``cache_batch_size``, and those settings only say how fast.
+
 On a GPU there is nothing to gain: :func:`map_batches` makes one call.
 """
 
@@ -41,6 +50,25 @@ BATCH_SIZE = 100
 
 T = TypeVar("T")
 A = TypeVar("A")
+
+_threads: int | None = None  # set by use_threads; None: torch's thread count
+
+
+def use_threads(n: int) -> None:
+    """From here on in this process, compute on one torch thread and run ``n`` batches or items
+    at once in :func:`map_batches` and :func:`map_on_threads` callers (module docstring): what
+    every analysis rule does with its ``threads``."""
+    global _threads
+    if n < 1:
+        raise ValueError(f"use_threads: {n} threads; at least 1")
+    _threads = n
+    torch.set_num_threads(1)
+
+
+def threads() -> int:
+    """How many batches or items run at once: :func:`use_threads`'s count, else (a caller that
+    never set it) torch's thread count."""
+    return _threads if _threads is not None else torch.get_num_threads()
 
 
 def map_on_threads(fn: Callable[[A], T], items: Sequence[A], threads: int) -> list[T]:
@@ -61,20 +89,26 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     """``fn`` of each batch of ``batch_size`` rows of ``xs`` (dimension 0; several tensors of
     the same rows are split alike, ``fn`` takes one batch of each), in order.
 
-    On the CPU the batches run on ``torch.get_num_threads()`` Python threads with torch's
-    intra-op threads set to one meanwhile (restored after), so ``fn`` must be safe to call from
-    several threads at once: no state of its own that two batches would share (a forward hook
-    that writes somewhere must key what it writes by thread). The first batch runs alone on the
-    calling thread before the others start (:func:`map_on_threads`). On another device ``fn``
-    gets all of ``xs`` in one call."""
+    On the CPU the batches run on :func:`threads` Python threads with torch's intra-op threads
+    set to one meanwhile (restored after), and with the caller's grad mode (a new thread's is
+    on), so ``fn`` must be safe to call from several threads at once: no state of its own that
+    two batches would share (a forward hook that writes somewhere must key what it writes by
+    thread). The first batch runs alone on the calling thread before the others start
+    (:func:`map_on_threads`). On another device ``fn`` gets all of ``xs`` in one call."""
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"map_batches: tensors of {[len(x) for x in xs]} rows, not one count")
     if xs[0].device.type != "cpu":
         return [fn(*xs)]
-    threads = torch.get_num_threads()
     batches = list(zip(*(x.split(batch_size) for x in xs), strict=True))
+    grad = torch.is_grad_enabled()
+
+    def run(batch: tuple[Tensor, ...]) -> T:
+        with torch.set_grad_enabled(grad):
+            return fn(*batch)
+
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # also for a single batch: the same bits however it is split
     try:
-        return map_on_threads(lambda batch: fn(*batch), batches, threads)
+        return map_on_threads(run, batches, threads())
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)

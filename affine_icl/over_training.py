@@ -57,7 +57,7 @@ def snapshot_tables(
     ):
         unfolded = load_model(weights[step])
         model = fold_weights(unfolded)
-        cache = activation_cache(model, pop.inputs, a.cache_batch_size)
+        cache = activation_cache(model, pop.inputs)
         run = RunInputs(model, pop, cache, settings, unfolded, step_nulls)
         for name, table in run_tables(run).items():
             by_table[name].append(table.assign(step=step))

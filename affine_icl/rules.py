@@ -70,18 +70,18 @@ def analysis_run(sm, layers=None, with_cache: bool = True) -> AnalysisRun:
     ``input.cache`` (activation files, when ``with_cache``) and the ``analysis.*`` params
     (:func:`affine_icl.rule_settings.setting_params`).
     ``layers`` limits which layers' activations are read (those the model lacks are left out);
-    only the families the rule declares as inputs are read. Torch uses the rule's threads (a
-    Slurm job's CPUs, not the node's).
+    only the families the rule declares as inputs are read. The analysis runs on the rule's
+    threads (a Slurm job's CPUs, not the node's), the same numbers on any count
+    (:func:`~affine_icl.batches.use_threads`).
     """
-    import torch
-
     from .activations import load_activation_cache
     from .activations import read_metadata as cache_metadata
     from .analysis.population import analysis_population
+    from .batches import use_threads
     from .data import read_parquet
     from .model import load_model, read_metadata
 
-    torch.set_num_threads(sm.threads)  # the rule's threads (config resources), not every core
+    use_threads(sm.threads)  # the rule's threads (config resources), not every core
     check_provenance(sm)
     settings = analysis_settings(sm)
     model = load_model(sm.input.folded)

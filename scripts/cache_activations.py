@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import torch
-
 from affine_icl.activations import write_activation_cache
 from affine_icl.analysis.population import analysis_population
+from affine_icl.batches import use_threads
 from affine_icl.data import read_parquet
 from affine_icl.model import write_folded
 from affine_icl.rules import analysis_settings, check_provenance, rule_log
@@ -13,7 +12,7 @@ from affine_icl.rules import analysis_settings, check_provenance, rule_log
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
     check_provenance(sm)
-    torch.set_num_threads(sm.threads)
+    use_threads(sm.threads)
     settings = analysis_settings(sm)
     folded, provenance = write_folded(sm.input.weights, sm.output.folded)
     pop = analysis_population(

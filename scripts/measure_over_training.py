@@ -2,16 +2,15 @@
 snapshot before the final step, one CSV per table with a step column (the final weights' tables
 are the measure rules')."""
 
-import torch
-
 from affine_icl.analysis.population import analysis_population
+from affine_icl.batches import use_threads
 from affine_icl.data import read_parquet
 from affine_icl.over_training import snapshot_tables, weights_by_step
 from affine_icl.rules import check_provenance, claim_params, rule_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_log(sm.log[0]) as log:
-    torch.set_num_threads(sm.threads)
+    use_threads(sm.threads)
     check_provenance(sm)
     settings = claim_params(sm)
     pop = analysis_population(

@@ -384,7 +384,7 @@ def test_an_intervention_starts_from_the_cached_residual(folded, batch):
     from affine_icl.activations import activation_cache
     from affine_icl.analysis.interventions import resid_entering
 
-    cache = activation_cache(folded, batch.inputs, batch_size=len(batch.inputs))
+    cache = activation_cache(folded, batch.inputs)
     for layer in range(CFG.n_layers):
         read = resid_entering(folded, batch.inputs, layer, cache)
         assert read is cache[f"blocks.{layer}.hook_resid_pre"]

@@ -5,13 +5,15 @@ import pytest
 import torch
 from test_model import random_model
 
+from affine_icl import batches
+from affine_icl.activations import activation_cache
 from affine_icl.analysis.interventions import (
     mean_ablation_table,
     outputs_from,
     outputs_from_z,
     resid_entering,
 )
-from affine_icl.batches import map_batches
+from affine_icl.batches import map_batches, use_threads
 from affine_icl.config import DataConfig, ModelConfig
 from affine_icl.data import sample_batch
 from affine_icl.model import fold_weights
@@ -144,3 +146,34 @@ def test_the_first_batch_runs_alone_on_the_calling_thread_before_the_others():
     assert torch.equal(torch.cat(parts), torch.arange(300))
     assert events[:2] == [("start", 0, threading.get_ident()), ("end", 0, threading.get_ident())]
     assert {e[1] for e in events[2:]} == {100, 200}
+
+
+@pytest.fixture
+def analysis_threads(monkeypatch):
+    """:func:`use_threads` for one test; batches' count and torch's threads restored after."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(batches, "_threads", None)
+    yield use_threads
+    torch.set_num_threads(before)
+
+
+def test_an_activation_cache_is_the_same_bits_on_any_number_of_threads(
+    model, population, analysis_threads
+):
+    """The analyses compute on one torch thread and run batches on the rule's threads: the
+    cache (and every table from it) does not depend on the count. Computed on torch's intra-op
+    threads instead, a cache on 2 threads differed from one on 1 in its last bits."""
+    caches = []
+    for n in (1, 2, 3):
+        analysis_threads(n)
+        assert batches.threads() == n and torch.get_num_threads() == 1
+        caches.append(activation_cache(model, population.inputs))
+    for cache in caches[1:]:
+        assert set(cache.keys()) == set(caches[0].keys())
+        for name in caches[0].keys():
+            assert torch.equal(cache[name], caches[0][name]), name
+
+
+def test_use_threads_refuses_no_threads(analysis_threads):
+    with pytest.raises(ValueError, match="at least 1"):
+        analysis_threads(0)

@@ -43,7 +43,7 @@ def run(tmp_path_factory):
     pop = Population(inputs, targets, c, np.arange(N))
     where = tmp_path_factory.mktemp("cache")
     write_activation_cache(model, inputs, targets, np.arange(N), where, {"run": "t"}, 8)
-    memory = RunInputs(model, pop, activation_cache(model, inputs, 8), SETTINGS, unfolded)
+    memory = RunInputs(model, pop, activation_cache(model, inputs), SETTINGS, unfolded)
     return memory, where
 
 
@@ -134,7 +134,7 @@ def test_the_snapshots_tables_are_each_models_own_with_its_step(run, tmp_path):
     assert set(over) == set(TABLES)
     for step, unfolded in ((100, memory.unfolded), (300, other)):
         folded = fold_weights(unfolded)
-        cache = activation_cache(folded, memory.pop.inputs, SETTINGS.analysis.cache_batch_size)
+        cache = activation_cache(folded, memory.pop.inputs)
         alone = RunInputs(folded, memory.pop, cache, SETTINGS, unfolded)
         expected = run_tables(alone)
         at_step = tables_at(over, step)
