@@ -11,6 +11,8 @@
 #             here; the call carries .whl), the project from PYTHONPATH
 #   snakemake $GPU_STUDY_TARGETS (default: atlas sweep_loss_curves) with train_batched (the
 #             sweep's runs that differ only in seed and model.init train as one stacked model),
+#             measure_over_training on 2 threads (the long pole on a node of many cores; the
+#             numbers are those of any thread count),
 #             checkpoints every 10,000 steps (not a weight setting), --keep-going, stopped at
 #             DEADLINE_S seconds after the start: a stopped trainer checkpoints, and the same
 #             command in a second call on the still-warm machine continues from there
@@ -55,6 +57,7 @@ say "snakemake ${GPU_STUDY_TARGETS:-atlas sweep_loss_curves}, at most $left s"
 # SIGTERM first (the trainer checkpoints), SIGKILL 20 s later
 timeout --kill-after=20 "$left" python3 -m snakemake --snakefile workflow/Snakefile \
     --cores "$(nproc)" --configfile "$CONFIG" --keep-going --rerun-incomplete \
+    --set-threads measure_over_training=2 \
     --config train_batched=True 'train={checkpoint_every: 10000}' \
     -- ${GPU_STUDY_TARGETS:-atlas sweep_loss_curves} >>"$LOG" 2>&1
 say "snakemake exit $?"

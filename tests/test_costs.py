@@ -46,7 +46,7 @@ def test_each_rule_is_measured_against_what_it_asks_for(tmp_path, config):
     ]
     cache = costs.loc["cache_activations"]
     assert (cache.jobs, cache.median_s, cache.max_s, cache.max_rss_mb) == (2, 20.0, 30.0, 900.0)
-    assert (cache.threads, cache.mem_mb, cache.runtime_min) == (2, 3000, 10)
+    assert (cache.threads, cache.mem_mb, cache.runtime_min) == (1, 3000, 10)  # config.yaml
     assert bool(cache.fits)
     assert not costs.loc["fig07_head_attribution", "fits"]
     assert costs.loc["train", "mem_mb"] == config["resources"]["train"]["mem_mb"]
