@@ -5,8 +5,8 @@ An intervention's forward pass over the analysis population (1,000 sequences of 
 the protocol) is the same computation for every sequence. On the CPU, one call over the whole
 population is slow twice over: its MLP activations (14,000 x 3,072 floats, 172 MB) are fresh
 memory the kernel pages in at every call, and torch's threads share one huge matmul. Split into
-batches of :data:`BATCH_SIZE` sequences, each batch on one thread and ``torch.get_num_threads()``
-batches at once, the pass of layers 1-2 takes 0.38 s instead of 0.70 s (2-core machine, median
+batches of :data:`BATCH_SIZE` sequences, each batch on one thread and :func:`threads` batches
+at once, the pass of layers 1-2 takes 0.38 s instead of 0.70 s (2-core machine, median
 of 6; ``bench`` note of issue 31).
 
 The bits do not change: with one thread per batch every matmul is MKL's single-thread kernel,
@@ -28,10 +28,11 @@ With the first batch alone, 32 of 32 fresh processes gave the same bits (issue 3
 The analyses compute on one torch thread (:func:`use_threads`): the rule's threads run batches
 (:func:`map_batches`) and independent items (:func:`map_on_threads`) at once, never one op on
 several. Torch's intra-op threads split a reduction or a matmul by their number, so a table
-computed on two of them differed from the same table on one in the last bits of its floats
-(an activation cache on 1 and on 2 threads: 1 ulp in a quarter of the entries); with every op
-on one thread, a rule's numbers are the same bits whatever its ``threads`` (``--cores 1``, a
-laptop, a Slurm job) and its ``cache_batch_size``, and those settings only say how fast.
+computed on two of them differed from the same table on one in the last bits of its floats (a
+paper-shape model run over 250 sequences on 1 and on 2 threads: 40 of its 58 hook points
+differed); with every op on one thread, a rule's numbers are the same bits whatever its
+``threads`` (``--cores 1``, a laptop, a Slurm job) and its ``cache_batch_size``, and those
+settings only say how fast.
 
 On a GPU there is nothing to gain: :func:`map_batches` makes one call.
 """
