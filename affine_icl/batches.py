@@ -5,8 +5,8 @@ An intervention's forward pass over the analysis population (1,000 sequences of 
 the protocol) is the same computation for every sequence. On the CPU, one call over the whole
 population is slow twice over: its MLP activations (14,000 x 3,072 floats, 172 MB) are fresh
 memory the kernel pages in at every call, and torch's threads share one huge matmul. Split into
-batches of :data:`BATCH_SIZE` sequences, each batch on one thread and :func:`threads` batches
-at once, the pass of layers 1-2 takes 0.38 s instead of 0.70 s (2-core machine, median
+batches of :data:`BATCH_SIZE` sequences, each batch on one thread and :func:`analysis_threads`
+batches at once, the pass of layers 1-2 takes 0.38 s instead of 0.70 s (2-core machine, median
 of 6; ``bench`` note of issue 31).
 
 The bits do not change: with one thread per batch every matmul is MKL's single-thread kernel,
@@ -66,7 +66,7 @@ def use_threads(n: int) -> None:
     torch.set_num_threads(1)
 
 
-def threads() -> int:
+def analysis_threads() -> int:
     """How many batches or items run at once: :func:`use_threads`'s count, else (a caller that
     never set it) torch's thread count."""
     return _threads if _threads is not None else torch.get_num_threads()
@@ -90,11 +90,11 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     """``fn`` of each batch of ``batch_size`` rows of ``xs`` (dimension 0; several tensors of
     the same rows are split alike, ``fn`` takes one batch of each), in order.
 
-    On the CPU the batches run on :func:`threads` Python threads with torch's intra-op threads
-    set to one meanwhile (restored after), and with the caller's grad mode (a new thread's is
-    on), so ``fn`` must be safe to call from several threads at once: no state of its own that
-    two batches would share (a forward hook that writes somewhere must key what it writes by
-    thread). The first batch runs alone on the calling thread before the others start
+    On the CPU the batches run on :func:`analysis_threads` Python threads with torch's intra-op
+    threads set to one meanwhile (restored after), and with the caller's grad mode (a new
+    thread's is on), so ``fn`` must be safe to call from several threads at once: no state of
+    its own that two batches would share (a forward hook that writes somewhere must key what it
+    writes by thread). The first batch runs alone on the calling thread before the others start
     (:func:`map_on_threads`). On another device ``fn`` gets all of ``xs`` in one call."""
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"map_batches: tensors of {[len(x) for x in xs]} rows, not one count")
@@ -110,6 +110,6 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # also for a single batch: the same bits however it is split
     try:
-        return map_on_threads(run, batches, threads())
+        return map_on_threads(run, batches, analysis_threads())
     finally:
         torch.set_num_threads(before)

@@ -149,7 +149,7 @@ def test_the_first_batch_runs_alone_on_the_calling_thread_before_the_others():
 
 
 @pytest.fixture
-def analysis_threads(monkeypatch):
+def set_threads(monkeypatch):
     """:func:`use_threads` for one test; batches' count and torch's threads restored after."""
     before = torch.get_num_threads()
     monkeypatch.setattr(batches, "_threads", None)
@@ -158,15 +158,15 @@ def analysis_threads(monkeypatch):
 
 
 def test_an_activation_cache_is_the_same_bits_on_any_number_of_threads(
-    model, population, analysis_threads
+    model, population, set_threads
 ):
     """The analyses compute on one torch thread and run batches on the rule's threads: the
     cache (and every table from it) does not depend on the count. Computed on torch's intra-op
     threads instead, a cache on 2 threads differed from one on 1 in its last bits."""
     caches = []
     for n in (1, 2, 3):
-        analysis_threads(n)
-        assert batches.threads() == n and torch.get_num_threads() == 1
+        set_threads(n)
+        assert batches.analysis_threads() == n and torch.get_num_threads() == 1
         caches.append(activation_cache(model, population.inputs))
     for cache in caches[1:]:
         assert set(cache.keys()) == set(caches[0].keys())
@@ -174,6 +174,6 @@ def test_an_activation_cache_is_the_same_bits_on_any_number_of_threads(
             assert torch.equal(cache[name], caches[0][name]), name
 
 
-def test_use_threads_refuses_no_threads(analysis_threads):
+def test_use_threads_refuses_no_threads(set_threads):
     with pytest.raises(ValueError, match="at least 1"):
-        analysis_threads(0)
+        set_threads(0)

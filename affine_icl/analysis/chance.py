@@ -33,7 +33,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..batches import map_on_threads, threads
+from ..batches import analysis_threads, map_on_threads
 
 
 def uniform_key_share(n_pos: int, key_offset: int | None = None, key: int | None = None) -> float:
@@ -148,9 +148,9 @@ def matrix_score_nulls(
     ``W_K``, ``W_V``, ``W_O`` of each), so they depend on the seed and the shapes only: each
     model's frame is the one it gets alone, and each shuffle is sorted out of its uniform
     draws once for all the models (the sort is half the work of one model). The sorts, then
-    the (model, head) pairs, run on :func:`~affine_icl.batches.threads` threads at once (the
-    first of each alone: :func:`~affine_icl.batches.map_on_threads`), the same numbers as one
-    after another. ``progress``: a bar over the heads scored."""
+    the (model, head) pairs, run on :func:`~affine_icl.batches.analysis_threads` threads at
+    once (the first of each alone: :func:`~affine_icl.batches.map_on_threads`), the same
+    numbers as one after another. ``progress``: a bar over the heads scored."""
     if not models:
         return []
     shapes = {_factor_shapes(model) for model in models}
@@ -164,7 +164,7 @@ def matrix_score_nulls(
     W_E = [model.W_E.detach() for model in models]
     rows: list[list[dict]] = [[] for _ in models]
     bar = tqdm(total=n_layers * n_heads * len(models), desc="shuffled nulls", disable=not progress)
-    n_threads = threads()
+    n_threads = analysis_threads()
     for layer in range(n_layers):  # one layer's shuffles in memory at a time
         factors = [_head_factors(model, layer) for model in models]  # [model][head][4]
         keys = [
