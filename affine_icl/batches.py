@@ -75,15 +75,21 @@ def analysis_threads() -> int:
 def map_on_threads(fn: Callable[[A], T], items: Sequence[A], threads: int) -> list[T]:
     """``[fn(item) for item in items]`` on ``threads`` Python threads, in order: the first item
     alone on the calling thread, then the others at once (a kernel's first call must not come
-    from two threads at once: module docstring). ``fn`` must be safe to call from several
-    threads at once."""
+    from two threads at once: module docstring), each with the caller's grad mode (a new
+    thread's is on). ``fn`` must be safe to call from several threads at once."""
     if not items:
         return []
     first = [fn(items[0])]
     if threads <= 1 or len(items) == 1:
         return first + [fn(item) for item in items[1:]]
+    grad = torch.is_grad_enabled()
+
+    def run(item: A) -> T:
+        with torch.set_grad_enabled(grad):
+            return fn(item)
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return first + list(pool.map(fn, items[1:]))
+        return first + list(pool.map(run, items[1:]))
 
 
 def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE) -> list[T]:
@@ -91,25 +97,19 @@ def map_batches(fn: Callable[..., T], *xs: Tensor, batch_size: int = BATCH_SIZE)
     the same rows are split alike, ``fn`` takes one batch of each), in order.
 
     On the CPU the batches run on :func:`analysis_threads` Python threads with torch's intra-op
-    threads set to one meanwhile (restored after), and with the caller's grad mode (a new
-    thread's is on), so ``fn`` must be safe to call from several threads at once: no state of
-    its own that two batches would share (a forward hook that writes somewhere must key what it
-    writes by thread). The first batch runs alone on the calling thread before the others start
+    threads set to one meanwhile (restored after), so ``fn`` must be safe to call from several
+    threads at once: no state of its own that two batches would share (a forward hook that
+    writes somewhere must key what it writes by thread). The first batch runs alone on the
+    calling thread before the others start, each with the caller's grad mode
     (:func:`map_on_threads`). On another device ``fn`` gets all of ``xs`` in one call."""
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"map_batches: tensors of {[len(x) for x in xs]} rows, not one count")
     if xs[0].device.type != "cpu":
         return [fn(*xs)]
     batches = list(zip(*(x.split(batch_size) for x in xs), strict=True))
-    grad = torch.is_grad_enabled()
-
-    def run(batch: tuple[Tensor, ...]) -> T:
-        with torch.set_grad_enabled(grad):
-            return fn(*batch)
-
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # also for a single batch: the same bits however it is split
     try:
-        return map_on_threads(run, batches, analysis_threads())
+        return map_on_threads(lambda batch: fn(*batch), batches, analysis_threads())
     finally:
         torch.set_num_threads(before)

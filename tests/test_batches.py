@@ -13,7 +13,7 @@ from affine_icl.analysis.interventions import (
     outputs_from_z,
     resid_entering,
 )
-from affine_icl.batches import map_batches, use_threads
+from affine_icl.batches import map_batches, map_on_threads, use_threads
 from affine_icl.config import DataConfig, ModelConfig
 from affine_icl.data import sample_batch
 from affine_icl.model import fold_weights
@@ -177,3 +177,10 @@ def test_an_activation_cache_is_the_same_bits_on_any_number_of_threads(
 def test_use_threads_refuses_no_threads(set_threads):
     with pytest.raises(ValueError, match="at least 1"):
         set_threads(0)
+
+
+def test_items_on_other_threads_run_with_the_callers_grad_mode():
+    with torch.no_grad():
+        modes = map_on_threads(lambda _: torch.is_grad_enabled(), range(6), 3)
+    assert modes == [False] * 6  # a pool thread's own grad mode is on
+    assert map_on_threads(lambda _: torch.is_grad_enabled(), range(6), 3) == [True] * 6
