@@ -179,3 +179,25 @@ def test_pattern_tables_carry_the_uniform_weight_and_the_same_parity_share():
     parity = same_parity_of_table(table)
     np.testing.assert_allclose(parity["mass"], same_parity_per_sequence(cache, 2)[0])
     np.testing.assert_allclose(parity["chance"], uniform_same_parity_share(8))
+
+
+def test_the_checkerboard_is_measured_in_float64_from_the_float32_patterns():
+    """A difference of two group means near 0.5 that differ by 1e-3 keeps only 4-5 digits in
+    float32 (its precision moved with the activation cache's last bits); in float64 it is the
+    difference numpy computes from the same patterns, and its z is the one of that difference."""
+    gen = torch.Generator().manual_seed(4)
+    n_seq = 400
+    c = torch.where(torch.arange(n_seq) % 2 == 0, -1.0, 1.0)
+    noise = torch.rand(n_seq, 4, N_POS, N_POS, generator=gen).tril()
+    layer = noise / noise.sum(-1, keepdim=True)  # float32, as the cache keeps them
+    rows = scores_of([layer] * CFG.n_layers, c)
+    p = layer.double().numpy()
+    q, k = np.arange(N_POS)[:, None], np.arange(N_POS)[None, :]
+    mass = (p * (((q - k) % 2 == 0) & (k <= q))).sum(-1)[:, :, 2:].mean(-1)  # [N, H]
+    alternating = (c < 0).numpy()
+    difference = mass[alternating].mean(0) - mass[~alternating].mean(0)
+    for layer_index in range(CFG.n_layers):
+        measured = rows.loc[layer_index, "checkerboard_difference"].to_numpy()
+        np.testing.assert_allclose(measured, difference, rtol=0, atol=1e-13)
+        parity = rows.loc[layer_index, "same_parity_alternating"].to_numpy()
+        np.testing.assert_allclose(parity, mass[alternating].mean(0), rtol=0, atol=1e-13)

@@ -105,8 +105,10 @@ def key_position_scores(cache, n_layers: int, key: int) -> pd.DataFrame:
 
 def same_parity_per_sequence(cache, layer: int) -> Float[Tensor, "batch n_heads"]:
     """Each sequence's attention mass on keys at an even distance from the query, averaged
-    over queries q >= 2 (the checkerboard measure before averaging over sequences)."""
-    pat = patterns(cache, layer)  # [N, H, Q, K]
+    over queries q >= 2 (the checkerboard measure before averaging over sequences), in float64:
+    its group means differ by about 1e-2 near 0.5, a difference float32 keeps to 4-5 digits,
+    which then moved with the activation cache's last bits."""
+    pat = patterns(cache, layer).double()  # [N, H, Q, K]
     n = pat.shape[-1]
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]

@@ -170,7 +170,7 @@ def _checkerboard_null(
         mass = same_parity_per_sequence(cache, layer)
         difference = mass[alternating].mean(0) - mass[non_alternating].mean(0)
         null = label_permutation_null(mass, alternating, non_alternating, draws, generator)
-        z = (difference.double() - null.mean(0)) / null.std(0)
+        z = (difference - null.mean(0)) / null.std(0)
         for head in range(mass.shape[1]):
             rows.append(
                 {
