@@ -182,9 +182,9 @@ def test_pattern_tables_carry_the_uniform_weight_and_the_same_parity_share():
 
 
 def test_the_checkerboard_is_measured_in_float64_from_the_float32_patterns():
-    """A difference of two group means near 0.5 that differ by 1e-3 keeps only 4-5 digits in
-    float32 (its precision moved with the activation cache's last bits); in float64 it is the
-    difference numpy computes from the same patterns, and its z is the one of that difference."""
+    """The difference of two group means near 0.5 (here 1e-3 to 1e-2) keeps only 4-5 digits in
+    float32, so it moved with the activation cache's last bits; in float64 it is the difference
+    numpy computes from the same float32 patterns (float32 was 1e-7 off)."""
     gen = torch.Generator().manual_seed(4)
     n_seq = 400
     c = torch.where(torch.arange(n_seq) % 2 == 0, -1.0, 1.0)
